@@ -1,0 +1,70 @@
+"""Laws derived from the block maps: χ₁, χ_c, the correlation map and the Pythagorean dilution of skips.
+
+Example
+-------
+>>> from theory import laws, Residual, Dense, tanh, linear
+>>> print(laws.dilution_law().rhs)
+(GSC_r**2 + GSC_s**2*k**2)/(k**2 + 1)
+>>> laws.check_dilution(Residual([Dense(tanh), Dense(linear)]))
+True
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import symbols as S
+from .activations import Activation, get_activation
+from .blocks import PairState, Residual, compose
+from .formula import Formula
+
+DILUTION_SOURCE = ("Philipp, Song & Carbonell 2018 ('Pythagorean equation'); exact under uncorrelated "
+                   "branches, THEORY.md §4")
+
+k_ratio, gsc_r, gsc_s = sp.symbols("k GSC_r GSC_s", positive=True)
+
+
+def chi_1(activation, sw2=S.sigma_w2, q=S.q) -> Formula:
+    """χ₁ = σ_w² E_q[φ'²]: per-layer factor of the squared gradient; ordered < 1 < chaotic (Poole et al. 2016)."""
+    act = get_activation(activation)
+    return Formula(sp.Symbol("chi_1"), sw2 * act.dsecond_moment(q), "Poole et al. 2016; Schoenholz et al. 2017",
+                   "chi_1")
+
+
+def chi_c(activation, sw2=S.sigma_w2, q=S.q, c=S.c) -> Formula:
+    """χ_c = σ_w² E[φ'(u)φ'(v)] at equal variances q and correlation c: slope of the c-map (Schoenholz et al. 2017)."""
+    act = get_activation(activation)
+    return Formula(sp.Symbol("chi_c"), sw2 * act.dkernel(q, q, q * c), "Schoenholz et al. 2017", "chi_c")
+
+
+def correlation_map(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q, c=S.c) -> Formula:
+    """Pre-activation correlation of the next layer, c' = (σ_w² E[φ(u)φ(v)] + σ_b²)/(σ_w² E[φ(u)²] + σ_b²),
+    for pre-activations of equal variance q and correlation c (Poole et al. 2016)."""
+    act = get_activation(activation)
+    rhs = (sw2 * act.kernel(q, q, q * c) + sb2) / (sw2 * act.second_moment(q) + sb2)
+    return Formula(sp.Symbol("c'"), rhs, "Poole et al. 2016", "correlation map")
+
+
+def dilution_law() -> Formula:
+    """GSC_y² = (k² GSC_s² + GSC_r²)/(k² + 1), k = ‖s‖/‖r‖, for y = s + r with uncorrelated branches."""
+    return Formula(S.Symbol("GSC_y^2"), (k_ratio**2 * gsc_s**2 + gsc_r**2) / (k_ratio**2 + 1),
+                   DILUTION_SOURCE, "Pythagorean dilution")
+
+
+def dilution_terms(block: Residual) -> dict:
+    """k², GSC_s², GSC_r² of a residual block y = s + r, s = αx, r = βF(x), from its branch's maps."""
+    s = PairState.single()
+    f = compose(block.branch, s)
+    a, b = block.alpha, block.beta
+    p_s, p_r = a**2 * s.p_a, b**2 * f.out.p_a
+    return {k_ratio**2: p_s / p_r,
+            gsc_s**2: sp.Integer(1),  # J_s = αI: ‖J_s‖²_qm ‖x‖² / ‖αx‖² = 1
+            gsc_r**2: b**2 * f.chi[0] * s.p_a / p_r}
+
+
+def check_dilution(block: Residual) -> bool:
+    """Whether the block's own GSC factor, with uncorrelated branches (m = 0), simplifies to the dilution law."""
+    derived = block.gsc_factor().rhs.subs(S.m, 0)
+    terms = dilution_terms(block)
+    law = dilution_law().rhs.subs({k_ratio: sp.sqrt(terms[k_ratio**2]), gsc_s: sp.sqrt(terms[gsc_s**2]),
+                                   gsc_r: sp.sqrt(terms[gsc_r**2])})
+    return sp.simplify(derived - law) == 0
