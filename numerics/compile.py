@@ -62,7 +62,8 @@ def _bindings(exprs) -> dict:
     return out
 
 
-def _require_numbers(block):
+def require_numbers(block):
+    """Raise a ValueError naming the symbolic parameters of ``block`` (numbers are needed from here on)."""
     free = set()
     for name in ("sw2", "sb2", "alpha", "beta"):
         if hasattr(block, name):
@@ -84,7 +85,7 @@ _STATE = PairState.symbolic()
 @lru_cache(maxsize=None)
 def compile_block(block) -> StepFn:
     """A numeric step function for one block (cached: repeated blocks compile once)."""
-    _require_numbers(block)
+    require_numbers(block)
     if isinstance(block, Dense):
         maps = block.forward(_STATE)
         fn = _lambdify(_STATE.as_tuple(), [*maps.out.as_tuple(), *maps.pre, *maps.chi])
