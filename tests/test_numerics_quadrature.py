@@ -296,8 +296,6 @@ def test_expect2_rejects_bad_input(q1, q2, k, name):
         expect2(np.tanh, np.tanh, q1, q2, k)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG numerics/quadrature.py expect2: with q1 == 0 or q2 == 0 the "
-                   "Cauchy-Schwarz check |k| <= sqrt(q1*q2) is skipped, so k != 0 is silently accepted")
 def test_expect2_rejects_covariance_with_zero_variance():
     with pytest.raises(ValueError, match=r"\bk="):
         expect2(np.tanh, np.tanh, 0.0, 1.0, 0.5)
@@ -311,9 +309,6 @@ def test_zero_variance_returns_f0():
     assert expect2(lambda u: u + 3.0, np.cos, 2.0, 0.0, 0.0) == pytest.approx(3.0, rel=1e-13)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG numerics/quadrature.py expect1 (q == 0 branch): "
-                   "np.asarray(f(np.zeros(1)))[0] raises IndexError when f returns a scalar, which the q > 0 "
-                   "branch accepts through np.broadcast_to")
 def test_zero_variance_scalar_function():
     assert expect1(lambda u: 2.0, 1.0) == pytest.approx(2.0, rel=1e-14)   # works for q > 0
     assert expect1(lambda u: 2.0, 0.0) == 2.0

@@ -122,9 +122,6 @@ def test_dilution_law_symbolic():
         assert laws.check_dilution(block), block.describe()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG theory/laws.py check_dilution: tests sp.simplify(derived - law) == 0 exactly; with "
-                          "Float parameters the difference simplifies to ~1e-16*(...), not 0, so it returns False")
 def test_dilution_law_with_float_parameters():
     assert laws.check_dilution(Residual([Dense(erf, sw2=1.5, sb2=0.3)], beta=sp.Symbol("beta")))
 

@@ -220,10 +220,6 @@ def test_tanh_price_theorem_symbolic():
     assert sp.diff(tanh.kernel(q1, q2, 2 * k), k) == 2 * tanh.dkernel(q1, q2, 2 * k)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="BUG theory/expectations.py fdiff: raises sp.ArgumentIndexError, which sympy does not "
-                          "export at top level (it is sympy.core.function.ArgumentIndexError), so any derivative "
-                          "other than d/dk of a kernel raises AttributeError instead of staying unevaluated")
 def test_tanh_derivative_in_variance_stays_unevaluated():
     d = sp.diff(tanh.second_moment(q), q)  # needed e.g. for χ_∥ = dq'/dq of a tanh layer
     assert d.has(GaussianExpectation)

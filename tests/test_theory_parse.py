@@ -113,19 +113,12 @@ def test_semantic_errors_are_value_errors():
         parse("dense(relu,sw2=-1)")
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG theory/parse.py _Parser.__init__: the bad-character position is the start of the "
-                          "failed match (before the skipped whitespace), so 'dense(relu) #' reports position 11 "
-                          "for a '#' at index 12")
 def test_bad_character_position_after_whitespace():
     text = "dense(relu) #"
     with pytest.raises(ArchitectureError, match=f"position {text.index('#')}"):
         parse(text)
 
 
-@pytest.mark.xfail(strict=True, raises=ArchitectureError,
-                   reason="BUG theory/blocks.py _fmt/describe: non-Float, non-Integer numbers print as SymPy text "
-                          "('1/2', 'sqrt(2)') that the grammar cannot read back")
 def test_round_trip_rational():
     net = Network.of(Dense(relu, sw2=sp.Rational(1, 2)))
     assert parse(net.describe()).describe() == net.describe()

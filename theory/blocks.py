@@ -105,8 +105,8 @@ def _param(name: str, value, nonnegative: bool) -> sp.Expr:
 def _fmt(v: sp.Expr) -> str:
     if v.is_Integer:
         return str(int(v))
-    if v.is_Float:
-        return repr(float(v))
+    if v.is_number:
+        return repr(float(v))      # rationals, sqrt(2), …: the grammar reads decimals
     return str(v)
 
 
@@ -237,7 +237,7 @@ class Residual(Block):
     -------
     >>> from theory import Residual, Dense, relu
     >>> print(Residual([Dense(relu, sw2=2)]).length_map().rhs)
-    m*sqrt(p)*... (see docs/theory.md)
+    2*m*sqrt(p)/sqrt(pi) + 2*p
     """
 
     branch: tuple

@@ -57,7 +57,7 @@ class GaussianExpectation(sp.Function):
         # Price's theorem: d/dk E[φ(u)φ(v)] = E[φ'(u)φ'(v)].
         if self.kind == "kernel" and argindex == 3:
             return expectation(self.activation_name, "dkernel")(*self.args)
-        raise sp.ArgumentIndexError(self, argindex)
+        return super().fdiff(argindex)   # other derivatives stay unevaluated
 
 
 @lru_cache(maxsize=None)

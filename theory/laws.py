@@ -67,4 +67,5 @@ def check_dilution(block: Residual) -> bool:
     terms = dilution_terms(block)
     law = dilution_law().rhs.subs({k_ratio: sp.sqrt(terms[k_ratio**2]), gsc_s: sp.sqrt(terms[gsc_s**2]),
                                    gsc_r: sp.sqrt(terms[gsc_r**2])})
-    return sp.simplify(derived - law) == 0
+    diff = sp.nsimplify(derived - law, rational=True)   # float parameters: compare exactly, not up to rounding
+    return sp.simplify(diff) == 0

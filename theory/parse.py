@@ -49,8 +49,9 @@ class _Parser:
             if not mt or mt.end() == pos:
                 if text[pos:].strip() == "":
                     break
-                raise ArchitectureError(f"architecture {text!r}: unexpected character {text[pos:].strip()[0]!r} "
-                                        f"at position {pos}")
+                bad = pos + len(text[pos:]) - len(text[pos:].lstrip())
+                raise ArchitectureError(f"architecture {text!r}: unexpected character {text[bad]!r} "
+                                        f"at position {bad}")
             kind = mt.lastgroup
             self.tokens.append((kind, mt.group(kind), mt.start(kind)))
             pos = mt.end()
@@ -116,10 +117,18 @@ class _Parser:
                 raise self.error("expected an activation name")
             self.i += 1
             kwargs = self.keywords(kind)
-            return Network((Dense(act[1], **kwargs),))
+            return self.make(tok, lambda: Dense(act[1], **kwargs))
         branch = self.network()
         kwargs = self.keywords(kind)
-        return Network((Residual(branch.blocks, **kwargs),))
+        return self.make(tok, lambda: Residual(branch.blocks, **kwargs))
+
+    def make(self, tok, construct):
+        try:
+            return Network((construct(),))
+        except ArchitectureError:
+            raise
+        except ValueError as exc:
+            raise ArchitectureError(f"architecture {self.text!r}: {tok[1]} at position {tok[2]}: {exc}") from None
 
     def keywords(self, kind):
         kwargs = {}
@@ -130,11 +139,13 @@ class _Parser:
                 raise self.error("expected a keyword")
             if name[1] not in _KEYWORDS[kind]:
                 raise self.error(f"{kind}() takes the keywords {', '.join(_KEYWORDS[kind])}")
+            if name[1] in kwargs:
+                raise self.error(f"keyword {name[1]} is given twice")
             self.i += 1
             self.expect("=")
             val = self.peek()
-            if not val or val[0] not in ("num", "name"):
-                raise self.error("expected a number or a name")
+            if not val or val[0] not in ("num", "name") or val[1].lower() in ("inf", "nan", "oo", "infinity"):
+                raise self.error("expected a finite number or a symbol name")
             self.i += 1
             kwargs[name[1]] = sp.sympify(val[1]) if val[0] == "num" else sp.Symbol(val[1], real=True)
         self.expect(")")
