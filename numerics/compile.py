@@ -62,12 +62,19 @@ def _bindings(exprs) -> dict:
     return out
 
 
-def require_numbers(block):
-    """Raise a ValueError naming the symbolic parameters of ``block`` (numbers are needed from here on)."""
+def _free_symbols(block) -> set:
     free = set()
     for name in ("sw2", "sb2", "alpha", "beta"):
         if hasattr(block, name):
             free |= sp.sympify(getattr(block, name)).free_symbols
+    for inner in getattr(block, "branch", ()):
+        free |= _free_symbols(inner)
+    return free
+
+
+def require_numbers(block):
+    """Raise a ValueError naming the symbolic parameters of ``block`` (numbers are needed from here on)."""
+    free = _free_symbols(block)
     if free:
         names = ", ".join(sorted(map(str, free)))
         raise ValueError(f"block {block.describe()} has symbolic parameters ({names}): numerics needs numbers; "

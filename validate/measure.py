@@ -185,7 +185,9 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     """
     net = as_network(network)
     _check_positive_int("width", width)
-    seed_list = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple, range)):
+        raise ValueError(f"seeds={seeds!r} is not allowed: give a number of seeds or a list of seeds")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if len(seed_list) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
     _check_inputs(q0, c0)
