@@ -3,8 +3,8 @@
 >>> from theory import parse
 >>> from numerics import predict
 >>> pred = predict(parse("50*dense(tanh,sw2=2.5,sb2=0.05)"))
->>> pred.values["log_gsc"][0] > 5
-True
+>>> round(float(pred.values["log_gsc"][0]), 4)     # log GSC(0, 50): chaotic tanh explodes
+3.2951
 """
 from .compile import compile_block
 from .iterate import OutOfRangeError, Prediction, predict

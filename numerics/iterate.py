@@ -15,7 +15,7 @@ Example
 >>> from theory import Dense, relu
 >>> from numerics import predict
 >>> pred = predict(50 * Dense(relu, sw2=2), q0=1.0, c0=0.5)
->>> abs(pred.values["log_gsc"][0]) < 1e-12      # He-ReLU: GSC = 1 at every depth
+>>> bool(abs(pred.values["log_gsc"][0]) < 1e-12)      # He-ReLU: GSC = 1 at every depth
 True
 """
 from __future__ import annotations
