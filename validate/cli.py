@@ -23,18 +23,6 @@ examples: "50*dense(tanh,sw2=2.5,sb2=0.05)"  "20*residual(dense(relu,sw2=2),beta
 """
 
 
-def _probes(text):
-    if text == "exact":
-        return "exact"
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"probes={text!r}: use 'exact' or an integer >= 1") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"probes={text!r}: use 'exact' or an integer >= 1")
-    return n
-
-
 def _positive_int(text):
     try:
         n = int(text)
@@ -43,6 +31,15 @@ def _positive_int(text):
     if n < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
     return n
+
+
+def _probes(text):
+    if text == "exact":
+        return "exact"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"probes={text!r}: use 'exact' or an integer >= 1") from None
 
 
 def _measure_options(p, width_default):
