@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory import as_network
+from theory import as_network, gradient_correlation_factor, gsc_squared
 
 from .compile import compile_block
 from .results import QUANTITIES, rows_to_csv, sigprop_version, to_json_text, to_pandas, write_atomic
@@ -119,7 +119,7 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
     m = np.empty((L + 1, 2))
     log_q = np.empty((L, 2))
     c = np.empty(L)
-    log_chi = np.empty((L, 2))
+    log_factor = np.empty((L, 2))            # log GSC of each block, per input
     chi_corr = np.empty(L)
     log_p[0] = math.log(q0)
     m[0] = m0
@@ -141,11 +141,11 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
         log_p[layer] = np.log(out[:2]) + scale
         with np.errstate(over="ignore"):
             m[layer] = np.asarray(out[3:5]) * np.exp(scale / 2)
-        log_chi[i] = np.log(chi[:2])
-        chi_corr[i] = chi[2] / math.sqrt(chi[0] * chi[1])
+        # state and out share one normalization, so their ratio is the true p_in/p_out
+        log_factor[i] = 0.5 * np.log(gsc_squared(np.asarray(chi[:2]), np.asarray(state[:2]), np.asarray(out[:2])))
+        chi_corr[i] = gradient_correlation_factor(*chi)
         state = out
     # Backward: GSC(l, L) from the per-block factors, accumulated from the output down.
-    log_factor = 0.5 * (log_chi + log_p[:-1] - log_p[1:])            # log GSC of block l, per input
     log_gsc = np.zeros((L + 1, 2))
     log_gsc[:-1] = np.cumsum(log_factor[::-1], axis=0)[::-1]
     grad_corr = np.ones(L + 1)

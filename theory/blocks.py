@@ -73,6 +73,19 @@ class BlockMaps:
     chi: tuple
 
 
+def gsc_squared(chi, p_in, p_out):
+    """GSC² of one block, χ p_in/p_out (THEORY.md §4, equal widths): ‖J‖²_qm = χ times the downstream value, and
+    the norms' ratio is p_in/p_out. SymPy expressions or numbers (numpy arrays too)."""
+    return chi * p_in / p_out
+
+
+def gradient_correlation_factor(chi_a, chi_b, chi_ab):
+    """Factor of the cross-input gradient correlation through one block, χ_ab/√(χ_a χ_b) (THEORY.md §5)."""
+    if any(isinstance(v, sp.Basic) for v in (chi_a, chi_b, chi_ab)):
+        return chi_ab / sp.sqrt(chi_a * chi_b)
+    return chi_ab / (chi_a * chi_b) ** 0.5
+
+
 def compose(blocks: Sequence["Block"], state: PairState) -> BlockMaps:
     """Apply blocks in sequence; backward factors multiply (gradient independence)."""
     chi = (sp.Integer(1),) * 3
@@ -175,10 +188,16 @@ class Block:
         return Formula(sp.Symbol("G_ab,in"), self._pair().chi[2] * S.G_ab, self.source,
                        "gradient covariance map")
 
+    def gradient_correlation_map(self) -> Formula:
+        """ρ_in = ρ_out χ_ab/√(χ_a χ_b): the cross-input gradient correlation through the block."""
+        b = self._pair()
+        return Formula(sp.Symbol("rho_in"), gradient_correlation_factor(*b.chi) * sp.Symbol("rho_out"),
+                       self.source, "gradient correlation map")
+
     def gsc_factor(self) -> Formula:
         """GSC² of the block, χ · p_in / p_out (unsquared GSC multiplies across blocks)."""
         b = self._single()
-        rhs = sp.simplify(b.chi[0] * S.p / b.out.p_a)
+        rhs = sp.simplify(gsc_squared(b.chi[0], S.p, b.out.p_a))
         return Formula(S.Symbol("GSC^2"), rhs, f"{self.gsc_source}; {self.source}", "GSC factor")
 
 
