@@ -36,7 +36,8 @@ class OutOfRangeError(ArithmeticError):
     """A mean-field quantity left the range of float64 (or became undefined); the message names the layer."""
 
 
-def _check_inputs(q0, c0, m0):
+def check_inputs(q0, c0, m0=0.0):
+    """Raise a ValueError naming the first input statistic that is not allowed."""
     for name, v in (("q0", q0), ("c0", c0), ("m0", m0)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
             raise ValueError(f"{name}={v!r} is not allowed: it must be a finite real number")
@@ -110,7 +111,7 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
     m0: mean over units of each input (0 for inputs in a random direction).
     """
     net = as_network(network)
-    _check_inputs(q0, c0, m0)
+    check_inputs(q0, c0, m0)
     start = time.perf_counter()
     L = net.depth
     state = (float(q0), float(q0), float(c0) * float(q0), float(m0), float(m0))

@@ -35,7 +35,7 @@ TORCH_ACTIVATIONS = {
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-def _check_positive_int(name, value):
+def check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= 1")
 
@@ -101,7 +101,7 @@ class SampledNetwork(nn.Module):
     def __init__(self, network, width: int, seed: int, dtype="float64", device="cpu"):
         super().__init__()
         net = as_network(network)
-        _check_positive_int("width", width)
+        check_positive_int("width", width)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed={seed!r} is not allowed: it must be an integer >= 0")
         for b in net.blocks:

@@ -19,6 +19,7 @@ from numerics.results import rows_to_csv, sigprop_version, to_json_text, write_a
 from theory import parse
 
 from . import plots
+from .build import check_positive_int
 from .compare import COLUMNS, agreement, compare
 from .measure import measure
 
@@ -54,8 +55,7 @@ def run_experiment(name: str = "gsc", out="results", widths=(256,), seeds: int =
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment={name!r} is not known; allowed: {', '.join(EXPERIMENTS)}")
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth={depth!r} is not allowed: it must be an integer >= 1")
+    check_positive_int("depth", depth)
     widths = list(widths)
     if not widths:
         raise ValueError("widths=[] is not allowed: give at least one width")

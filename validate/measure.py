@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from scipy import stats
 
+from numerics.iterate import check_inputs
 from numerics.results import QUANTITIES, sigprop_version
 from theory import as_network
 
-from .build import _check_positive_int, build, resolve_dtype
+from .build import check_positive_int, build, resolve_dtype
 
 CONFIDENCE = 0.95
 BOOTSTRAP = 2000
@@ -131,16 +132,6 @@ def _bootstrap_summary(stat, n: int, layers) -> dict:
     return {"layers": layers, "mean": mean, "lo": lo, "hi": hi}
 
 
-def _check_inputs(q0, c0):
-    for name, v in (("q0", q0), ("c0", c0)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name}={v!r} is not allowed: it must be a finite real number")
-    if q0 <= 0:
-        raise ValueError(f"q0={q0!r} is not allowed: the inputs' mean square must be > 0")
-    if not -1 <= c0 <= 1:
-        raise ValueError(f"c0={c0!r} is not allowed: a correlation must lie in [-1, 1]")
-
-
 def _probe_matrix(probes, n_out, generator, dtype, device):
     if probes == "exact":
         return torch.eye(n_out, dtype=dtype, device=device), float(n_out)
@@ -184,13 +175,13 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     ``progress``: optional callable invoked after each seed (e.g. a tqdm ``update``).
     """
     net = as_network(network)
-    _check_positive_int("width", width)
+    check_positive_int("width", width)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple, range)):
         raise ValueError(f"seeds={seeds!r} is not allowed: give a number of seeds or a list of seeds")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if len(seed_list) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
-    _check_inputs(q0, c0)
+    check_inputs(q0, c0)
     start = time.perf_counter()
     per_seed = []
     for s in seed_list:
