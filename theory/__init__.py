@@ -1,16 +1,21 @@
-"""sigprop.theory: exact mean-field maps of deep networks, derived with SymPy.
+"""sigprop.theory: exact mean-field maps of deep networks, derived with SymPy (imports neither numpy nor torch).
 
->>> from theory import Dense, Residual, relu, tanh, laws
+>>> from sigprop.theory import Dense, Residual, relu, tanh, laws
 >>> Dense(relu, sw2=2).gsc_factor().rhs
 1
 """
 from . import laws, symbols
-from .activations import ACTIVATIONS, Activation, erf, get_activation, linear, relu, tanh
-from .blocks import (Block, BlockMaps, Dense, Network, PairState, Residual, as_network, compose,
-                     gradient_correlation_factor, gsc_squared)
+from .activations import ACTIVATIONS, Activation, activation, get_activation, register_activation
+from .blocks import BLOCKS, Block, Dense, Param, Residual, compose, param, register_block
+from .catalog import erf, linear, relu, tanh
+from .factors import gradient_correlation_factor, gsc_squared
 from .formula import Formula
-from .parse import ArchitectureError, parse
+from .network import MAX_DEPTH, Network, as_network
+from .parse import ArchitectureError, grammar, parse
+from .state import Backward, BlockMaps, PairState, PreActivation
 
-__all__ = ["ACTIVATIONS", "Activation", "ArchitectureError", "Block", "BlockMaps", "Dense", "Formula", "Network",
-           "PairState", "Residual", "as_network", "compose", "erf", "gradient_correlation_factor", "gsc_squared", "get_activation", "laws", "linear", "parse",
-           "relu", "symbols", "tanh"]
+__all__ = ["ACTIVATIONS", "Activation", "ArchitectureError", "BLOCKS", "Backward", "Block", "BlockMaps", "Dense",
+           "Formula", "MAX_DEPTH", "Network", "PairState", "Param", "PreActivation", "Residual", "activation",
+           "as_network", "compose", "erf", "get_activation", "gradient_correlation_factor", "grammar",
+           "gsc_squared", "laws", "linear", "param", "parse", "register_activation", "register_block", "relu",
+           "symbols", "tanh"]

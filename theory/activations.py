@@ -1,34 +1,54 @@
-"""Activations: φ as a SymPy expression and its five Gaussian expectations (see :mod:`theory.expectations`).
+"""Activations: φ as a SymPy expression, and everything the three packages need from it.
 
-An activation is defined once, here, by φ and, where the literature has one, a closed-form bivariate
-kernel E[φ(u)φ(v)] with its citation. Everything else is derived:
+An :class:`Activation` is self-sufficient. From φ alone sigprop derives
 
-- first moments and second moments: SymPy integration for piecewise-polynomial φ, oddness (E[φ] = 0),
-  or the kernel on its diagonal (k = q₁ = q₂);
-- the derivative kernel E[φ'(u)φ'(v)]: ∂/∂k of the kernel (Price's theorem, Price 1958);
-- where neither works (tanh), unevaluated expectations that ``numerics`` integrates numerically.
+- its kinks and its homogeneity degree (:mod:`sigprop.theory.piecewise`): quadrature puts panel edges at the
+  kinks, and a network of degree-1 blocks is iterated in log space;
+- its five Gaussian expectations (:mod:`sigprop.theory.expectations`): by SymPy integration for
+  piecewise-polynomial φ, by oddness (E[φ] = 0), on the diagonal of a closed-form kernel, by Price's theorem
+  (E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k) — or, where none of these applies, as unevaluated expectations that
+  ``numerics`` integrates;
+- its torch function (``validate`` prints φ with SymPy's torch printer), unless a fused torch op is named.
+
+Where the literature has a closed-form kernel E[φ(u)φ(v)], it is given once, with its citation.
+
+Adding an activation is one call; it then works in formulas, predictions, sampled networks and the grammar:
+
+>>> from sigprop.theory import activation, Dense
+>>> softplus = activation("softplus", "log(1 + exp(x))")
+>>> Dense("softplus").describe()
+'dense(softplus,sw2=1,sb2=0)'
+>>> softplus.source
+'no closed form: Gaussian quadrature in numerics'
 
 Example
 -------
->>> from theory import relu
->>> from theory.symbols import q1, q2, k, q
+>>> from sigprop.theory import relu
+>>> from sigprop.theory.symbols import q1, q2, k, q
 >>> relu.second_moment(q)
 q/2
 >>> relu.dkernel(q1, q2, k)
-(pi - acos(k/(sqrt(q_1)*sqrt(q_2))))/(2*pi)
+(pi - atan2(sqrt((q_1*q_2 - k**2)), k))/(2*pi)
+>>> relu.kinks, relu.degree
+((0,), 1)
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from tokenize import TokenError
 from typing import Callable, Optional
 
 import sympy as sp
 
-from .expectations import expectation, integrate_1d, integrate_2d, is_piecewise_polynomial
+from .determinant import covariance_determinant
+from .expectations import expectation, integrate_1d, integrate_2d
+from .piecewise import homogeneity_degree, is_piecewise_polynomial, kinks
 from .symbols import x
 
 KernelFn = Callable[[sp.Expr, sp.Expr, sp.Expr], sp.Expr]
+_AUTO = "auto"
+_NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,42 +57,62 @@ class Activation:
 
     Parameters
     ----------
-    name: short name used by the architecture grammar (``dense(tanh)``).
-    phi: φ as a SymPy expression in :data:`theory.symbols.x`.
-    kernel: optional closed form (q₁, q₂, k) ↦ E[φ(u)φ(v)].
-    kernel_source: citation of that closed form.
-    positively_homogeneous: φ(λx) = λφ(x) for λ > 0 (relu, linear). Then a network without biases
-        scales exactly with its input and ``numerics`` iterates its normalized state (log space).
+    name: lowercase name used by the architecture grammar (``dense(tanh)``).
+    phi: φ as a SymPy expression in x, or a string SymPy reads (``"log(1 + exp(x))"``).
+    kernel: optional closed form (q₁, q₂, k) ↦ E[φ(u)φ(v)]; ``kernel_source`` is its citation.
+    kinks: points where φ is not smooth; found from the expression when not given.
+    degree: d with φ(λx) = λ^d φ(x) for λ > 0, or None; found from the expression when not given.
+    torch_op: name of a fused torch function computing φ (``"relu"``); otherwise ``validate`` derives one.
     """
 
     name: str
     phi: sp.Expr
     kernel_closed_form: Optional[KernelFn] = None
     kernel_source: str = ""
-    positively_homogeneous: bool = False
+    kinks: tuple = _AUTO
+    degree: Optional[int] = _AUTO
+    torch_op: Optional[str] = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"name={self.name!r} is not allowed: an activation name is a lowercase identifier "
+                             "such as 'softplus'")
+        object.__setattr__(self, "phi", _as_phi(self.phi, self.name))
+        if self.kinks == _AUTO:
+            object.__setattr__(self, "kinks", kinks(self.phi))
+        else:
+            object.__setattr__(self, "kinks", tuple(sorted((sp.sympify(p) for p in self.kinks), key=float)))
+        if self.degree == _AUTO:
+            object.__setattr__(self, "degree", homogeneity_degree(self.phi))
+
     def __eq__(self, other):
-        return isinstance(other, Activation) and other.name == self.name
+        return isinstance(other, Activation) and (other.name, other.phi) == (self.name, self.phi)
 
     def __hash__(self):
-        return hash(("Activation", self.name))
+        return hash(("Activation", self.name, self.phi))
 
     def __repr__(self):
         return self.name
 
-    @cached_property
+    @property
     def dphi(self) -> sp.Expr:
         """φ' (SymPy derivative; Heaviside(x) for relu)."""
-        return sp.diff(self.phi, x)
+        if "dphi" not in self._cache:
+            self._cache["dphi"] = sp.diff(self.phi, x)
+        return self._cache["dphi"]
 
-    @cached_property
+    @property
     def is_odd(self) -> bool:
-        return sp.simplify(self.phi.subs(x, -x) + self.phi) == 0
+        if "odd" not in self._cache:
+            self._cache["odd"] = sp.simplify(self.phi.subs(x, -x) + self.phi) == 0
+        return self._cache["odd"]
 
-    @cached_property
+    @property
     def _polynomial(self) -> bool:
-        return is_piecewise_polynomial(self.phi)
+        if "polynomial" not in self._cache:
+            self._cache["polynomial"] = is_piecewise_polynomial(self.phi)
+        return self._cache["polynomial"]
 
     @property
     def has_closed_forms(self) -> bool:
@@ -81,7 +121,7 @@ class Activation:
 
     @property
     def source(self) -> str:
-        """Where this activation's Gaussian expectations come from."""
+        """Where this activation's Gaussian expectations come from: registered, derived or numerical."""
         if self.kernel_closed_form is not None:
             return self.kernel_source
         if self._polynomial:
@@ -89,7 +129,7 @@ class Activation:
         return "no closed form: Gaussian quadrature in numerics"
 
     def _unevaluated(self, kind, *args):
-        return expectation(self.name, kind)(*args)
+        return expectation(self, kind)(*args)
 
     # -- the five expectations ---------------------------------------------------------------------
     def mean(self, q: sp.Expr) -> sp.Expr:
@@ -121,8 +161,7 @@ class Activation:
         if self.kernel_closed_form is not None:
             return self.kernel_closed_form(q1, q2, k)
         if self._polynomial:
-            return self._derived("kernel", (q1, q2, k),
-                                 lambda s: integrate_2d(self.phi, self.phi, *s))
+            return self._derived("kernel", (q1, q2, k), lambda s: integrate_2d(self.phi, self.phi, *s))
         return self._unevaluated("kernel", q1, q2, k)
 
     def dkernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
@@ -132,8 +171,12 @@ class Activation:
         return self._unevaluated("dkernel", q1, q2, k)
 
     def _price(self, q1, q2, k):
-        d1, d2, kk = sp.symbols("_q1 _q2", positive=True) + (sp.Symbol("_k", real=True),)
-        return sp.simplify(sp.diff(self.kernel(d1, d2, kk), kk)).subs({d1: q1, d2: q2, kk: k})
+        # Simplify with the covariance determinant held as an opaque positive symbol, so the result keeps it
+        # (numerics evaluates it without cancellation) instead of expanding it into q1*q2 - k**2.
+        d = sp.diff(self.kernel(q1, q2, k), k)
+        det = covariance_determinant(q1, q2, k)
+        held = sp.Symbol("_held_determinant", positive=True)
+        return sp.simplify(d.subs(det, held)).subs(held, det)
 
     def _derived(self, kind, args, derive):
         """Derive once on generic symbols, then substitute: SymPy integration is slow, substitution is not."""
@@ -147,32 +190,68 @@ class Activation:
         return expr.subs(dict(zip(gen, args)), simultaneous=True)
 
 
-def _relu_kernel(q1, q2, k):
-    # Arc-cosine kernel of degree 1 (Cho & Saul 2009): √(q1 q2)(sin θ + (π − θ) cos θ)/(2π), cos θ = c.
-    c = k / sp.sqrt(q1 * q2)
-    return (sp.sqrt(q1 * q2 - k**2) + (sp.pi - sp.acos(c)) * k) / (2 * sp.pi)
+def _as_phi(phi, name) -> sp.Expr:
+    if isinstance(phi, str):
+        try:
+            phi = sp.parse_expr(phi, local_dict={"x": x})
+        except (sp.SympifyError, SyntaxError, TypeError, TokenError) as exc:
+            raise ValueError(f"phi={phi!r} is not allowed: SymPy cannot read it ({exc})") from None
+    try:
+        phi = sp.sympify(phi, strict=True)
+    except (sp.SympifyError, TypeError):
+        raise ValueError(f"phi={phi!r} is not allowed: give a SymPy expression in x") from None
+    # a user's own Symbol('x') (without assumptions) is our x
+    phi = phi.subs({s: x for s in phi.free_symbols if s.name == "x" and s != x})
+    if phi.free_symbols != {x}:
+        other = sorted(map(str, phi.free_symbols - {x})) or ["none: phi does not depend on x"]
+        raise ValueError(f"phi={phi} for activation {name!r} is not allowed: it must be an expression in x alone "
+                         f"(free symbols other than x: {', '.join(other)})")
+    return phi
 
 
-def _erf_kernel(q1, q2, k):
-    # Williams 1997: (2/π) arcsin(2k / √((1 + 2q1)(1 + 2q2))).
-    return 2 / sp.pi * sp.asin(2 * k / sp.sqrt((1 + 2 * q1) * (1 + 2 * q2)))
+
+#: name -> Activation; the grammar reads activation names from here
+ACTIVATIONS: dict[str, Activation] = {}
 
 
-relu = Activation("relu", sp.Max(0, x), _relu_kernel,
-                  "arc-cosine kernel of degree 1, Cho & Saul 2009", positively_homogeneous=True)
-tanh = Activation("tanh", sp.tanh(x))
-erf = Activation("erf", sp.erf(x), _erf_kernel, "Williams 1997, 'Computing with infinite networks'")
-linear = Activation("linear", x, positively_homogeneous=True)
+def register_activation(act: Activation, replace: bool = False) -> Activation:
+    """Add ``act`` to :data:`ACTIVATIONS` so the grammar knows its name. Returns ``act``.
 
-ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (relu, tanh, erf, linear)}
+    A different activation under a name already taken raises ``ValueError`` unless ``replace=True``.
+    """
+    if not isinstance(act, Activation):
+        raise ValueError(f"activation={act!r} is not allowed: register an Activation")
+    from .blocks import BLOCKS        # block words and activation names share the grammar's namespace
+    if act.name in BLOCKS:
+        raise ValueError(f"name={act.name!r} is not allowed: it is a block kind of the grammar")
+    old = ACTIVATIONS.get(act.name)
+    if old is not None and old != act and not replace:
+        raise ValueError(f"name={act.name!r} is taken by the activation phi={old.phi}; choose another name or "
+                         "pass replace=True")
+    ACTIVATIONS[act.name] = act
+    return act
+
+
+def activation(name: str, phi, **kwargs) -> Activation:
+    """Make an :class:`Activation` from a SymPy expression (or string) in x and register it (one call).
+
+    >>> from sigprop.theory import activation
+    >>> activation("xerf", "x*erf(x)").degree is None
+    True
+    """
+    act = Activation(name, phi, **kwargs)
+    if ACTIVATIONS.get(name) == act:
+        return ACTIVATIONS[name]
+    return register_activation(act)
 
 
 def get_activation(name_or_activation) -> Activation:
-    """Look an activation up by name; unknown names raise a ``ValueError`` listing the known ones."""
+    """An Activation as given, or looked up by name; unknown names raise a ``ValueError`` listing the known ones."""
     if isinstance(name_or_activation, Activation):
         return name_or_activation
-    act = ACTIVATIONS.get(str(name_or_activation).strip().lower()) if isinstance(name_or_activation, str) else None
+    act = ACTIVATIONS.get(name_or_activation.strip().lower()) if isinstance(name_or_activation, str) else None
     if act is None:
         raise ValueError(f"activation={name_or_activation!r} is not known; "
-                         f"allowed: {', '.join(sorted(ACTIVATIONS))}")
+                         f"allowed: {', '.join(sorted(ACTIVATIONS))} (or define one with "
+                         "sigprop.theory.activation(name, phi))")
     return act

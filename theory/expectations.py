@@ -1,6 +1,7 @@
 """Gaussian expectations of an activation, symbolic.
 
-Five expectations drive every mean-field map (THEORY.md §2-§3). With z ~ N(0, 1) and (u, v) ~ N(0, [[q₁, k], [k, q₂]]):
+Five expectations drive every mean-field map (docs/theory.md). With z ~ N(0, 1) and
+(u, v) ~ N(0, [[q₁, k], [k, q₂]]):
 
 ==========  ===========================  ==========================================
 kind        expectation                  role
@@ -13,11 +14,21 @@ dkernel     E[φ'(u) φ'(v)]               gradient covariance map, χ_c
 ==========  ===========================  ==========================================
 
 Where no closed form exists (tanh), an expectation stays an unevaluated SymPy function, e.g.
-``E[tanh(u)·tanh(v)](q_1, q_2, k)``, which prints, renders to LaTeX and differentiates in k by Price's
-theorem (∂E[φ(u)φ(v)]/∂k = E[φ'(u)φ'(v)]); ``numerics`` evaluates it by quadrature of the same φ.
+``E[tanh(u)·tanh(v) | (u,v)~N(0; q_1, q_2, k)]``, which prints, renders to LaTeX and differentiates in k by
+Price's theorem (∂E[φ(u)φ(v)]/∂k = E[φ'(u)φ'(v)], Price 1958). The function carries the
+:class:`~sigprop.theory.activations.Activation` object itself, so ``numerics`` integrates exactly that φ —
+registered or not.
+
+Example
+-------
+>>> from sigprop.theory import tanh
+>>> from sigprop.theory.symbols import q1, q2, k
+>>> tanh.kernel(q1, q2, k).diff(k)
+E[tanh'(u)·tanh'(v) | (u,v)~N(0; q_1, q_2, k)]
 """
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 
 import sympy as sp
@@ -25,16 +36,20 @@ import sympy as sp
 from .symbols import x
 
 KINDS = ("mean", "square", "dsquare", "kernel", "dkernel")
-_ARITY = {"mean": 1, "square": 1, "dsquare": 1, "kernel": 3, "dkernel": 3}
+ARITY = {"mean": 1, "square": 1, "dsquare": 1, "kernel": 3, "dkernel": 3}
 
 _z, _w = sp.symbols("z w", real=True)
-_density = sp.exp(-_z**2 / 2) / sp.sqrt(2 * sp.pi)
+_class_names: set = set()
+_serial = itertools.count(2)
 
 
 class GaussianExpectation(sp.Function):
-    """Base class of the unevaluated expectations; subclasses are made by :func:`expectation`."""
+    """Base class of the unevaluated expectations; subclasses are made by :func:`expectation`.
 
-    activation_name: str = ""
+    ``activation`` is the Activation whose φ (or φ') is integrated, ``kind`` one of :data:`KINDS`.
+    """
+
+    activation = None
     kind: str = ""
     integrand_str: str = ""
     integrand_latex: str = ""
@@ -56,51 +71,53 @@ class GaussianExpectation(sp.Function):
     def fdiff(self, argindex=1):
         # Price's theorem: d/dk E[φ(u)φ(v)] = E[φ'(u)φ'(v)].
         if self.kind == "kernel" and argindex == 3:
-            return expectation(self.activation_name, "dkernel")(*self.args)
+            return expectation(self.activation, "dkernel")(*self.args)
         return super().fdiff(argindex)   # other derivatives stay unevaluated
 
 
 @lru_cache(maxsize=None)
-def expectation(activation_name: str, kind: str) -> type[GaussianExpectation]:
+def expectation(activation, kind: str) -> type[GaussianExpectation]:
     """The unevaluated expectation of one kind for one activation (a SymPy function class).
 
-    Its class name, ``E_<activation>_<kind>``, is what ``numerics`` binds a quadrature routine to.
+    Its class name, ``E_<activation>_<kind>`` (with a numeric suffix if another activation of the same name
+    already took it), is how lambdified code refers to it; ``numerics`` binds it through ``.activation``.
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
-    f, d = activation_name, f"{activation_name}'"
+    name = activation.name
+    f, d = name, f"{name}'"
     text = {"mean": f"{f}(u)", "square": f"{f}(u)²", "dsquare": f"{d}(u)²",
             "kernel": f"{f}(u)·{f}(v)", "dkernel": f"{d}(u)·{d}(v)"}[kind]
-    tex_f = rf"\operatorname{{{activation_name}}}"
+    tex_f = rf"\operatorname{{{name}}}"
     tex_d = tex_f + "'"
     tex = {"mean": rf"{tex_f}(u)", "square": rf"{tex_f}(u)^2",
            "dsquare": rf"{tex_d}(u)^2", "kernel": rf"{tex_f}(u)\,{tex_f}(v)",
            "dkernel": rf"{tex_d}(u)\,{tex_d}(v)"}[kind]
-    attrs = dict(activation_name=activation_name, kind=kind, integrand_str=text, integrand_latex=tex,
-                 nargs=_ARITY[kind])
-    return type(f"E_{activation_name}_{kind}", (GaussianExpectation,), attrs)
+    cls_name = f"E_{name}_{kind}"
+    while cls_name in _class_names:
+        cls_name = f"E_{name}{next(_serial)}_{kind}"
+    _class_names.add(cls_name)
+    attrs = dict(activation=activation, kind=kind, integrand_str=text, integrand_latex=tex, nargs=ARITY[kind])
+    return type(cls_name, (GaussianExpectation,), attrs)
 
 
-def is_piecewise_polynomial(expr: sp.Expr) -> bool:
-    """True when ``expr`` (in x) is a polynomial on each piece, so SymPy integrates it exactly."""
-    pw = sp.piecewise_fold(expr.rewrite(sp.Piecewise))
-    pieces = pw.args if isinstance(pw, sp.Piecewise) else [(pw, True)]
-    return all(sp.sympify(e).is_polynomial(x) for e, _ in pieces)
+def _density(z):
+    return sp.exp(-z**2 / 2) / sp.sqrt(2 * sp.pi)
 
 
 def integrate_1d(f: sp.Expr, q: sp.Expr) -> sp.Expr:
     """E[f(√q z)], z ~ N(0, 1), by SymPy integration (exact for piecewise-polynomial f)."""
     g = sp.piecewise_fold(f.subs(x, sp.sqrt(q) * _z).rewrite(sp.Piecewise))
-    return sp.simplify(sp.integrate(g * _density, (_z, -sp.oo, sp.oo)))
+    return sp.simplify(sp.integrate(g * _density(_z), (_z, -sp.oo, sp.oo)))
 
 
 def integrate_2d(f: sp.Expr, g: sp.Expr, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
-    """E[f(u) g(v)] for polynomial f, g by the conditional decomposition (THEORY.md §3).
+    """E[f(u) g(v)] for polynomial f, g by the conditional decomposition (docs/theory.md).
 
     v = (k/q₁) u + √(q₂ − k²/q₁) w with w ⊥ u, so the bivariate integral is two 1-D integrals.
     """
     u = sp.sqrt(q1) * _z
     v = (k / q1) * u + sp.sqrt(q2 - k**2 / q1) * _w
-    inner = sp.integrate(sp.expand(g.subs(x, v)) * _density.subs(_z, _w), (_w, -sp.oo, sp.oo))
-    outer = sp.integrate(sp.expand(f.subs(x, u) * inner) * _density, (_z, -sp.oo, sp.oo))
+    inner = sp.integrate(sp.expand(g.subs(x, v)) * _density(_w), (_w, -sp.oo, sp.oo))
+    outer = sp.integrate(sp.expand(f.subs(x, u) * inner) * _density(_z), (_z, -sp.oo, sp.oo))
     return sp.simplify(outer)

@@ -2,7 +2,7 @@
 
 Example
 -------
->>> from theory import laws, Residual, Dense, tanh, linear
+>>> from sigprop.theory import laws, Residual, Dense, tanh, linear
 >>> print(laws.dilution_law().rhs)
 (GSC_r**2 + GSC_s**2*k**2)/(k**2 + 1)
 >>> laws.check_dilution(Residual([Dense(tanh), Dense(linear)]))
@@ -13,12 +13,13 @@ from __future__ import annotations
 import sympy as sp
 
 from . import symbols as S
-from .activations import Activation, get_activation
-from .blocks import PairState, Residual, compose
+from .activations import get_activation
+from .blocks import Residual, compose
 from .formula import Formula
+from .state import PairState
 
 DILUTION_SOURCE = ("Philipp, Song & Carbonell 2018 ('Pythagorean equation'); exact under uncorrelated "
-                   "branches, THEORY.md §4")
+                   "branches, docs/theory.md")
 
 k_ratio, gsc_r, gsc_s = sp.symbols("k GSC_r GSC_s", positive=True)
 
@@ -58,7 +59,7 @@ def dilution_terms(block: Residual) -> dict:
     p_s, p_r = a**2 * s.p_a, b**2 * f.out.p_a
     return {k_ratio**2: p_s / p_r,
             gsc_s**2: sp.Integer(1),  # J_s = αI: ‖J_s‖²_qm ‖x‖² / ‖αx‖² = 1
-            gsc_r**2: b**2 * f.chi[0] * s.p_a / p_r}
+            gsc_r**2: b**2 * f.chi.chi_a * s.p_a / p_r}
 
 
 def check_dilution(block: Residual) -> bool:

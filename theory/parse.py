@@ -1,17 +1,12 @@
-"""Read an architecture written as text, the grammar of the command line and of :meth:`Network.describe`.
+"""Read an architecture written as text: the grammar of the command line and of ``Network.describe()``.
 
-Grammar::
-
-    network  := item ("," item)*
-    item     := [INT "*"] atom
-    atom     := "dense" "(" ACTIVATION ("," NAME "=" VALUE)* ")"          keywords sw2, sb2
-              | "residual" "(" network ("," NAME "=" VALUE)* ")"         keywords alpha, beta
-              | "(" network ")"
-    VALUE    := a number, or a name (which becomes a SymPy symbol)
+The grammar is generated from the registries (:func:`grammar`): block kinds from
+:data:`~sigprop.theory.blocks.BLOCKS` with their declared parameters, activation names from
+:data:`~sigprop.theory.activations.ACTIVATIONS`. A VALUE is a number, or a name, which becomes a SymPy symbol.
 
 Example
 -------
->>> from theory.parse import parse
+>>> from sigprop.theory import parse
 >>> parse("20*residual(dense(relu,sw2=2),beta=0.5)").depth
 20
 >>> parse("2*(dense(tanh), dense(linear))").describe()
@@ -23,11 +18,15 @@ import re
 
 import sympy as sp
 
-from .blocks import Dense, Network, Residual
+from .activations import ACTIVATIONS
+from .blocks import BLOCKS
+from .network import MAX_DEPTH, Network
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
-                    r"|(?P<op>[*,()=]))")
-_KEYWORDS = {"dense": ("sw2", "sb2"), "residual": ("alpha", "beta")}
+#: parentheses and block arguments nest at most this deep
+MAX_NESTING = 50
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
+                    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[*,()=]))", re.ASCII)
 
 
 class ArchitectureError(ValueError):
@@ -35,10 +34,39 @@ class ArchitectureError(ValueError):
 
 
 def parse(text: str) -> Network:
-    """Parse ``text`` into a :class:`~theory.blocks.Network` (see the module docstring for the grammar)."""
+    """Parse ``text`` into a :class:`~sigprop.theory.network.Network` (grammar: :func:`grammar`)."""
     if not isinstance(text, str) or not text.strip():
         raise ArchitectureError(f"architecture={text!r} is empty; example: '50*dense(tanh,sw2=2.5,sb2=0.05)'")
     return _Parser(text).parse()
+
+
+def grammar(activations: bool = True) -> str:
+    """The architecture grammar, generated from the registered block kinds and activations.
+
+    >>> print(grammar().splitlines()[2])
+    atom     := dense(ACT [,sw2=V] [,sb2=V])            phi(W x + b), W_ij ~ N(0, sw2/n), b_i ~ N(0, sb2)
+    """
+    heads = [(_signature(cls), cls.summary) for cls in BLOCKS.values()]
+    width = max(len(h) for h, _ in heads) + 2
+    rows = [("network", ":=", 'item ("," item)*', "blocks in order, from the input"),
+            ("item", ":=", '[N "*"] atom', "N repetitions (N a positive integer)")]
+    rows += [("atom" if i == 0 else "", ":=" if i == 0 else " |", h, summary) for i, (h, summary) in enumerate(heads)]
+    rows.append(("", " |", '"(" network ")"', "a group (repeat it with N*)"))
+    lines = [f"{name:8s} {op} {head:{width}s}{text}" for name, op, head, text in rows]
+    if activations:
+        lines.append(f"{'ACT':8s} := " + " | ".join(sorted(ACTIVATIONS)))
+    lines.append(f"{'V':8s} := a number, or a name (a SymPy symbol: theory only)")
+    defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params() if not p.required}
+    lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+    return "\n".join(lines)
+
+
+def _signature(cls) -> str:
+    positional = ["ACT" if p.kind == "activation" else "network" for p in cls.params() if p.positional]
+    keywords = [f"[,{p.name}=V]" for p in cls.params() if not p.positional]
+    if not positional and keywords:
+        keywords[0] = keywords[0].replace("[,", "[", 1)
+    return f"{cls.kind}({','.join(positional)}{''.join((' ' if positional or i else '') + k for i, k in enumerate(keywords))})"
 
 
 class _Parser:
@@ -55,11 +83,11 @@ class _Parser:
             kind = mt.lastgroup
             self.tokens.append((kind, mt.group(kind), mt.start(kind)))
             pos = mt.end()
-        self.i = 0
+        self.i, self.nesting = 0, 0
 
     def error(self, what):
         tok = self.tokens[self.i] if self.i < len(self.tokens) else ("end", "end of text", len(self.text))
-        return ArchitectureError(f"architecture {self.text!r}: {what}, found {tok[1]!r} at position {tok[2]}")
+        return ArchitectureError(f"architecture {_short(self.text)!r}: {what}, found {tok[1]!r} at position {tok[2]}")
 
     def peek(self, value=None):
         if self.i >= len(self.tokens):
@@ -79,10 +107,16 @@ class _Parser:
         return net
 
     def network(self):
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"nesting deeper than {MAX_NESTING} levels is not allowed")
         blocks = self.item()
         while self.peek(",") and not self._keyword_ahead():
             self.i += 1
             blocks += self.item()
+            if len(blocks) > MAX_DEPTH:
+                raise self.error(f"more than {MAX_DEPTH} blocks are not allowed (sigprop.theory.network.MAX_DEPTH)")
+        self.nesting -= 1
         return Network(tuple(blocks))
 
     def _keyword_ahead(self):
@@ -93,11 +127,17 @@ class _Parser:
         count = 1
         tok = self.peek()
         if tok and tok[0] == "num" and self.i + 1 < len(self.tokens) and self.tokens[self.i + 1][1] == "*":
-            if not re.fullmatch(r"\d+", tok[1]) or int(tok[1]) < 1:
+            if not re.fullmatch(r"[0-9]+", tok[1], re.ASCII) or int(tok[1]) < 1:
                 raise self.error("a repetition count must be an integer >= 1")
             count = int(tok[1])
+            if count > MAX_DEPTH:
+                raise self.error(f"a repetition count above {MAX_DEPTH} is not allowed "
+                                 "(sigprop.theory.network.MAX_DEPTH)")
             self.i += 2
-        return list(count * self.atom())
+        blocks = self.atom()
+        if count * len(blocks) > MAX_DEPTH:
+            raise self.error(f"more than {MAX_DEPTH} blocks are not allowed (sigprop.theory.network.MAX_DEPTH)")
+        return list(count * blocks)
 
     def atom(self):
         tok = self.peek()
@@ -105,40 +145,48 @@ class _Parser:
             self.i += 1
             net = self.network()
             self.expect(")")
-            return net
-        if not tok or tok[0] != "name" or tok[1].lower() not in _KEYWORDS:
-            raise self.error("expected a block: dense(...), residual(...) or (...)")
-        kind = tok[1].lower()
+            return net.blocks
+        if not tok or tok[0] != "name" or tok[1].lower() not in BLOCKS:
+            raise self.error(f"expected a block: {', '.join(f'{k}(...)' for k in BLOCKS)} or (...)")
+        cls = BLOCKS[tok[1].lower()]
         self.i += 1
         self.expect("(")
-        if kind == "dense":
-            act = self.peek()
-            if not act or act[0] != "name":
-                raise self.error("expected an activation name")
-            self.i += 1
-            kwargs = self.keywords(kind)
-            return self.make(tok, lambda: Dense(act[1], **kwargs))
-        branch = self.network()
-        kwargs = self.keywords(kind)
-        return self.make(tok, lambda: Residual(branch.blocks, **kwargs))
-
-    def make(self, tok, construct):
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"nesting deeper than {MAX_NESTING} levels is not allowed")
+        args = {}
+        positional = [p for p in cls.params() if p.positional]
+        for n, p in enumerate(positional):
+            if n:
+                self.expect(",")
+            if p.kind == "activation":
+                act = self.peek()
+                if not act or act[0] != "name":
+                    raise self.error("expected an activation name")
+                self.i += 1
+                args[p.name] = act[1]
+            else:                                   # "blocks": a nested network
+                args[p.name] = self.network().blocks
+        args.update(self.keywords(cls, first=not positional))
+        self.nesting -= 1
         try:
-            return Network((construct(),))
+            return (cls(**args),)
         except ArchitectureError:
             raise
         except ValueError as exc:
-            raise ArchitectureError(f"architecture {self.text!r}: {tok[1]} at position {tok[2]}: {exc}") from None
+            raise ArchitectureError(f"architecture {_short(self.text)!r}: {tok[1]} at position {tok[2]}: {exc}") from None
 
-    def keywords(self, kind):
+    def keywords(self, cls, first: bool):
+        names = [p.name for p in cls.params() if not p.positional]
         kwargs = {}
-        while self.peek(","):
-            self.i += 1
+        while self.peek(",") or (first and not kwargs and self.peek() and self.peek()[0] == "name"):
+            if self.peek(","):
+                self.i += 1
             name = self.peek()
             if not name or name[0] != "name":
                 raise self.error("expected a keyword")
-            if name[1] not in _KEYWORDS[kind]:
-                raise self.error(f"{kind}() takes the keywords {', '.join(_KEYWORDS[kind])}")
+            if name[1] not in names:
+                raise self.error(f"{cls.kind}() takes the keywords {', '.join(names)}")
             if name[1] in kwargs:
                 raise self.error(f"keyword {name[1]} is given twice")
             self.i += 1
@@ -150,3 +198,7 @@ class _Parser:
             kwargs[name[1]] = sp.sympify(val[1]) if val[0] == "num" else sp.Symbol(val[1], real=True)
         self.expect(")")
         return kwargs
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,15 +1,10 @@
 """Build a sampled torch network from a theory description (the same description numerics predicts).
 
-Each block kind has one rule here: :class:`~theory.blocks.Dense` becomes ``φ(W x + b)`` with
-``W_ij ~ N(0, σ_w²/n_in)`` and ``b_i ~ N(0, σ_b²)``; :class:`~theory.blocks.Residual` becomes
-``α x + β branch(x)``. Each activation has one torch function (``TORCH_ACTIVATIONS``), checked against
-theory's φ in the tests.
-
 Example
 -------
 >>> import torch
->>> from theory import parse
->>> from validate.build import build
+>>> from sigprop.theory import parse
+>>> from sigprop.validate import build
 >>> net = build(parse("3*dense(tanh,sw2=1.5)"), width=64, seed=0)
 >>> out, trace = net(torch.randn(2, 64, dtype=torch.float64))
 >>> len(trace.xs), len(trace.pre)
@@ -22,77 +17,55 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from numerics.compile import require_numbers
-from theory import Dense, Residual, as_network
-
-TORCH_ACTIVATIONS = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "erf": torch.erf,
-    "linear": lambda t: t,
-}
+from ..checks import check_positive_int
+from ..numerics.compile import require_numbers
+from ..theory import as_network
+from .modules import build_module
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= 1")
-
-
 def resolve_dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
         return dtype
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not allowed; allowed: {', '.join(DTYPES)}")
     return DTYPES[dtype]
 
 
-class DenseLayer(nn.Module):
-    def __init__(self, block: Dense, width: int, generator: torch.Generator, dtype, device):
-        super().__init__()
-        name = block.activation.name
-        if name not in TORCH_ACTIVATIONS:
-            raise ValueError(f"activation={name!r} has no torch rule in validate.build.TORCH_ACTIVATIONS")
-        self.phi = TORCH_ACTIVATIONS[name]
-        sw2, sb2 = float(block.sw2), float(block.sb2)
-        w = torch.randn(width, width, generator=generator, dtype=torch.float64) * (sw2 / width) ** 0.5
-        b = torch.randn(width, generator=generator, dtype=torch.float64) * sb2 ** 0.5
-        self.weight = nn.Parameter(w.to(device=device, dtype=dtype))
-        self.bias = nn.Parameter(b.to(device=device, dtype=dtype))
-
-    def forward(self, x):
-        h = x @ self.weight.T + self.bias
-        return self.phi(h), h
-
-
-class ResidualBlock(nn.Module):
-    def __init__(self, block: Residual, width: int, generator: torch.Generator, dtype, device):
-        super().__init__()
-        self.branch = nn.ModuleList(_module(b, width, generator, dtype, device) for b in block.branch)
-        self.alpha, self.beta = float(block.alpha), float(block.beta)
-
-    def forward(self, x):
-        y = x
-        for module in self.branch:
-            y, pre = module(y)
-        return self.alpha * x + self.beta * y, pre
+def resolve_device(device) -> torch.device:
+    """A torch device that exists here, or a ValueError saying why not (before any work is done)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device={device!r} is not allowed: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} is not allowed: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} is not allowed: this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device={device!r} is not allowed: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise ValueError(f"device={device!r} is not allowed: sigprop runs on cpu, cuda or mps")
+    return dev
 
 
-def _module(block, width, generator, dtype, device) -> nn.Module:
-    if isinstance(block, Dense):
-        return DenseLayer(block, width, generator, dtype, device)
-    if isinstance(block, Residual):
-        return ResidualBlock(block, width, generator, dtype, device)
-    raise TypeError(f"validate cannot build {type(block).__name__}")
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed: it must be an integer >= 0")
+    return seed
 
 
 @dataclass
 class Trace:
-    """Representations x^0..x^L and, per block, the pre-activation of its last dense layer."""
+    """Representations x^0..x^L, and the pre-activations of the blocks that have one (``pre_layers``, 1-based)."""
 
     xs: list
     pre: list
+    pre_layers: list
 
 
 class SampledNetwork(nn.Module):
@@ -102,22 +75,23 @@ class SampledNetwork(nn.Module):
         super().__init__()
         net = as_network(network)
         check_positive_int("width", width)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed={seed!r} is not allowed: it must be an integer >= 0")
-        for b in net.blocks:
+        check_seed(seed)
+        for b in set(net.blocks):
             require_numbers(b)
         self.description, self.width, self.seed = net.describe(), width, seed
         gen = torch.Generator().manual_seed(seed)
-        dt = resolve_dtype(dtype)
-        self.blocks = nn.ModuleList(_module(b, width, gen, dt, device) for b in net.blocks)
+        dt, dev = resolve_dtype(dtype), resolve_device(device)
+        self.blocks = nn.ModuleList(build_module(b, width, gen, dt, dev) for b in net.blocks)
 
     def forward(self, x):
-        xs, pres = [x], []
-        for block in self.blocks:
+        xs, pres, layers = [x], [], []
+        for layer, block in enumerate(self.blocks, start=1):
             x, pre = block(x)
             xs.append(x)
-            pres.append(pre)
-        return x, Trace(xs, pres)
+            if pre is not None:
+                pres.append(pre)
+                layers.append(layer)
+        return x, Trace(xs, pres, layers)
 
 
 def build(network, width: int, seed: int = 0, dtype="float64", device="cpu") -> SampledNetwork:

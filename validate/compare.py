@@ -1,36 +1,56 @@
-"""Join a prediction with a measurement: the tidy comparison table and agreement figures."""
+"""Join a prediction with a measurement: the tidy comparison table and agreement at one layer.
+
+Example
+-------
+>>> from sigprop.theory import parse
+>>> from sigprop.numerics import predict
+>>> from sigprop.validate import compare, measure
+>>> net = parse("3*dense(tanh,sw2=1.5)")
+>>> rows = compare(predict(net), measure(net, width=32, seeds=2, probes=4))
+>>> sorted(rows[0])[:4]
+['abs_error', 'architecture', 'experiment', 'inside']
+"""
 from __future__ import annotations
 
-from numerics import Prediction
+import math
 
+from ..numerics import Prediction
 from .measure import Measurement
 
 #: the comparison CSV's columns, in order
 COLUMNS = ["experiment", "architecture", "layer", "quantity", "predicted", "measured_mean", "measured_lo",
-           "measured_hi", "width", "n_seeds"]
+           "measured_hi", "width", "n_seeds", "n_excluded"]
 
 
 def compare(prediction: Prediction, measurement: Measurement, experiment: str = "") -> list[dict]:
     """Tidy rows (see :data:`COLUMNS`), one per layer × quantity, plus ``inside`` (prediction within the 95%
-    interval of the measured mean) and ``abs_error`` |predicted − measured_mean|."""
+    interval of the measured mean; None where the interval is undefined) and ``abs_error``.
+
+    The prediction and the measurement must describe the same architecture and the same inputs.
+    """
     if prediction.architecture != measurement.architecture:
         raise ValueError(f"prediction is for {prediction.architecture!r} but the measurement is for "
                          f"{measurement.architecture!r}")
     if prediction.depth != measurement.depth:
         raise ValueError(f"depths differ: predicted {prediction.depth}, measured {measurement.depth}")
+    for key in ("q0", "c0", "m0"):
+        p, m = prediction.inputs.get(key), measurement.inputs.get(key)
+        if p is None or m is None or not math.isclose(float(p), float(m), rel_tol=1e-12, abs_tol=1e-15):
+            raise ValueError(f"inputs differ: the prediction has {key}={p!r}, the measurement {key}={m!r}")
     predicted = {(r["quantity"], r["layer"]): r["predicted"] for r in prediction.to_rows()}
     rows = []
     for r in measurement.to_rows():
         pred = predicted.get((r["quantity"], r["layer"]))
         if pred is None:
             continue
-        rows.append({"experiment": experiment, **r, "predicted": pred,
-                     "inside": bool(r["measured_lo"] <= pred <= r["measured_hi"]),
+        lo, hi = r["measured_lo"], r["measured_hi"]
+        inside = bool(lo <= pred <= hi) if math.isfinite(lo) and math.isfinite(hi) else None
+        rows.append({"experiment": experiment, **r, "predicted": pred, "inside": inside,
                      "abs_error": abs(pred - r["measured_mean"])})
     return [{k: row[k] for k in COLUMNS + ["inside", "abs_error"]} for row in rows]
 
 
-def agreement(rows: list[dict], quantity: str = "log_gsc", layer: int = 0) -> dict:
+def agreement(rows: list[dict], quantity: str = "log_gsc", layer: int = 0) -> list[dict]:
     """Agreement at one layer (default: log GSC(0, L) of the whole network) for each architecture and width."""
     out = []
     for r in rows:
@@ -38,8 +58,19 @@ def agreement(rows: list[dict], quantity: str = "log_gsc", layer: int = 0) -> di
             continue
         pred, meas = r["predicted"], r["measured_mean"]
         rel = abs(pred - meas) / abs(pred) if abs(pred) > 1e-9 else None   # undefined where predicted 0
-        out.append({"architecture": r["architecture"], "width": r["width"], "n_seeds": r["n_seeds"],
-                    "predicted": pred, "measured_mean": meas, "measured_lo": r["measured_lo"],
-                    "measured_hi": r["measured_hi"], "abs_error": abs(pred - meas), "rel_error": rel,
-                    "inside": r["inside"]})
+        out.append({"architecture": r["architecture"], "quantity": quantity, "width": r["width"],
+                    "n_seeds": r["n_seeds"], "n_excluded": r["n_excluded"], "predicted": pred,
+                    "measured_mean": meas, "measured_lo": r["measured_lo"], "measured_hi": r["measured_hi"],
+                    "abs_error": abs(pred - meas), "rel_error": rel, "inside": r["inside"]})
     return out
+
+
+def inside_fraction(rows: list[dict]) -> dict:
+    """Per quantity: the fraction of predicted values inside the measured 95% intervals (defined ones only)."""
+    counts = {}
+    for r in rows:
+        if r["inside"] is None:
+            continue
+        n, k = counts.get(r["quantity"], (0, 0))
+        counts[r["quantity"]] = (n + 1, k + int(r["inside"]))
+    return {key: k / n for key, (n, k) in counts.items()}

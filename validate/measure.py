@@ -1,20 +1,22 @@
 """Measure, on sampled networks, the per-layer quantities that numerics predicts.
 
 For each seed: sample the network, feed two inputs with mean square q0 and correlation c0 (exactly, and with
-zero unit mean), record q, c of every block's pre-activation and p, m of every representation, then push probes
-v back through one backward pass that reads g^l = (∂x^L/∂x^l)ᵀ v at every layer at once (DESIGN.md):
+zero unit mean), record q, c of every pre-activation and p, m of every representation, then push probes v back
+through one backward pass that reads g^l = (∂x^L/∂x^l)ᵀ v at every layer at once:
 
 - ``probes="exact"``: v runs over the output's basis vectors (batched), so ‖J‖_F² is exact;
 - ``probes=P`` (an int): P Hutchinson probes v ~ N(0, I), E‖Jᵀv‖² = ‖J‖_F², unbiased; their noise is part of the
-  seed-to-seed spread that the intervals report.
+  seed-to-seed spread that the intervals report. P at or above the output width is replaced by exact probes,
+  which then cost no more and have no noise.
 
 GSC(l, L) = ‖J‖_qm ‖x^l‖/‖x^L‖ with ‖J‖_qm² = ‖J‖_F²/n_l, per input. The gradient correlation uses the same
-probes for both inputs: Σ⟨g_a, g_b⟩/√(Σ‖g_a‖² Σ‖g_b‖²).
+probes for both inputs: Σ⟨g_a, g_b⟩/√(Σ‖g_a‖² Σ‖g_b‖²). Every registered quantity
+(:data:`sigprop.quantities.QUANTITIES`) is computed from these arrays.
 
 Example
 -------
->>> from theory import parse
->>> from validate.measure import measure
+>>> from sigprop.theory import parse
+>>> from sigprop.validate import measure
 >>> meas = measure(parse("5*dense(relu,sw2=2)"), width=64, seeds=3, probes=8)
 >>> meas.summary()["log_gsc"]["mean"].shape
 (6,)
@@ -27,20 +29,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
 
-from numerics.iterate import check_inputs
-from numerics.results import QUANTITIES, sigprop_version
-from theory import as_network
+from .. import __version__
+from ..checks import check_inputs, check_positive_int
+from ..quantities import QUANTITIES
+from ..theory import as_network
+from .build import build, resolve_device, resolve_dtype
+from .intervals import bootstrap_interval, t_interval
 
-from .build import check_positive_int, build, resolve_dtype
-
-CONFIDENCE = 0.95
-BOOTSTRAP = 2000
+#: the per-seed arrays a measurement records, and the quantities are computed from
+RAW = ("q", "c", "p", "m", "jac_qm2", "grad_cross", "grad_sq")
 
 
 def make_inputs(width: int, q0: float, c0: float, generator: torch.Generator, dtype, device) -> torch.Tensor:
-    """Two inputs (rows) with ‖x‖²/n = q0 exactly, correlation c0 exactly, and zero unit mean."""
+    """Two inputs (rows) with ‖x‖²/n = q0 exactly, correlation c0 exactly, and zero unit mean (width >= 3)."""
+    if width < 3:
+        raise ValueError(f"width={width} is not allowed for measurement: two zero-mean inputs with a given "
+                         "correlation need width >= 3")
     u = torch.randn(2, width, generator=generator, dtype=torch.float64)
     u = u - u.mean(dim=1, keepdim=True)
     e1 = u[0] / u[0].norm()
@@ -51,9 +56,19 @@ def make_inputs(width: int, q0: float, c0: float, generator: torch.Generator, dt
     return x.to(device=device, dtype=dtype)
 
 
+def check_probes(probes, width: int):
+    """'exact', or a number of Hutchinson probes; P >= width becomes 'exact' (cheaper and without noise)."""
+    if probes == "exact":
+        return "exact"
+    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+        raise ValueError(f"probes={probes!r} is not allowed: use 'exact' or an integer >= 1 (Hutchinson probes)")
+    return "exact" if probes >= width else probes
+
+
 @dataclass
 class Measurement:
-    """Per-seed measurements. Arrays are indexed [seed, layer(, input)]; layers 0..L (q, c: blocks 1..L)."""
+    """Per-seed measurements. ``raw[name]`` is indexed [seed, layer(, input)]: layers 0..L, or the blocks with a
+    pre-activation (``pre_layers``) for q and c."""
 
     architecture: str
     width: int
@@ -62,13 +77,8 @@ class Measurement:
     probes: object
     dtype: str
     device: str
-    q: np.ndarray          # [seed, block, input]
-    c: np.ndarray          # [seed, block]
-    p: np.ndarray          # [seed, layer, input]
-    m: np.ndarray          # [seed, layer, input]
-    jac_qm2: np.ndarray    # ‖∂x^L/∂x^l‖_qm², [seed, layer, input]
-    grad_cross: np.ndarray  # Σ_probes ⟨g_a, g_b⟩ / norm, [seed, layer]
-    grad_sq: np.ndarray     # Σ_probes ‖g‖² / norm, [seed, layer, input]
+    pre_layers: np.ndarray
+    raw: dict
     meta: dict = field(default_factory=dict)
 
     @property
@@ -77,95 +87,85 @@ class Measurement:
 
     @property
     def depth(self) -> int:
-        return self.p.shape[1] - 1
+        return self.raw["p"].shape[1] - 1
+
+    def __getattr__(self, name):          # m.p, m.jac_qm2, … read the raw arrays
+        raw = self.__dict__.get("raw", {})
+        if name in raw:
+            return raw[name]
+        raise AttributeError(name)
 
     def log_gsc_per_input(self) -> np.ndarray:
         """log GSC(l, L) per seed, layer and input."""
-        log_x = 0.5 * np.log(self.p)
-        return 0.5 * np.log(self.jac_qm2) + log_x - log_x[:, -1:, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_x = 0.5 * np.log(self.raw["p"])
+            return 0.5 * np.log(self.raw["jac_qm2"]) + log_x - log_x[:, -1:, :]
 
     def summary(self) -> dict:
-        """Per quantity: ``layers``, ``mean``, ``lo``, ``hi`` (95% interval of the mean over seeds)."""
+        """Per quantity: ``layers``, ``mean``, ``lo``, ``hi`` (95% interval of the mean over seeds), ``n`` (seeds
+        where it is defined, per layer). Raises ValueError if a quantity is defined for no seed at some layer."""
         L = self.depth
-        blocks, layers = np.arange(1, L + 1), np.arange(0, L + 1)
-        out = {
-            "q": _t_summary(self.q.mean(axis=2), blocks),
-            "c": _t_summary(self.c, blocks),
-            "p": _t_summary(self.p.mean(axis=2), layers),
-            "m": _t_summary(self.m.mean(axis=2), layers),
-            "log_gsc": _t_summary(self.log_gsc_per_input().mean(axis=2), layers),
-        }
-        num = self.jac_qm2 * self.p                           # ‖J‖_qm² ‖x^l‖²/n, per seed and input
-        den = np.broadcast_to(self.p[:, -1:, :], num.shape)
-        out["log_gsc_qm"] = _bootstrap_summary(
-            lambda idx: 0.5 * (np.log(num[idx].mean(axis=(0, 2))) - np.log(den[idx].mean(axis=(0, 2)))),
-            self.n_seeds, layers)
-        out["grad_corr"] = _bootstrap_summary(
-            lambda idx: self.grad_cross[idx].sum(0) / np.sqrt(self.grad_sq[idx, :, 0].sum(0)
-                                                              * self.grad_sq[idx, :, 1].sum(0)),
-            self.n_seeds, layers)
+        out = {}
+        for name, q in QUANTITIES.items():
+            layers = self.pre_layers if q.layers == "pre" else np.arange(L + 1)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                s = t_interval(q.measured(self.raw)) if q.interval == "t" else bootstrap_interval(
+                    q.parts(self.raw), q.pooled)
+            if len(layers) and np.any(s["n"] == 0):
+                bad = int(layers[np.argmax(s["n"] == 0)])
+                raise ValueError(f"{name} at layer {bad} is undefined for all {self.n_seeds} sampled networks of "
+                                 f"{self.architecture} at width {self.width} (e.g. every unit died, so the "
+                                 "output is 0): use a larger width")
+            out[name] = {"layers": layers, **s}
         return out
 
     def to_rows(self) -> list[dict]:
+        """Tidy rows; ``n_seeds`` counts the seeds used, ``n_excluded`` those where the value was undefined."""
         rows = []
         for name, s in self.summary().items():
-            for l, mean, lo, hi in zip(s["layers"], s["mean"], s["lo"], s["hi"]):
+            for l, mean, lo, hi, n in zip(s["layers"], s["mean"], s["lo"], s["hi"], s["n"]):
                 rows.append({"architecture": self.architecture, "layer": int(l), "quantity": name,
                              "measured_mean": float(mean), "measured_lo": float(lo), "measured_hi": float(hi),
-                             "width": self.width, "n_seeds": self.n_seeds})
+                             "width": self.width, "n_seeds": int(n), "n_excluded": self.n_seeds - int(n)})
         return rows
-
-
-def _t_summary(per_seed: np.ndarray, layers) -> dict:
-    n = per_seed.shape[0]
-    mean = per_seed.mean(axis=0)
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * per_seed.std(axis=0, ddof=1) / math.sqrt(n)
-    return {"layers": layers, "mean": mean, "lo": mean - half, "hi": mean + half}
-
-
-def _bootstrap_summary(stat, n: int, layers) -> dict:
-    """Pooled statistic over all seeds, with a percentile bootstrap interval over seeds (fixed RNG)."""
-    mean = stat(np.arange(n))
-    rng = np.random.default_rng(12345)
-    boots = np.stack([stat(rng.integers(0, n, n)) for _ in range(BOOTSTRAP)])
-    lo, hi = np.quantile(boots, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2], axis=0)
-    return {"layers": layers, "mean": mean, "lo": lo, "hi": hi}
 
 
 def _probe_matrix(probes, n_out, generator, dtype, device):
     if probes == "exact":
         return torch.eye(n_out, dtype=dtype, device=device), float(n_out)
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise ValueError(f"probes={probes!r} is not allowed: use 'exact' or an integer >= 1 (Hutchinson probes)")
     v = torch.randn(probes, n_out, generator=generator, dtype=torch.float64)
     return v.to(device=device, dtype=dtype), 1.0
 
 
 def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact", dtype="float64",
                  device="cpu") -> dict:
-    """One sampled network: the raw per-layer arrays of :class:`Measurement` for one seed."""
+    """One sampled network: the raw per-layer arrays of :class:`Measurement` for one seed (and ``pre_layers``)."""
     dt = resolve_dtype(dtype)
+    probes = check_probes(probes, width)
     net = build(network, width, seed, dtype, device)
     gen = torch.Generator().manual_seed(10_000_019 + seed)
     x0 = make_inputs(width, q0, c0, gen, dt, device).requires_grad_(True)
     out, trace = net(x0)
     v, norm = _probe_matrix(probes, out.shape[1], gen, dt, device)
     grads = torch.autograd.grad(out, trace.xs[:-1], grad_outputs=v[:, None, :].expand(-1, 2, -1).contiguous(),
-                                is_grads_batched=True)
+                                is_grads_batched=True, allow_unused=True)
     with torch.no_grad():
+        grads = [torch.zeros_like(x).expand(v.shape[0], -1, -1) if g is None else g
+                 for g, x in zip(grads, trace.xs[:-1])]
         gs = [g.double() for g in grads] + [v[:, None, :].expand(-1, 2, -1).double()]   # layer L: g = v
         sq = torch.stack([(g * g).sum(dim=2).mean(dim=0) for g in gs]) * norm          # ‖J‖_F² per layer, input
         cross = torch.stack([(g[:, 0] * g[:, 1]).sum(dim=1).mean(dim=0) for g in gs]) * norm
         widths = torch.tensor([x.shape[1] for x in trace.xs], dtype=torch.float64, device=sq.device)
         hs = [h.double() for h in trace.pre]
         xs = [x.double() for x in trace.xs]
-        q = torch.stack([(h * h).mean(dim=1) for h in hs])
-        c = torch.stack([(h[0] @ h[1]) / (h[0].norm() * h[1].norm()) for h in hs])
+        empty = torch.zeros(0, 2, dtype=torch.float64, device=sq.device)
+        q = torch.stack([(h * h).mean(dim=1) for h in hs]) if hs else empty
+        c = torch.stack([(h[0] @ h[1]) / (h[0].norm() * h[1].norm()) for h in hs]) if hs else empty[:, 0]
         p = torch.stack([(x * x).mean(dim=1) for x in xs])
         m = torch.stack([x.mean(dim=1) for x in xs])
     arr = lambda t: t.detach().cpu().numpy()
     return {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "jac_qm2": arr(sq / widths[:, None]),
-            "grad_cross": arr(cross), "grad_sq": arr(sq)}
+            "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace.pre_layers, dtype=int)}
 
 
 def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.5, probes="exact",
@@ -182,16 +182,22 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     if len(seed_list) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
     check_inputs(q0, c0)
+    resolve_dtype(dtype)
+    resolve_device(device)
+    probes = check_probes(probes, width)
+    if width < 3:
+        raise ValueError(f"width={width} is not allowed for measurement: two zero-mean inputs with a given "
+                         "correlation need width >= 3")
     start = time.perf_counter()
     per_seed = []
     for s in seed_list:
         per_seed.append(measure_seed(net, width, s, q0, c0, probes, dtype, device))
         if progress is not None:
             progress()
-    stack = {k: np.stack([r[k] for r in per_seed]) for k in per_seed[0]}
+    raw = {k: np.stack([r[k] for r in per_seed]) for k in RAW}
     return Measurement(
         architecture=net.describe(), width=width, seeds=seed_list, inputs={"q0": q0, "c0": c0, "m0": 0.0},
-        probes=probes, dtype=str(dtype), device=str(device), **stack,
-        meta={"sigprop_version": sigprop_version(), "torch_version": torch.__version__,
-              "seconds": time.perf_counter() - start, "quantities": QUANTITIES},
+        probes=probes, dtype=str(dtype), device=str(device), pre_layers=per_seed[0]["pre_layers"], raw=raw,
+        meta={"sigprop_version": __version__, "torch_version": torch.__version__,
+              "seconds": time.perf_counter() - start},
     )

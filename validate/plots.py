@@ -1,4 +1,7 @@
-"""Figures from comparison rows (a pure function of the tidy table: re-plot a saved CSV without re-running)."""
+"""Figures from comparison rows: pure functions of the tidy table (re-plot a saved CSV without re-running).
+
+Labels and axis scales come from the quantity registry (:data:`sigprop.quantities.QUANTITIES`).
+"""
 from __future__ import annotations
 
 import math
@@ -9,16 +12,13 @@ import matplotlib
 matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 import matplotlib.pyplot as plt  # noqa: E402
 
-LABELS = {"log_gsc": "GSC(l, L)  (geometric mean over inputs)", "log_gsc_qm": "GSC(l, L)  (ratio of quadratic means)",
-          "grad_corr": "gradient correlation", "c": "pre-activation correlation c", "q": "pre-activation q",
-          "p": "mean square p", "m": "unit mean m"}
-_EXP = {"log_gsc", "log_gsc_qm"}      # stored as logs, shown as values on a log axis
+from ..quantities import QUANTITIES  # noqa: E402
 
 
 def _series(rows, architecture, quantity, width):
     sel = sorted((r for r in rows if r["architecture"] == architecture and r["quantity"] == quantity
                   and r["width"] == width), key=lambda r: r["layer"])
-    f = math.exp if quantity in _EXP else (lambda v: v)
+    f = (lambda v: math.exp(v) if math.isfinite(v) else v) if QUANTITIES[quantity].log_valued else (lambda v: v)
     return ([r["layer"] for r in sel], [f(r["predicted"]) for r in sel], [f(r["measured_mean"]) for r in sel],
             [f(r["measured_lo"]) for r in sel], [f(r["measured_hi"]) for r in sel])
 
@@ -31,19 +31,20 @@ def plot_quantity(ax, rows, quantity, labels: dict, width: int):
             continue
         color = f"C{i}"
         ax.plot(layers, pred, "-", color=color, lw=1.6, label=f"{label}: mean field")
-        err = [[max(m - l, 0) for m, l in zip(mean, lo)], [max(h - m, 0) for m, h in zip(mean, hi)]]
+        err = [[max(m - l, 0) if math.isfinite(l) else 0 for m, l in zip(mean, lo)],
+               [max(h - m, 0) if math.isfinite(h) else 0 for m, h in zip(mean, hi)]]
         ax.errorbar(layers, mean, yerr=err, fmt="o", ms=3, color=color, elinewidth=0.8, capsize=1.5,
                     label=f"{label}: measured")
     ax.set_xlabel("layer l (0 = input)")
-    ax.set_ylabel(LABELS.get(quantity, quantity))
-    if quantity in _EXP or quantity in ("p", "q"):
+    ax.set_ylabel(QUANTITIES[quantity].label)
+    if QUANTITIES[quantity].log_axis:
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
 
 
-def gsc_figure(rows, labels: dict, width: int, n_seeds: int, title: str):
+def gsc_figure(rows, labels: dict, width: int, n_seeds: int, title: str, quantity: str = "log_gsc_qm"):
     fig, ax = plt.subplots(figsize=(7.0, 5.4), constrained_layout=True)
-    plot_quantity(ax, rows, "log_gsc", labels, width)
+    plot_quantity(ax, rows, quantity, labels, width)
     depth = max(r["layer"] for r in rows)
     ax.set_title(f"{title}: GSC from layer l to the output (depth {depth}, width {width}, {n_seeds} seeds, 95% CI)",
                  fontsize=9)
@@ -51,17 +52,18 @@ def gsc_figure(rows, labels: dict, width: int, n_seeds: int, title: str):
     return fig
 
 
-def quantities_figure(rows, labels: dict, width: int, quantities=("c", "q", "grad_corr", "log_gsc_qm")):
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+def quantities_figure(rows, labels: dict, width: int, quantities=("c", "q", "grad_corr", "log_gsc")):
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.8), constrained_layout=True)
     for ax, qn in zip(axes.ravel(), quantities):
         plot_quantity(ax, rows, qn, labels, width)
-    axes[0, 0].legend(fontsize=6)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=7, ncol=2, loc="outside lower center", frameon=False)
     fig.suptitle(f"mean-field prediction (lines) vs sampled networks (points, width {width}, 95% CI)", fontsize=10)
     return fig
 
 
 def convergence_figure(agreement_rows, labels: dict):
-    """|Δ log GSC(0, L)| against width, log-log, with a 1/width guide."""
+    """|Δ| of the agreement quantity against width, log-log, with a 1/width guide."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2), constrained_layout=True)
     widths = sorted({r["width"] for r in agreement_rows})
     for i, (arch, label) in enumerate(labels.items()):
@@ -72,23 +74,22 @@ def convergence_figure(agreement_rows, labels: dict):
     if widths:
         ref = max(r["abs_error"] for r in agreement_rows if r["width"] == widths[0])
         ax.plot(widths, [ref * widths[0] / w for w in widths], "k--", lw=1, label="∝ 1/width")
+    quantity = agreement_rows[0]["quantity"] if agreement_rows else "log_gsc"
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("width")
-    ax.set_ylabel("|predicted − measured| of log GSC(0, L)")
+    ax.set_ylabel(f"|predicted − measured| of {quantity}(0, L)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     return fig
 
 
 def save(fig, path_stem: str) -> list[str]:
-    """Save as PNG and PDF through temporary names (atomic), return the paths."""
+    """Save as PNG and PDF (callers write into a run's staging folder), return the paths."""
     paths = []
     for ext in ("png", "pdf"):
         path = f"{path_stem}.{ext}"
-        tmp = os.path.join(os.path.dirname(path) or ".", f".tmp-{os.path.basename(path)}")
-        fig.savefig(tmp, dpi=160, format=ext)
-        os.replace(tmp, path)
+        fig.savefig(path, dpi=160, format=ext)
         paths.append(path)
     plt.close(fig)
     return paths

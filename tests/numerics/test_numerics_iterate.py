@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special
 
-import theory
-from numerics import OutOfRangeError, predict
+from sigprop import theory
+from sigprop.numerics import OutOfRangeError, predict
 
 RTOL = 1e-10
 QUAD = dict(epsabs=1e-14, epsrel=1e-13, limit=200)

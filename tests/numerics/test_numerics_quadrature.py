@@ -33,9 +33,9 @@ import pytest
 import sympy as sp
 from scipy import integrate, special
 
-from numerics.quadrature import expect1, expect2
-from theory import erf, relu
-from theory.symbols import k as K_SYM, q as Q_SYM, q1 as Q1_SYM, q2 as Q2_SYM
+from sigprop.numerics.quadrature import expect1, expect2
+from sigprop.theory import erf, relu
+from sigprop.theory.symbols import k as K_SYM, q as Q_SYM, q1 as Q1_SYM, q2 as Q2_SYM
 
 mp.mp.dps = 20
 RTOL = 1e-10

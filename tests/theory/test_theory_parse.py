@@ -6,9 +6,9 @@ import re
 import pytest
 import sympy as sp
 
-from theory import ArchitectureError, Dense, Network, Residual, erf, linear, relu, tanh
-from theory import symbols as S
-from theory.parse import parse
+from sigprop.theory import ArchitectureError, Dense, Network, Residual, erf, linear, relu, tanh
+from sigprop.theory import symbols as S
+from sigprop.theory.parse import parse
 
 beta = sp.Symbol("beta")
 

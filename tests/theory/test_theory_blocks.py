@@ -13,9 +13,9 @@ import pytest
 import sympy as sp
 from scipy import integrate, special
 
-from theory import Dense, Network, PairState, Residual, erf, laws, linear, relu, tanh
-from theory.expectations import GaussianExpectation
-from theory.symbols import m, p
+from sigprop.theory import Dense, Network, PairState, Residual, erf, laws, linear, relu, tanh
+from sigprop.theory.expectations import GaussianExpectation
+from sigprop.theory.symbols import m, p
 
 
 def _quad_gauss(f, qv):
@@ -49,7 +49,7 @@ def test_relu_critical_chi():
     # He-ReLU is critical: χ₁ = σ_w² P(h > 0) = 2 · 1/2 = 1, and at c = 1 the gradient-covariance factor
     # is χ₁ too. Below c = 1 the factor is 2 (π − θ)/(2π) = 1 − θ/π (THEORY §5), e.g. 1/2 at c = 0.
     maps = Dense(relu, sw2=2, sb2=0).forward(PairState(p, p, p, m, m))  # c = p_ab/p = 1
-    assert tuple(sp.simplify(x) for x in maps.chi) == (1, 1, 1)
+    assert tuple(sp.simplify(x) for x in (maps.chi.chi_a, maps.chi.chi_b, maps.chi.chi_ab)) == (1, 1, 1)
     assert laws.chi_1(relu, sw2=2).rhs == 1
     assert laws.chi_c(relu, sw2=2, c=1).rhs == 1
     assert sp.simplify(laws.chi_c(relu, sw2=2, c=0).rhs - sp.Rational(1, 2)) == 0
@@ -94,7 +94,7 @@ def _replace_expectations(expr):
     phi = {"square": lambda x: math.tanh(x) ** 2, "dsquare": lambda x: (1 - math.tanh(x) ** 2) ** 2}
 
     def value(e):
-        assert e.activation_name == "tanh" and e.kind in phi, e
+        assert e.activation is tanh and e.kind in phi, e
         return sp.Float(_quad_gauss(phi[e.kind], float(e.args[0])))
 
     out = expr.replace(lambda e: isinstance(e, GaussianExpectation), value)

@@ -1,0 +1,89 @@
+"""A mean-field prediction: per-layer values of every registered quantity, with tidy-table exports.
+
+Example
+-------
+>>> from sigprop.theory import parse
+>>> from sigprop.numerics import predict
+>>> pred = predict(parse("3*dense(tanh,sw2=2.5,sb2=0.05)"))
+>>> pred.to_csv().splitlines()[0]
+'architecture,layer,quantity,predicted'
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..io import rows_to_csv, to_json_text, to_pandas, write_atomic
+from ..quantities import QUANTITIES
+
+
+@dataclass
+class Prediction:
+    """Mean-field prediction per layer.
+
+    ``raw`` holds the per-input arrays the quantities are computed from (``log_p``, ``m``, ``log_gsc`` on
+    layers 0..L; ``log_q``, ``c`` on the blocks listed in ``pre_layers``; ``grad_corr``); ``values[name]`` and
+    ``layers[name]`` each registered quantity (:data:`sigprop.quantities.QUANTITIES`).
+    """
+
+    architecture: str
+    inputs: dict
+    depth: int
+    pre_layers: np.ndarray
+    raw: dict
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def layers(self) -> dict:
+        all_layers = np.arange(self.depth + 1)
+        return {name: self.pre_layers if q.layers == "pre" else all_layers for name, q in QUANTITIES.items()}
+
+    @property
+    def values(self) -> dict:
+        if "_values" not in self.__dict__:
+            with np.errstate(over="ignore"):      # p, q, m beyond float64 read inf; their logs stay in raw
+                self.__dict__["_values"] = {name: np.asarray(q.predicted(self.raw), dtype=float)
+                                            for name, q in QUANTITIES.items()}
+        return self.__dict__["_values"]
+
+    @property
+    def per_input(self) -> dict:
+        """Per-input arrays (columns a, b): ``log_p``, ``log_q``, ``log_gsc``, ``m``."""
+        return {k: self.raw[k] for k in ("log_p", "log_q", "log_gsc", "m")}
+
+    def series(self, name: str):
+        if name not in QUANTITIES:
+            raise KeyError(f"quantity={name!r} is not predicted; available: {', '.join(QUANTITIES)}")
+        return self.layers[name], self.values[name]
+
+    def to_rows(self) -> list[dict]:
+        """Tidy rows: one per layer × quantity."""
+        layers = self.layers
+        return [{"architecture": self.architecture, "layer": int(l), "quantity": name, "predicted": float(v)}
+                for name, values in self.values.items() for l, v in zip(layers[name], values)]
+
+    def to_dict(self) -> dict:
+        """Everything, JSON-ready; non-finite values (p beyond float64) become null in JSON, their logs stay
+        in ``per_input``."""
+        layers = self.layers
+        return {"architecture": self.architecture, "inputs": self.inputs, "meta": self.meta,
+                "layers": {k: v.tolist() for k, v in layers.items()},
+                "values": {k: v.tolist() for k, v in self.values.items()},
+                "per_input": {k: np.asarray(v).tolist() for k, v in self.per_input.items()},
+                "quantities": {k: q.meaning for k, q in QUANTITIES.items()}}
+
+    def to_json(self, path=None) -> str:
+        text = to_json_text(self.to_dict())
+        if path is not None:
+            write_atomic(path, text)
+        return text
+
+    def to_csv(self, path=None) -> str:
+        text = rows_to_csv(self.to_rows(), ["architecture", "layer", "quantity", "predicted"])
+        if path is not None:
+            write_atomic(path, text)
+        return text
+
+    def to_pandas(self):
+        return to_pandas(self.to_rows())

@@ -1,0 +1,251 @@
+"""The ``sigprop`` command line: reproduce an experiment, predict, measure, print the grammar.
+
+Run ``sigprop --help`` or ``sigprop COMMAND --help``. Bad input ends with a one-line ``sigprop: error: …`` and
+exit code 2, before any work is done. Imports are deferred: ``sigprop --help`` loads neither SymPy nor torch,
+and ``sigprop predict`` never loads torch.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from . import __version__
+
+COMMANDS = {"reproduce": "run a named experiment (default: GSC vs depth) and write figures and tables",
+            "predict": "print the per-layer mean-field prediction for an architecture",
+            "measure": "compare the prediction with sampled networks for one architecture",
+            "grammar": "print the architecture grammar (block kinds and activations)"}
+
+
+def grammar_text() -> str:
+    from .theory import grammar
+    return ("architecture grammar:\n" + "\n".join("  " + line for line in grammar().splitlines())
+            + '\nexamples: "50*dense(tanh,sw2=2.5,sb2=0.05)"  "20*residual(dense(relu,sw2=2),beta=0.5)"\n'
+            '          "10*residual(dense(tanh),dense(linear))"')
+
+
+def quantities_text() -> str:
+    from .quantities import QUANTITIES
+    return "quantities:\n" + "\n".join(f"  {k:11s} {q.meaning}" for k, q in QUANTITIES.items())
+
+
+class _LazyHelp(argparse.ArgumentParser):
+    """A parser whose epilog is generated only when its help is shown (it needs the registries)."""
+
+    epilog_parts: tuple = ()
+
+    def format_help(self):
+        self.epilog = "\n\n".join(part() for part in self.epilog_parts)
+        return super().format_help()
+
+
+def _positive_int(text):
+    if not re.fullmatch(r"[0-9]+", text, re.ASCII):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return n
+
+
+def _probes(text):
+    if text == "exact":
+        return "exact"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"probes={text!r}: use 'exact' or an integer >= 1") from None
+
+
+def _definition(text):
+    name, sep, expr = text.partition("=")
+    if not sep or not name.strip() or not expr.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=EXPRESSION, e.g. softplus='log(1+exp(x))'")
+    return name.strip(), expr.strip()
+
+
+def _measure_options(p):
+    p.add_argument("--seeds", type=_positive_int, default=10, help="number of sampled networks (default 10; >= 2)")
+    p.add_argument("--probes", type=_probes, default="exact",
+                   help="'exact' (all output directions, exact Frobenius norms) or a number of Hutchinson probes "
+                        "(a number >= the width means exact)")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="network dtype (default float64)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _activation_option(p):
+    p.add_argument("--activation", type=_definition, action="append", default=[], metavar="NAME=EXPR",
+                   help="define an activation from a SymPy expression in x for this run, e.g. "
+                        "--activation \"xerf=x*erf(x)\" (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sigprop", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Signal propagation in deep networks: mean-field predictions checked against sampled networks.",
+        epilog="commands:\n" + "\n".join(f"  {k:11s} {v}" for k, v in COMMANDS.items())
+               + "\n\nThe architecture grammar: sigprop grammar (also in sigprop predict --help).")
+    parser.add_argument("--version", action="version", version=f"sigprop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_LazyHelp)
+
+    rep = sub.add_parser("reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help=COMMANDS["reproduce"],
+                         description="Predict and measure GSC(l, L), correlations and gradient correlations for "
+                                     "He-ReLU, tanh (σ_w²=1), chaotic tanh and a tanh ResNet. Writes "
+                                     "<experiment>.csv, PNG/PDF figures and <experiment>.json (settings, agreement, "
+                                     "the run's files with checksums) into --out.")
+    rep.add_argument("--experiment", default="gsc", help="experiment name (default gsc)")
+    rep.add_argument("--out", default="results", help="output folder (default results/)")
+    rep.add_argument("--width", type=_positive_int, nargs="+", default=[512],
+                     help="network width(s); several widths add a convergence figure (default 512)")
+    rep.add_argument("--depth", type=_positive_int, default=50, help="number of blocks (default 50)")
+    _measure_options(rep)
+
+    pre = sub.add_parser("predict", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["predict"],
+                         description="Per-layer mean-field prediction for two inputs. Non-finite values (a mean "
+                                     "square beyond float64) print as inf and are null in --json, where the "
+                                     "per-input logarithms stay finite.")
+    pre.epilog_parts = (grammar_text, quantities_text)
+    pre.add_argument("architecture", help="architecture in the grammar below")
+    pre.add_argument("--q0", type=float, default=1.0, help="mean square ||x||^2/n of each input (default 1)")
+    pre.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
+    pre.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _activation_option(pre)
+
+    mea = sub.add_parser("measure", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["measure"],
+                         description="Predict and measure one architecture; print GSC(0, L) and the fraction of "
+                                     "predictions inside the measured 95% intervals, and write the comparison "
+                                     "table, a figure and measure.json when --out is given.")
+    mea.epilog_parts = (grammar_text,)
+    mea.add_argument("architecture", help="architecture in the grammar below")
+    mea.add_argument("--width", type=_positive_int, default=256, help="network width (default 256)")
+    mea.add_argument("--q0", type=float, default=1.0, help="mean square of each input (default 1)")
+    mea.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
+    mea.add_argument("--out", default=None, help="folder for measure.csv, measure.json and figures (optional)")
+    _measure_options(mea)
+    _activation_option(mea)
+
+    gra = sub.add_parser("grammar", help=COMMANDS["grammar"], description=COMMANDS["grammar"])
+    _activation_option(gra)
+    return parser
+
+
+def _define_activations(args):
+    from .theory import activation
+    for name, expr in getattr(args, "activation", []):
+        activation(name, expr)
+
+
+def _cmd_grammar(args):
+    print(grammar_text())
+
+
+def _cmd_predict(args):
+    from .checks import check_inputs
+    from .numerics import predict
+    from .theory import parse
+    net = parse(args.architecture)
+    check_inputs(args.q0, args.c0)
+    pred = predict(net, q0=args.q0, c0=args.c0)
+    if args.json:
+        print(pred.to_json(), end="")
+        return
+    names = list(pred.values)
+    print(f"# {pred.architecture}   q0={args.q0} c0={args.c0}")
+    print("layer " + " ".join(f"{n:>12s}" for n in names))
+    for layer in range(pred.depth + 1):
+        cells = []
+        for n in names:
+            ls, vs = pred.series(n)
+            idx = [i for i, l in enumerate(ls) if l == layer]
+            cells.append(f"{vs[idx[0]]:12.6g}" if idx else f"{'':>12s}")
+        print(f"{layer:5d} " + " ".join(cells))
+
+
+def _probes_note(probes, widths):
+    if probes != "exact" and probes >= min(widths):
+        print(f"sigprop: note: --probes {probes} >= width {min(widths)}: exact probes are used (exact norms need "
+              "only width probes)", file=sys.stderr)
+
+
+def _cmd_reproduce(args):
+    from .validate.experiments import check_settings, run_experiment
+    check_settings(args.experiment, args.width, args.seeds, args.depth, args.probes, args.dtype, args.device)
+    _probes_note(args.probes, args.width)
+    run_experiment(args.experiment, out=args.out, widths=args.width, seeds=args.seeds, depth=args.depth,
+                   probes=args.probes, dtype=args.dtype, device=args.device, progress=not args.no_progress)
+
+
+def _cmd_measure(args):
+    from .checks import check_inputs
+    from .io import RunOutput, check_output_folder, rows_to_csv
+    from .numerics import predict
+    from .theory import parse
+    from .validate import plots
+    from .validate.compare import COLUMNS, agreement, compare, inside_fraction
+    from .validate.experiments import HEADLINE, check_settings, progress_bar, save_figure, summary_table
+    from .validate.measure import measure
+
+    net = parse(args.architecture)
+    check_inputs(args.q0, args.c0)
+    check_settings("gsc", [args.width], args.seeds, 1, args.probes, args.dtype, args.device)
+    if args.out:
+        check_output_folder(args.out)
+    _probes_note(args.probes, [args.width])
+    pred = predict(net, q0=args.q0, c0=args.c0)
+    bar = progress_bar(args.seeds, not args.no_progress, "measuring")
+    meas = measure(net, width=args.width, seeds=args.seeds, q0=args.q0, c0=args.c0, probes=args.probes,
+                   dtype=args.dtype, device=args.device, progress=bar.update if bar else None)
+    if bar:
+        bar.close()
+    rows = compare(pred, meas, experiment="measure")
+    labels = {net.describe(): net.describe()}
+    agree = {q: agreement(rows, quantity=q) for q in HEADLINE}
+    print(summary_table(agree, labels))
+    defined = [r for r in rows if r["inside"] is not None]
+    inside = sum(r["inside"] for r in defined) / max(len(defined), 1)
+    print(f"{100 * inside:.0f}% of {len(defined)} predicted values lie in the measured 95% intervals")
+    if args.out:
+        with RunOutput(args.out, "measure") as run:
+            run.write("measure.csv", rows_to_csv(rows, COLUMNS))
+            save_figure(run, plots.quantities_figure(rows, labels, args.width), "measure")
+            files = run.commit({"command": "sigprop " + " ".join(sys.argv[1:]), "architecture": net.describe(),
+                                "width": args.width, "seeds": meas.seeds, "inputs": meas.inputs,
+                                "probes": meas.probes, "dtype": args.dtype, "device": args.device,
+                                "agreement_gsc_0_L": agree, "fraction_inside_95ci": inside_fraction(rows),
+                                "versions": {"sigprop": __version__, **{k: v for k, v in meas.meta.items()
+                                                                        if k.endswith("version")}}})
+        print("wrote " + ", ".join(files))
+
+
+_ARCH_OPTION = re.compile(r"-[0-9.]+\s*[*(]", re.ASCII)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        # an architecture that starts with a minus ("-3*dense(relu)") would be read as an option: report it as
+        # the bad architecture it is
+        for token in argv:
+            if _ARCH_OPTION.match(token):
+                from .theory import parse
+                parse(token)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        _define_activations(args)
+        {"reproduce": _cmd_reproduce, "predict": _cmd_predict, "measure": _cmd_measure,
+         "grammar": _cmd_grammar}[args.command](args)
+    except (ValueError, ArithmeticError) as exc:
+        print("sigprop: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sigprop: interrupted (no partial files were left)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `sigprop predict ... | head`
+        return 0
+    return 0

@@ -1,0 +1,82 @@
+"""The piecewise structure of an activation φ(x): where it has kinks, and how it scales.
+
+Both are read off the expression, so an activation given as any SymPy expression gets them without being
+told. ``Max``/``Min``, ``Abs``, ``sign`` and ``Heaviside`` are rewritten as ``Piecewise``; the kinks are the
+real points where a piece's condition changes truth value. Quadrature puts panel edges there (a Gaussian
+rule converges slowly across a kink), and the symbolic route integrates piecewise-polynomial φ exactly.
+
+Example
+-------
+>>> import sympy as sp
+>>> from sigprop.theory.symbols import x
+>>> kinks(sp.Max(-1, sp.Min(1, x)))            # hard tanh
+(-1, 1)
+>>> homogeneity_degree(sp.Max(0, x)), homogeneity_degree(sp.tanh(x))
+(1, None)
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .symbols import x
+
+
+def piecewise_form(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with Max/Min/Abs/sign/Heaviside rewritten as one folded ``Piecewise`` (or unchanged)."""
+    return sp.piecewise_fold(sp.sympify(expr).rewrite(sp.Piecewise))
+
+
+def _pieces(expr: sp.Expr):
+    pw = piecewise_form(expr)
+    return list(pw.args) if isinstance(pw, sp.Piecewise) else [(pw, sp.true)]
+
+
+def kinks(expr: sp.Expr) -> tuple:
+    """The real points where ``expr`` switches between pieces, sorted (numbers, as SymPy numbers).
+
+    A condition that is not a comparison in x alone (e.g. one with a symbolic parameter whose solution
+    SymPy cannot order) raises ``ValueError``: quadrature could not place its panel edges.
+    """
+    points = set()
+    for node in sp.preorder_traversal(piecewise_form(expr)):
+        if not isinstance(node, sp.Piecewise):
+            continue
+        for _, cond in node.args:
+            for rel in sp.sympify(cond).atoms(sp.core.relational.Relational):
+                sol = sp.solveset(rel.lhs - rel.rhs, x, sp.S.Reals)
+                if not isinstance(sol, sp.FiniteSet) or not all(s.is_number for s in sol):
+                    raise ValueError(f"phi={expr} is not allowed: cannot locate the kink of its piece condition "
+                                     f"{rel} in x")
+                points |= set(sol)
+    return tuple(sorted(points, key=float))
+
+
+def is_piecewise_polynomial(expr: sp.Expr) -> bool:
+    """True when ``expr`` (in x) is a polynomial on each piece, so SymPy integrates it exactly."""
+    return all(sp.sympify(e).is_polynomial(x) for e, _ in _pieces(expr))
+
+
+def homogeneity_degree(expr: sp.Expr):
+    """d with φ(λx) = λ^d φ(x) for all λ > 0, or None.
+
+    Sufficient condition, checked structurally: every kink is at 0 and every piece is a monomial c·x^d with the
+    same d (relu: d = 1, step: d = 0, relu²: d = 2). A network whose blocks all scale this way is iterated in
+    log space exactly.
+    """
+    if any(k != 0 for k in kinks(expr)):
+        return None
+    degree = None
+    for piece, _ in _pieces(expr):
+        piece = sp.expand(piece)
+        if piece == 0:
+            continue
+        if not piece.is_polynomial(x):
+            return None
+        terms = sp.Poly(piece, x).monoms()
+        if len(terms) != 1:
+            return None
+        d = terms[0][0]
+        if degree is not None and d != degree:
+            return None
+        degree = d
+    return degree

@@ -1,0 +1,105 @@
+"""The named mean-field state a block maps, and what it returns.
+
+For two inputs a, b at a representation x with n units (per-unit averages): ``p = ‖x‖²/n``,
+``p_ab = ⟨x_a, x_b⟩/n``, ``m = Σᵢxᵢ/n`` (:class:`PairState`). A block maps the state at its input to the state
+at its output and returns the pre-activation of its last dense layer, if it has one (:class:`PreActivation`),
+and the backward factors of the gradient probe g = Jᵀv (:class:`Backward`): ‖g_in‖²/n = χ ‖g_out‖²/n per input
+and ⟨g_in,a, g_in,b⟩/n = χ_ab ⟨g_out,a, g_out,b⟩/n under the gradient independence assumption
+(Schoenholz et al. 2017). The fields hold SymPy expressions in ``theory`` and floats in ``numerics``.
+
+Example
+-------
+>>> from sigprop.theory.state import PairState
+>>> PairState.symbolic()
+PairState(p_a=p_a, p_b=p_b, p_ab=p_ab, m_a=m_a, m_b=m_b)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from . import symbols as S
+
+
+def as_tuple(record) -> tuple:
+    """The fields of a state record (PairState, PreActivation, Backward) in declaration order."""
+    return tuple(record.__dict__.values())
+
+
+@dataclass(frozen=True)
+class PairState:
+    """Mean-field state of two inputs at one representation."""
+
+    p_a: object
+    p_b: object
+    p_ab: object
+    m_a: object
+    m_b: object
+
+    @classmethod
+    def symbolic(cls) -> "PairState":
+        return cls(S.p_a, S.p_b, S.p_ab, S.m_a, S.m_b)
+
+    @classmethod
+    def single(cls) -> "PairState":
+        """One input (b = a): p, m."""
+        return cls(S.p, S.p, S.p, S.m, S.m)
+
+    def identical(self) -> bool:
+        """Whether the two inputs are the same vector (numbers only): then so are their images."""
+        return self.p_a == self.p_b == self.p_ab and self.m_a == self.m_b
+
+
+@dataclass(frozen=True)
+class PreActivation:
+    """Mean squares and cross moment of the two inputs' pre-activations h = Wx + b."""
+
+    q_a: object
+    q_b: object
+    q_ab: object
+
+
+@dataclass(frozen=True)
+class Backward:
+    """Backward factors from a block's output to its input (they multiply along a sequence of blocks)."""
+
+    chi_a: object
+    chi_b: object
+    chi_ab: object
+
+    @classmethod
+    def identity(cls) -> "Backward":
+        return cls(1, 1, 1)
+
+    def then(self, other: "Backward") -> "Backward":
+        """The factors of this block followed by ``other`` (products, by gradient independence)."""
+        return Backward(self.chi_a * other.chi_a, self.chi_b * other.chi_b, self.chi_ab * other.chi_ab)
+
+
+@dataclass(frozen=True)
+class BlockMaps:
+    """What a block does to a pair state: ``out`` state, ``pre`` (None if the block has no pre-activation),
+    backward factors ``chi``."""
+
+    out: PairState
+    pre: Optional[PreActivation]
+    chi: Backward
+
+    def flatten(self) -> list:
+        """The fields in a fixed order (for compiled functions); :meth:`unflatten` reads them back."""
+        pre = as_tuple(self.pre) if self.pre is not None else ()
+        return [*as_tuple(self.out), *as_tuple(self.chi), *pre]
+
+    @classmethod
+    def unflatten(cls, values, has_pre: bool) -> "BlockMaps":
+        n_out, n_chi = len(fields(PairState)), len(fields(Backward))
+        out = PairState(*values[:n_out])
+        chi = Backward(*values[n_out:n_out + n_chi])
+        pre = PreActivation(*values[n_out + n_chi:]) if has_pre else None
+        return cls(out, pre, chi)
+
+    def identical(self) -> "BlockMaps":
+        """The maps of identical inputs: input b's entries and the cross entries are input a's (exactly)."""
+        o, c, p = self.out, self.chi, self.pre
+        return BlockMaps(PairState(o.p_a, o.p_a, o.p_a, o.m_a, o.m_a), p and PreActivation(p.q_a, p.q_a, p.q_a),
+                         Backward(c.chi_a, c.chi_a, c.chi_a))
