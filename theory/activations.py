@@ -110,9 +110,17 @@ class Activation:
 
     @property
     def _polynomial(self) -> bool:
+        """φ is a polynomial: SymPy integrates its 1-D and bivariate expectations exactly."""
         if "polynomial" not in self._cache:
-            self._cache["polynomial"] = is_piecewise_polynomial(self.phi)
+            self._cache["polynomial"] = self.phi.is_polynomial(x)
         return self._cache["polynomial"]
+
+    @property
+    def _piecewise_polynomial(self) -> bool:
+        """φ is a polynomial on each piece: SymPy integrates its 1-D expectations exactly."""
+        if "piecewise" not in self._cache:
+            self._cache["piecewise"] = is_piecewise_polynomial(self.phi)
+        return self._cache["piecewise"]
 
     @property
     def has_closed_forms(self) -> bool:
@@ -126,6 +134,8 @@ class Activation:
             return self.kernel_source
         if self._polynomial:
             return "exact Gaussian integrals (SymPy)"
+        if self._piecewise_polynomial:
+            return "1-D expectations: exact Gaussian integrals (SymPy); kernels: Gaussian quadrature in numerics"
         return "no closed form: Gaussian quadrature in numerics"
 
     def _unevaluated(self, kind, *args):
@@ -136,7 +146,7 @@ class Activation:
         """E[φ(√q z)]."""
         if self.is_odd:
             return sp.Integer(0)
-        if self._polynomial:
+        if self._piecewise_polynomial:
             return self._derived("mean", q, lambda s: integrate_1d(self.phi, s))
         return self._unevaluated("mean", q)
 
@@ -144,7 +154,7 @@ class Activation:
         """E[φ(√q z)²]: the length map's expectation."""
         if self.kernel_closed_form is not None:
             return self._derived("square", q, lambda s: sp.simplify(self.kernel(s, s, s)))
-        if self._polynomial:
+        if self._piecewise_polynomial:
             return self._derived("square", q, lambda s: integrate_1d(self.phi**2, s))
         return self._unevaluated("square", q)
 
@@ -152,7 +162,7 @@ class Activation:
         """E[φ'(√q z)²]: χ₁ = σ_w² E[φ'²] (Poole et al. 2016)."""
         if self.kernel_closed_form is not None:
             return self._derived("dsquare", q, lambda s: sp.simplify(self.dkernel(s, s, s)))
-        if self._polynomial:
+        if self._piecewise_polynomial:
             return self._derived("dsquare", q, lambda s: integrate_1d(self.dphi**2, s))
         return self._unevaluated("dsquare", q)
 
