@@ -7,8 +7,8 @@ import time
 import mpmath as mp
 import numpy as np
 
-from numerics import expect1, expect2, predict
-from theory import parse
+from sigprop.numerics import expect1, expect2, predict
+from sigprop.theory import parse
 
 
 def tanh_dsquare_reference(q):

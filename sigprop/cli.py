@@ -65,8 +65,9 @@ def _definition(text):
     return name.strip(), expr.strip()
 
 
-def _measure_options(p):
-    p.add_argument("--seeds", type=_positive_int, default=10, help="number of sampled networks (default 10; >= 2)")
+def _measure_options(p, seeds: int):
+    p.add_argument("--seeds", type=_positive_int, default=seeds,
+                   help=f"number of sampled networks (default {seeds}; >= 2)")
     p.add_argument("--probes", type=_probes, default="exact",
                    help="'exact' (all output directions, exact Frobenius norms) or a number of Hutchinson probes "
                         "(a number >= the width means exact)")
@@ -75,10 +76,13 @@ def _measure_options(p):
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def _activation_option(p):
+def _extension_options(p):
     p.add_argument("--activation", type=_definition, action="append", default=[], metavar="NAME=EXPR",
                    help="define an activation from a SymPy expression in x for this run, e.g. "
                         "--activation \"xerf=x*erf(x)\" (repeatable)")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE|FILE.py",
+                   help="import a module or a Python file first, e.g. one that registers a block kind or "
+                        "activations (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--width", type=_positive_int, nargs="+", default=[512],
                      help="network width(s); several widths add a convergence figure (default 512)")
     rep.add_argument("--depth", type=_positive_int, default=50, help="number of blocks (default 50)")
-    _measure_options(rep)
+    _measure_options(rep, seeds=20)
 
     pre = sub.add_parser("predict", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["predict"],
                          description="Per-layer mean-field prediction for two inputs. Non-finite values (a mean "
@@ -112,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--q0", type=float, default=1.0, help="mean square ||x||^2/n of each input (default 1)")
     pre.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
     pre.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _activation_option(pre)
+    _extension_options(pre)
 
     mea = sub.add_parser("measure", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["measure"],
                          description="Predict and measure one architecture; print GSC(0, L) and the fraction of "
@@ -124,15 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--q0", type=float, default=1.0, help="mean square of each input (default 1)")
     mea.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
     mea.add_argument("--out", default=None, help="folder for measure.csv, measure.json and figures (optional)")
-    _measure_options(mea)
-    _activation_option(mea)
+    _measure_options(mea, seeds=10)
+    _extension_options(mea)
 
     gra = sub.add_parser("grammar", help=COMMANDS["grammar"], description=COMMANDS["grammar"])
-    _activation_option(gra)
+    _extension_options(gra)
     return parser
 
 
-def _define_activations(args):
+def _load_extensions(args):
+    import importlib
+    import importlib.util
+    import os
+    for target in getattr(args, "imports", []):
+        try:
+            if target.endswith(".py") or os.sep in target:
+                name = "sigprop_extension_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(target))[0])
+                spec = importlib.util.spec_from_file_location(name, target)
+                if spec is None or not os.path.isfile(target):
+                    raise FileNotFoundError(f"no such file: {target}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(target)
+        except Exception as exc:  # noqa: BLE001 - any failure of the user's module is reported in one line
+            raise ValueError(f"import={target!r} failed: {type(exc).__name__}: {exc}") from None
     from .theory import activation
     for name, expr in getattr(args, "activation", []):
         activation(name, expr)
@@ -237,7 +258,7 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        _define_activations(args)
+        _load_extensions(args)
         {"reproduce": _cmd_reproduce, "predict": _cmd_predict, "measure": _cmd_measure,
          "grammar": _cmd_grammar}[args.command](args)
     except (ValueError, ArithmeticError) as exc:

@@ -66,3 +66,23 @@ def test_every_package_module_has_examples_or_is_covered():
                        "sigprop.theory.blocks", "sigprop.validate.plots", "sigprop.validate.experiments",
                        "sigprop.numerics.prediction"}, without
     assert sigprop.__version__
+
+
+def test_nothing_was_imported_under_a_bare_folder_name():
+    """Examples import ``sigprop.theory``, never the source folder ``theory`` as a package of its own."""
+    import sys
+    assert "theory" not in sys.modules and "numerics" not in sys.modules
+    if "validate" in sys.modules:               # configobj's, if anything
+        assert not Path(sys.modules["validate"].__file__).is_relative_to(ROOT)
+
+
+def test_readme_grammar_is_the_generated_one():
+    """The README's grammar block is what ``sigprop.theory.grammar()`` generates from the built-in registries
+    (asked in a fresh interpreter: tests register extra activations and block kinds as they run)."""
+    import re
+    import subprocess
+    import sys
+    generated = subprocess.run([sys.executable, "-c", "from sigprop.theory import grammar; print(grammar())"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    block = re.search(r"<!-- grammar -->\s*```\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block and block.group(1).strip() == generated

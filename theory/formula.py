@@ -12,7 +12,7 @@ class Formula:
 
     Example
     -------
-    >>> from theory import Dense, relu
+    >>> from sigprop.theory import Dense, relu
     >>> f = Dense(relu, sw2=2).length_map()
     >>> f.rhs
     p

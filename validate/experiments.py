@@ -78,7 +78,7 @@ def check_settings(name, widths, seeds, depth, probes, dtype, device) -> list:
     return widths
 
 
-def run_experiment(name: str = "gsc", out="results", widths=(256,), seeds: int = 10, depth: int = 50,
+def run_experiment(name: str = "gsc", out="results", widths=(512,), seeds: int = 20, depth: int = 50,
                    probes="exact", dtype: str = "float64", device: str = "cpu", progress: bool = True,
                    log=print) -> dict:
     """Run a named experiment and write ``<name>.csv``, figures and ``<name>.json`` into ``out``.

@@ -11,7 +11,7 @@ What is checked, and against what (never against validate's own formulas):
 - Hutchinson probes against that exact Jacobian, within 5σ of the estimator's own Gaussian-probe variance
   Var(vᵀAv) = 2‖sym A‖_F², computed here from the Jacobian;
 - the mean-field prediction (numerics.predict) against sampled networks at width 256 (statistical; see the
-  comment above ``_ALLOWANCE``), plus two checks that the same criterion *rejects* wrong predictions.
+  ``ALLOWANCE_K`` in tests/conftest.py), plus two checks that the same criterion *rejects* wrong predictions.
 
 Everything is seeded (networks use seeds 0..n−1), so the outcome is deterministic.
 """
@@ -219,16 +219,6 @@ def test_hutchinson_probes_unbiased(monkeypatch):
 
 # ------------------------------------------------------------------------------------ prediction vs sampling
 
-# Acceptance criterion. The measured interval is the 95% t-interval (bootstrap for grad_corr) of the mean over
-# seeds: it covers the seed-to-seed spread (which includes the Hutchinson probe noise). Mean field is the
-# width → ∞ limit; at finite width n each layer adds an O(1/n) relative bias (e.g. E[log‖J‖] vs log E‖J‖²,
-# fluctuations of ‖x‖²/n feeding a nonlinear map), which accumulates to O(L/n) over L layers. So a predicted
-# value v passes if it lies in [lo − a, hi + a] with a = K·(L/n)·scale, scale = max(|v|, 1) for the mean squares
-# q, p and 1 for the bounded or logarithmic quantities c, m, log GSC, grad_corr. K = 2 is an O(1) constant:
-# for these four networks the observed excess |pred − mean| − half-width stayed below 1.2·(L/n)·scale over
-# 4 disjoint sets of 8 seeds at each of widths 256 and 512 (16 probes). At L/n = 10/256 the allowance is ≈ 8% relative, still far
-# below the errors of the two wrong predictions rejected below (≥ 20%, ≥ 50%).
-_ALLOWANCE_K = 2.0
 WIDTH, SEEDS, PROBES = 256, 8, 16
 STAT_NETS = {
     "10*dense(tanh,sw2=1.5,sb2=0.1)": ("q", "p", "c", "log_gsc", "grad_corr"),
@@ -245,33 +235,18 @@ def _measured(arch):
     return _MEASURED[arch]
 
 
-def _allowance(quantity, predicted, depth, width):
-    scale = max(abs(predicted), 1.0) if quantity in ("q", "p") else 1.0
-    return _ALLOWANCE_K * depth / width * scale
-
-
-def _accepts(row, depth, width, predicted=None):
-    v = row["predicted"] if predicted is None else predicted
-    a = _allowance(row["quantity"], v, depth, width)
-    return row["measured_lo"] - a <= v <= row["measured_hi"] + a
-
-
-def _check_layers(depth):
-    return sorted({0, 1, depth // 2, depth})
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", list(STAT_NETS))
-def test_prediction_inside_measured_interval(arch):
+def test_prediction_inside_measured_interval(arch, criterion):
     net = parse(arch)
     L = net.depth
     rows = compare(predict(net), _measured(arch))
     checked = 0
     failures = []
     for r in rows:
-        if r["quantity"] in STAT_NETS[arch] and r["layer"] in _check_layers(L):
+        if r["quantity"] in STAT_NETS[arch] and r["layer"] in criterion.check_layers(L):
             checked += 1
-            if not _accepts(r, L, WIDTH):
+            if not criterion.accepts(r, L, WIDTH):
                 failures.append(f"{r['quantity']}[{r['layer']}]: predicted {r['predicted']:.5g}, measured "
                                 f"{r['measured_mean']:.5g} [{r['measured_lo']:.5g}, {r['measured_hi']:.5g}]")
     assert checked >= 4 * len(STAT_NETS[arch]) - 4
@@ -279,20 +254,20 @@ def test_prediction_inside_measured_interval(arch):
 
 
 @pytest.mark.slow
-def test_criterion_rejects_a_wrong_weight_variance():
+def test_criterion_rejects_a_wrong_weight_variance(criterion):
     """Power: predicting sw2=1.8 for a network sampled with sw2=1.5 must be rejected somewhere."""
     arch = "10*dense(tanh,sw2=1.5,sb2=0.1)"
     wrong = predict(parse("10*dense(tanh,sw2=1.8,sb2=0.1)"))
     wrong_by = {(r["quantity"], r["layer"]): r["predicted"] for r in wrong.to_rows()}
     rows = compare(predict(parse(arch)), _measured(arch))
     rejected = [(r["quantity"], r["layer"]) for r in rows
-                if r["quantity"] in ("q", "p") and r["layer"] in _check_layers(10)
-                and not _accepts(r, 10, WIDTH, predicted=wrong_by[(r["quantity"], r["layer"])])]
+                if r["quantity"] in ("q", "p") and r["layer"] in criterion.check_layers(10)
+                and not criterion.accepts(r, 10, WIDTH, predicted=wrong_by[(r["quantity"], r["layer"])])]
     assert ("q", 1) in rejected
 
 
 @pytest.mark.slow
-def test_relu_resnet_needs_first_moment_cross_term():
+def test_relu_resnet_needs_first_moment_cross_term(criterion):
     """y = x + β relu(Wx): ⟨x, relu(Wx)⟩/n = m_x·E[relu] ≠ 0 once m_x ≠ 0 (from layer 2 on, since m⁰ = 0).
 
     Without the cross term, p^l = (1 + β² σ_w²/2) p^{l−1} (E[relu(h)²] = q/2, q = σ_w² p): derived here by
@@ -306,10 +281,10 @@ def test_relu_resnet_needs_first_moment_cross_term():
     s = meas.summary()["p"]
     row = lambda l: {"quantity": "p", "measured_lo": s["lo"][l], "measured_hi": s["hi"][l]}
     no_cross = [q0 * (1 + beta**2 * sw2 / 2) ** l for l in range(L + 1)]
-    assert _accepts(row(1), L, WIDTH, predicted=no_cross[1])
-    assert _accepts(row(1), L, WIDTH, predicted=pred.values["p"][1])
-    assert _accepts(row(L), L, WIDTH, predicted=pred.values["p"][L])
-    assert not _accepts(row(L), L, WIDTH, predicted=no_cross[L])
+    assert criterion.accepts(row(1), L, WIDTH, predicted=no_cross[1])
+    assert criterion.accepts(row(1), L, WIDTH, predicted=pred.values["p"][1])
+    assert criterion.accepts(row(L), L, WIDTH, predicted=pred.values["p"][L])
+    assert not criterion.accepts(row(L), L, WIDTH, predicted=no_cross[L])
     # the unit mean that feeds the cross term is clearly nonzero in the sampled networks
     m = meas.summary()["m"]
     assert m["lo"][L] > 0.5

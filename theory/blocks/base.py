@@ -3,7 +3,8 @@
 A block kind is a frozen dataclass deriving from :class:`Block`, registered with :func:`register_block`. It
 declares
 
-- ``kind``: its word in the architecture grammar, and ``summary``: one line saying what it computes;
+- ``kind``: its word in the architecture grammar, ``summary``: one line saying what it computes, and
+  ``example``: a small network that uses it (the conformance tests predict and sample it);
 - its parameters, as dataclass fields made with :func:`param` (kind ``activation``, ``variance``, ``real`` or
   ``blocks`` for a child sequence such as a residual branch). The declaration drives checking, ``describe()``,
   the grammar, ``subs``, free symbols, and the arguments of the function ``numerics`` compiles;
@@ -80,8 +81,9 @@ def register_block(cls):
         raise ValueError(f"kind={cls.kind!r} is taken by {BLOCKS[cls.kind].__name__}")
     if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
         raise ValueError(f"{cls.__name__} must be a frozen dataclass")
-    if not (cls.summary and (cls.maps is not Block.maps or cls.combine is not Block.combine)):
-        raise ValueError(f"{cls.__name__} must define summary and maps() (or combine() for a block with children)")
+    if not (cls.summary and cls.example and (cls.maps is not Block.maps or cls.combine is not Block.combine)):
+        raise ValueError(f"{cls.__name__} must define summary, example and maps() (or combine() for a block "
+                         "with children)")
     BLOCKS[cls.kind] = cls
     return cls
 
@@ -162,6 +164,7 @@ class Block:
 
     kind: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    example: ClassVar[str] = ""
     decorrelates: ClassVar[bool] = False
     gsc_source: ClassVar[str] = ("GSC: Philipp, Song & Carbonell 2018; one-block mean-field form derived "
                                  "(docs/theory.md)")

@@ -25,6 +25,7 @@ class Dense(Block):
 
     kind: ClassVar[str] = "dense"
     summary: ClassVar[str] = "phi(W x + b), W_ij ~ N(0, sw2/n), b_i ~ N(0, sb2)"
+    example: ClassVar[str] = "8*dense(tanh,sw2=1.5,sb2=0.1)"
     decorrelates: ClassVar[bool] = True
 
     activation: Activation = param(kind="activation", positional=True, doc="the nonlinearity phi")

@@ -27,6 +27,7 @@ class Residual(Block):
 
     kind: ClassVar[str] = "residual"
     summary: ClassVar[str] = "alpha x + beta branch(x)"
+    example: ClassVar[str] = "dense(tanh),4*residual(dense(relu,sw2=2,sb2=0.1),dense(linear),alpha=0.9,beta=0.7)"
 
     branch: tuple = param(kind="blocks", positional=True, doc="the branch F: blocks in order")
     alpha: Number = param(1, kind="real", doc="skip weight")
