@@ -89,3 +89,10 @@ def test_editable_install_beside_configobj(tmp_path):
     value, validate_file, ours = r.stdout.split()
     assert Path(validate_file).parent.parent == Path(md.distribution("configobj").locate_file(""))
     assert Path(ours).is_relative_to(ROOT)
+
+
+def test_theory_imports_neither_numpy_nor_torch(tmp_path):
+    r = _python("import sys, sigprop.theory\nprint(sorted(m for m in ('numpy', 'torch', 'scipy') if m in sys.modules))",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
