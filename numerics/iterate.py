@@ -64,8 +64,9 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
         degree, pre_degree = block.degree, block.pre_degree
         if degree is not None and (pre_degree is not None or not step.has_pre):
             state, scale = _normalize(state, scale, layer)
-        else:
-            state, scale, degree, pre_degree = _denormalize(state, scale, layer) + (1, 1)
+        else:                                # evaluated at the true scale: nothing to carry (scale = 0)
+            state, scale = _denormalize(state, scale, layer)
+            degree = pre_degree = 0
         try:
             maps = step(state)
         except (OverflowError, ZeroDivisionError) as exc:

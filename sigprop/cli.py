@@ -206,12 +206,12 @@ def _cmd_measure(args):
     from .theory import parse
     from .validate import plots
     from .validate.compare import COLUMNS, agreement, compare, inside_fraction
-    from .validate.experiments import HEADLINE, check_settings, progress_bar, save_figure, summary_table
+    from .validate.experiments import HEADLINE, check_measurement, progress_bar, save_figure, summary_table
     from .validate.measure import measure
 
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
-    check_settings("gsc", [args.width], args.seeds, 1, args.probes, args.dtype, args.device)
+    check_measurement([args.width], args.seeds, args.probes, args.dtype, args.device)
     if args.out:
         check_output_folder(args.out)
     _probes_note(args.probes, [args.width])

@@ -26,9 +26,8 @@ from ..io import RunOutput, rows_to_csv
 from ..numerics import predict
 from ..theory import parse
 from . import plots
-from .build import resolve_device, resolve_dtype
 from .compare import COLUMNS, agreement, compare, inside_fraction
-from .measure import check_probes, measure
+from .measure import check_measurement, measure
 
 #: the aggregations of GSC(0, L) the summary table reports, headline first
 HEADLINE = ("log_gsc_qm", "log_gsc")
@@ -57,25 +56,11 @@ EXPERIMENTS = {
 
 
 def check_settings(name, widths, seeds, depth, probes, dtype, device) -> list:
-    """Every setting of a run, checked before any work; returns the widths as a list."""
+    """Every setting of an experiment run, checked before any work; returns the widths as a list."""
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment={name!r} is not known; allowed: {', '.join(EXPERIMENTS)}")
-    widths = list(widths)
-    if not widths:
-        raise ValueError("widths=[] is not allowed: give at least one width")
-    for w in widths:
-        check_positive_int("width", w)
-        if w < 3:
-            raise ValueError(f"width={w} is not allowed for measurement: two zero-mean inputs with a given "
-                             "correlation need width >= 3")
-    if check_positive_int("seeds", seeds) < 2:
-        raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
     check_positive_int("depth", depth)
-    for w in widths:
-        check_probes(probes, w)
-    resolve_dtype(dtype)
-    resolve_device(device)
-    return widths
+    return check_measurement(widths, seeds, probes, dtype, device)
 
 
 def run_experiment(name: str = "gsc", out="results", widths=(512,), seeds: int = 20, depth: int = 50,

@@ -65,6 +65,24 @@ def check_probes(probes, width: int):
     return "exact" if probes >= width else probes
 
 
+def check_measurement(widths, seeds, probes, dtype, device) -> list:
+    """The settings of a measurement, checked before any work; returns the widths as a list."""
+    widths = list(widths)
+    if not widths:
+        raise ValueError("widths=[] is not allowed: give at least one width")
+    for w in widths:
+        check_positive_int("width", w)
+        if w < 3:
+            raise ValueError(f"width={w} is not allowed for measurement: two zero-mean inputs with a given "
+                             "correlation need width >= 3")
+        check_probes(probes, w)
+    if check_positive_int("seeds", seeds) < 2:
+        raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
+    resolve_dtype(dtype)
+    resolve_device(device)
+    return widths
+
+
 @dataclass
 class Measurement:
     """Per-seed measurements. ``raw[name]`` is indexed [seed, layer(, input)]: layers 0..L, or the blocks with a
@@ -182,12 +200,8 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     if len(seed_list) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
     check_inputs(q0, c0)
-    resolve_dtype(dtype)
-    resolve_device(device)
+    check_measurement([width], len(seed_list), probes, dtype, device)
     probes = check_probes(probes, width)
-    if width < 3:
-        raise ValueError(f"width={width} is not allowed for measurement: two zero-mean inputs with a given "
-                         "correlation need width >= 3")
     start = time.perf_counter()
     per_seed = []
     for s in seed_list:
