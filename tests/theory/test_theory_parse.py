@@ -1,7 +1,6 @@
 """The architecture grammar (theory/parse.py): round trips, the documented examples, and errors."""
 from __future__ import annotations
 
-import re
 
 import pytest
 import sympy as sp

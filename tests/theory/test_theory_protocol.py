@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 from sigprop.numerics import predict
-from sigprop.theory import (ACTIVATIONS, BLOCKS, MAX_DEPTH, Activation, Block, Dense, Network, Residual, activation,
+from sigprop.theory import (ACTIVATIONS, BLOCKS, MAX_DEPTH, Activation, Block, Dense, Residual, activation,
                             parse, register_activation, register_block, relu, tanh)
 from sigprop.theory.blocks.base import param
 from sigprop.theory.piecewise import homogeneity_degree, kinks

@@ -22,10 +22,8 @@ import math
 
 import numpy as np
 import pytest
-import sympy as sp
 import torch
 
-from sigprop import theory
 from sigprop.numerics import predict
 from sigprop.theory import parse
 from sigprop.validate import build, compare, make_inputs, measure
