@@ -144,9 +144,9 @@ def summary_table(agree: dict, labels: dict) -> str:
                          f"{r['predicted']:9.3f} {ci:>27s} {r['abs_error']:6.3f} {inside:>5s} {r['n_excluded']:5d}")
         lines.append("")
     if "log_gsc" in agree:
-        lines.append("The geometric mean is the mean of a log: at width n it sits O(depth/n) away from mean field "
-                     "(finite-width bias,\nHanin 2018), so its intervals can miss the prediction; the ratio of "
-                     "quadratic means has no such bias.")
+        lines.append("The intervals cover seed-to-seed spread; a width-n network also deviates from mean field by "
+                     "O(depth/n).\nThe geometric mean, a mean of logs, carries the larger such shift (Hanin 2018); "
+                     "the ratio of quadratic means\navoids it (exactly unbiased for ReLU) but needs more seeds.")
     return "\n".join(lines)
 
 
