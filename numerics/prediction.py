@@ -11,6 +11,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -39,13 +40,10 @@ class Prediction:
         all_layers = np.arange(self.depth + 1)
         return {name: self.pre_layers if q.layers == "pre" else all_layers for name, q in QUANTITIES.items()}
 
-    @property
+    @cached_property
     def values(self) -> dict:
-        if "_values" not in self.__dict__:
-            with np.errstate(over="ignore"):      # p, q, m beyond float64 read inf; their logs stay in raw
-                self.__dict__["_values"] = {name: np.asarray(q.predicted(self.raw), dtype=float)
-                                            for name, q in QUANTITIES.items()}
-        return self.__dict__["_values"]
+        with np.errstate(over="ignore"):          # p, q, m beyond float64 read inf; their logs stay in raw
+            return {name: np.asarray(q.predicted(self.raw), dtype=float) for name, q in QUANTITIES.items()}
 
     @property
     def per_input(self) -> dict:

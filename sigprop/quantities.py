@@ -78,11 +78,11 @@ def _exp(a):
         return np.exp(a)
 
 
-def _log_gsc_per_seed(raw):
+def log_gsc_per_input(raw) -> np.ndarray:
+    """log GSC(l, L) = log ‖J‖_qm + log ‖x^l‖ − log ‖x^L‖ per seed, layer and input, from measured arrays."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_x = 0.5 * np.log(raw["p"])
-        per_input = 0.5 * np.log(raw["jac_qm2"]) + log_x - log_x[:, -1:, :]
-    return per_input.mean(axis=2)
+        return 0.5 * np.log(raw["jac_qm2"]) + log_x - log_x[:, -1:, :]
 
 
 def _log_gsc_qm_parts(raw):
@@ -119,7 +119,7 @@ for _q in (
     Quantity("log_gsc", "natural log of GSC(l, L) = ||dx^L/dx^l||_qm ||x^l|| / ||x^L||, geometric mean over the "
              "two inputs (mean of the log over seeds when measured)", "all",
              "GSC(l, L)  (geometric mean over inputs)", predicted=lambda r: r["log_gsc"].mean(axis=1),
-             measured=_log_gsc_per_seed, log_valued=True, log_axis=True),
+             measured=lambda r: log_gsc_per_input(r).mean(axis=2), log_valued=True, log_axis=True),
     Quantity("log_gsc_qm", "natural log of GSC(l, L) as a ratio of quadratic means over inputs (and seeds when "
              "measured)", "all", "GSC(l, L)  (ratio of quadratic means)",
              predicted=lambda r: 0.5 * log_mean_exp(2 * r["log_gsc"]), parts=_log_gsc_qm_parts,

@@ -32,7 +32,7 @@ import torch
 
 from .. import __version__
 from ..checks import check_inputs, check_positive_int
-from ..quantities import QUANTITIES
+from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import as_network
 from .build import build, resolve_device, resolve_dtype
 from .intervals import bootstrap_interval, t_interval
@@ -41,11 +41,17 @@ from .intervals import bootstrap_interval, t_interval
 RAW = ("q", "c", "p", "m", "jac_qm2", "grad_cross", "grad_sq")
 
 
-def make_inputs(width: int, q0: float, c0: float, generator: torch.Generator, dtype, device) -> torch.Tensor:
-    """Two inputs (rows) with ‖x‖²/n = q0 exactly, correlation c0 exactly, and zero unit mean (width >= 3)."""
-    if width < 3:
+def check_width(width) -> int:
+    """A measurement's width: an integer >= 3 (two zero-mean inputs with a given correlation need 3 units)."""
+    if check_positive_int("width", width) < 3:
         raise ValueError(f"width={width} is not allowed for measurement: two zero-mean inputs with a given "
                          "correlation need width >= 3")
+    return width
+
+
+def make_inputs(width: int, q0: float, c0: float, generator: torch.Generator, dtype, device) -> torch.Tensor:
+    """Two inputs (rows) with ‖x‖²/n = q0 exactly, correlation c0 exactly, and zero unit mean (width >= 3)."""
+    check_width(width)
     u = torch.randn(2, width, generator=generator, dtype=torch.float64)
     u = u - u.mean(dim=1, keepdim=True)
     e1 = u[0] / u[0].norm()
@@ -71,10 +77,7 @@ def check_measurement(widths, seeds, probes, dtype, device) -> list:
     if not widths:
         raise ValueError("widths=[] is not allowed: give at least one width")
     for w in widths:
-        check_positive_int("width", w)
-        if w < 3:
-            raise ValueError(f"width={w} is not allowed for measurement: two zero-mean inputs with a given "
-                             "correlation need width >= 3")
+        check_width(w)
         check_probes(probes, w)
     if check_positive_int("seeds", seeds) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
@@ -107,17 +110,9 @@ class Measurement:
     def depth(self) -> int:
         return self.raw["p"].shape[1] - 1
 
-    def __getattr__(self, name):          # m.p, m.jac_qm2, … read the raw arrays
-        raw = self.__dict__.get("raw", {})
-        if name in raw:
-            return raw[name]
-        raise AttributeError(name)
-
     def log_gsc_per_input(self) -> np.ndarray:
         """log GSC(l, L) per seed, layer and input."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_x = 0.5 * np.log(self.raw["p"])
-            return 0.5 * np.log(self.raw["jac_qm2"]) + log_x - log_x[:, -1:, :]
+        return log_gsc_per_input(self.raw)
 
     def summary(self) -> dict:
         """Per quantity: ``layers``, ``mean``, ``lo``, ``hi`` (95% interval of the mean over seeds), ``n`` (seeds

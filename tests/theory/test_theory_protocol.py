@@ -13,7 +13,7 @@ from sigprop.theory import (ACTIVATIONS, BLOCKS, MAX_DEPTH, Activation, Block, D
                             parse, register_activation, register_block, relu, tanh)
 from sigprop.theory.blocks.base import param
 from sigprop.theory.piecewise import homogeneity_degree, kinks
-from sigprop.theory.state import Backward, BlockMaps, PairState
+from sigprop.theory.state import Backward, BlockMaps
 from sigprop.theory.symbols import x
 
 
@@ -131,19 +131,20 @@ def test_generic_checks_come_from_the_declarations():
         Residual([Residual([Dense(relu)])])
 
 
-def test_forward_of_a_container_is_combine_of_its_composed_children():
-    block = Residual([Dense(tanh), Dense(relu, sw2=2)], alpha=sp.Symbol("a"), beta=sp.Symbol("b"))
-    s = PairState.symbolic()
-    assert block.forward(s) == block.combine(s, BlockMaps(*_compose_manually(block.children, s)))
-
-
-def _compose_manually(blocks, s):
-    chi = Backward.identity()
-    pre = None
-    for b in blocks:
-        m = b.forward(s)
-        s, chi, pre = m.out, chi.then(m.chi), m.pre if m.pre is not None else pre
-    return s, pre, chi
+def test_forward_of_a_container_composes_its_children():
+    """y = a x + b relu(W₂ tanh(W₁ x)), σ_w² = 2 for the relu layer, derived by hand: the tanh layer's output has
+    mean square T = E[tanh(√p z)²] and mean 0, the relu pre-activation q = 2T, so E[relu²] = T and
+    E[relu] = √(q/(2π)) = √(T/π); the skip adds a² p and the cross term 2ab·m·√(T/π)."""
+    from sigprop.theory.symbols import m, p
+    a, b = sp.symbols("a b", real=True)
+    block = Residual([Dense(tanh), Dense(relu, sw2=2)], alpha=a, beta=b)
+    T = tanh.second_moment(p)
+    expected = a**2 * p + b**2 * T + 2 * a * b * m * sp.sqrt(T / sp.pi)
+    assert sp.simplify(block.length_map().rhs - expected) == 0
+    assert sp.simplify(block.mean_map().rhs - (a * m + b * sp.sqrt(T / sp.pi))) == 0
+    # backward: a² + b² σ_w²(relu) E[relu'²] σ_w²(tanh) E[tanh'²], with E[relu'²] = 1/2
+    expected_chi = a**2 + b**2 * tanh.dsecond_moment(p)
+    assert sp.simplify(block.gradient_map().rhs - expected_chi * sp.Symbol("delta", positive=True)) == 0
 
 
 def test_degree_declarations():
