@@ -86,11 +86,16 @@ def quadrature_function(act, kind: str) -> Callable:
 def closed_form_function(act, kind: str):
     """The lambdified closed form of one expectation kind, or None where theory has none."""
     args = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
-    expr = {"mean": act.mean, "square": act.second_moment, "dsquare": act.dsecond_moment,
-            "kernel": act.kernel, "dkernel": act.dkernel}[kind](*args)
+    expr = _closed_form(act, kind)
     if expr.has(GaussianExpectation):
         return None
     return sp.lambdify(args, for_numerics(expr), modules=[NUMERIC_FUNCTIONS, "scipy", "numpy"])
+
+
+def _closed_form(act, kind):
+    args = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
+    return {"mean": act.mean, "square": act.second_moment, "dsquare": act.dsecond_moment,
+            "kernel": act.kernel, "dkernel": act.dkernel}[kind](*args)
 
 
 def expectation(activation, kind: str, *args, error: bool = False):
@@ -109,8 +114,26 @@ def expectation(activation, kind: str, *args, error: bool = False):
     closed = closed_form_function(act, kind)
     if closed is None:
         return quadrature_function(act, kind)(*args, error=error)
-    value = float(closed(*args))
+    with np.errstate(all="ignore"):
+        value = float(closed(*args))
+    if not np.isfinite(value):
+        value = _high_precision(act, kind, args)
     return (value, 0.0) if error else value
+
+
+def _high_precision(act, kind, args) -> float:
+    """A closed form whose float64 evaluation overflowed in an intermediate (e^(−q) cosh q at q = 10⁶), evaluated
+    in mpmath at 30 digits; a value beyond float64 itself raises OutOfRangeError."""
+    import mpmath as mp
+
+    from .iterate import OutOfRangeError
+    names = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
+    expr = _closed_form(act, kind).replace(theory_determinant, lambda a, b, c: a * b - c**2)
+    value = mp.mpf(sp.N(expr.subs({n: sp.Float(v, 40) for n, v in zip(names, args)}), 30))
+    if not mp.isfinite(value) or abs(value) > np.finfo(float).max:
+        raise OutOfRangeError(f"E[{kind}] of {act.describe()} at {', '.join(f'{a!r}' for a in args)} is "
+                              f"{mp.nstr(value, 6)}: beyond float64")
+    return float(value)
 
 
 def _checked(kind, args) -> tuple:

@@ -10,6 +10,8 @@ import doctest
 import importlib
 import io
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,6 @@ def test_every_package_module_has_examples_or_is_covered():
 
 def test_nothing_was_imported_under_a_bare_folder_name():
     """Examples import ``sigprop.theory``, never the source folder ``theory`` as a package of its own."""
-    import sys
     assert "theory" not in sys.modules and "numerics" not in sys.modules
     if "validate" in sys.modules:               # configobj's, if anything
         assert not Path(sys.modules["validate"].__file__).is_relative_to(ROOT)
@@ -80,9 +81,14 @@ def test_readme_grammar_is_the_generated_one():
     """The README's grammar block is what ``sigprop.theory.grammar()`` generates from the built-in registries
     (asked in a fresh interpreter: tests register extra activations and block kinds as they run)."""
     import re
-    import subprocess
-    import sys
     generated = subprocess.run([sys.executable, "-c", "from sigprop.theory import grammar; print(grammar())"],
                                capture_output=True, text=True, check=True).stdout.strip()
     block = re.search(r"<!-- grammar -->\s*```\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert block and block.group(1).strip() == generated
+
+
+def test_catalog_page_is_the_generated_one():
+    generated = subprocess.run([sys.executable, "-m", "sigprop.theory.catalog_page"], capture_output=True, text=True,
+                               check=True).stdout
+    assert (ROOT / "docs" / "catalog.md").read_text() == generated, \
+        "docs/catalog.md is stale: python -m sigprop.theory.catalog_page > docs/catalog.md"

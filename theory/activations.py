@@ -15,10 +15,10 @@ Where the literature has a closed-form kernel E[φ(u)φ(v)], it is given once, w
 Adding an activation is one call; it then works in formulas, predictions, sampled networks and the grammar:
 
 >>> from sigprop.theory import activation, Dense
->>> softplus = activation("softplus", "log(1 + exp(x))")
->>> Dense("softplus").describe()
-'dense(softplus,sw2=1,sb2=0)'
->>> softplus.source
+>>> xtanh = activation("xtanh", "x*tanh(x)")
+>>> Dense("xtanh").describe()
+'dense(xtanh,sw2=1,sb2=0)'
+>>> xtanh.source
 'no closed form: Gaussian quadrature in numerics'
 
 Example
@@ -42,8 +42,8 @@ from typing import Callable, Optional
 import sympy as sp
 
 from .determinant import covariance_determinant
-from .expectations import expectation, integrate_1d, integrate_2d
-from .piecewise import homogeneity_degree, is_piecewise_polynomial, kinks
+from .expectations import ARITY, KINDS, GaussianExpectation, expectation, integrate_1d, integrate_2d
+from .piecewise import homogeneity_degree, is_piecewise_polynomial, kinks, sort_key
 from .symbols import x
 
 KernelFn = Callable[[sp.Expr, sp.Expr, sp.Expr], sp.Expr]
@@ -62,7 +62,11 @@ class Activation:
     kernel: optional closed form (q₁, q₂, k) ↦ E[φ(u)φ(v)]; ``kernel_source`` is its citation.
     kinks: points where φ is not smooth; found from the expression when not given.
     degree: d with φ(λx) = λ^d φ(x) for λ > 0, or None; found from the expression when not given.
-    torch_op: name of a fused torch function computing φ (``"relu"``); otherwise ``validate`` derives one.
+    torch_op: a fused torch function computing φ (``"relu"``, ``"nn.functional.softplus"``); otherwise
+        ``validate`` derives one.
+    mean_closed_form: optional closed form q ↦ E[φ(√q z)]; ``mean_source`` is its citation.
+    params: the parameter values φ was made with (an :class:`ActivationFamily` member, e.g. ``leaky_relu``'s
+        slope); symbols among them may appear in φ.
     """
 
     name: str
@@ -72,17 +76,22 @@ class Activation:
     kinks: tuple = _AUTO
     degree: Optional[int] = _AUTO
     torch_op: Optional[str] = None
+    mean_closed_form: Optional[Callable[[sp.Expr], sp.Expr]] = None
+    mean_source: str = ""
+    params: tuple = ()
+    family: Optional["ActivationFamily"] = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(f"name={self.name!r} is not allowed: an activation name is a lowercase identifier "
                              "such as 'softplus'")
-        object.__setattr__(self, "phi", _as_phi(self.phi, self.name))
+        allowed = set().union(*(sp.sympify(v).free_symbols for _, v in self.params if isinstance(v, (int, float, sp.Expr))))
+        object.__setattr__(self, "phi", _as_phi(self.phi, self.name, allowed))
         if self.kinks == _AUTO:
             object.__setattr__(self, "kinks", kinks(self.phi))
         else:
-            object.__setattr__(self, "kinks", tuple(sorted((sp.sympify(p) for p in self.kinks), key=float)))
+            object.__setattr__(self, "kinks", tuple(sorted((sp.sympify(p) for p in self.kinks), key=sort_key)))
         if self.degree == _AUTO:
             object.__setattr__(self, "degree", homogeneity_degree(self.phi))
 
@@ -93,14 +102,47 @@ class Activation:
         return hash(("Activation", self.name, self.phi))
 
     def __repr__(self):
-        return self.name
+        return self.describe()
+
+    def describe(self) -> str:
+        """The activation as the grammar writes it: ``tanh``, ``leaky_relu(a=0.2)``, ``affine(tanh,a=2)``."""
+        shown = [(k, v) for k, v in self.params
+                 if self.family is None or v != self.family.defaults().get(k, _AUTO)]
+        if not shown:
+            return self.name
+        args = [v.describe() if isinstance(v, Activation) else f"{k}={_format(v)}" for k, v in shown]
+        return f"{self.name}({','.join(args)})"
+
+    @property
+    def free_symbols(self) -> set:
+        """SymPy symbols among the parameters (a symbolic slope): theory only, numerics needs numbers."""
+        return self.phi.free_symbols - {x}
+
+    def subs(self, mapping: dict) -> "Activation":
+        """This activation with ``mapping`` (symbol → value) applied to its parameters."""
+        if self.family is None or not self.free_symbols:
+            return self
+        return self.family(**{k: (v.subs(mapping) if isinstance(v, Activation) else sp.sympify(v).subs(mapping))
+                              for k, v in self.params})
 
     @property
     def dphi(self) -> sp.Expr:
-        """φ' (SymPy derivative; Heaviside(x) for relu)."""
+        """φ', the derivative backpropagation uses: the almost-everywhere derivative (Heaviside(x) for relu, 0 for
+        step and sign: the Dirac deltas of a jump carry no gradient in a network)."""
         if "dphi" not in self._cache:
-            self._cache["dphi"] = sp.diff(self.phi, x)
+            d = sp.diff(self.phi, x)
+            self._cache["dphi"] = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
         return self._cache["dphi"]
+
+    @property
+    def is_continuous(self) -> bool:
+        """φ has no jumps (at its kinks the one-sided limits agree); Price's theorem then gives E[φ'(u)φ'(v)]."""
+        if "continuous" not in self._cache:
+            # continuity does not depend on generic parameter values: give symbolic ones a generic value first
+            generic = {s: sp.Rational(37, 100) + i for i, s in enumerate(sorted(self.free_symbols, key=str))}
+            phi = self.phi.subs(generic)
+            self._cache["continuous"] = all(_continuous_at(phi, sp.sympify(p).subs(generic)) for p in self.kinks)
+        return self._cache["continuous"]
 
     @property
     def is_odd(self) -> bool:
@@ -125,11 +167,45 @@ class Activation:
     @property
     def has_closed_forms(self) -> bool:
         """Whether all five expectations are explicit expressions (no quadrature needed)."""
-        return self.kernel_closed_form is not None or self._polynomial
+        return not any(self.expectation_sources()[k].startswith("numerical") for k in KINDS)
+
+    def expectation_sources(self) -> dict:
+        """Kind → how that expectation is obtained: ``registered: <citation>``, ``derived: <how>`` (SymPy), or
+        ``numerical: <what>`` (an unevaluated expectation that numerics integrates with error control)."""
+        if "sources" not in self._cache:
+            out = {}
+            for kind, method in (("mean", self.mean), ("square", self.second_moment),
+                                 ("dsquare", self.dsecond_moment), ("kernel", self.kernel), ("dkernel", self.dkernel)):
+                args = (sp.Symbol("_q", positive=True),) if ARITY[kind] == 1 else (
+                    sp.Symbol("_q1", positive=True), sp.Symbol("_q2", positive=True), sp.Symbol("_k", real=True))
+                expr = method(*args)
+                pending = sorted({str(e.func(*sp.symbols("q" if len(e.args) == 1 else "q1 q2 k", seq=True)))
+                                  for e in expr.atoms(GaussianExpectation)})
+                out[kind] = (f"numerical: Gaussian quadrature of {', '.join(pending)}, kinks as panel edges"
+                             if pending else self._how(kind))
+            self._cache["sources"] = out
+        return self._cache["sources"]
+
+    def _how(self, kind: str) -> str:
+        if kind == "mean" and self.is_odd:
+            return "derived: phi is odd, so E[phi] = 0"
+        if kind == "mean" and self.mean_closed_form is not None:
+            return f"registered: {self.mean_source}"
+        if kind == "kernel" and self.kernel_closed_form is not None:
+            return f"registered: {self.kernel_source}"
+        if kind in ("square", "dsquare") and self.kernel_closed_form is not None and (
+                kind == "square" or self.is_continuous):
+            return "derived: the kernel's diagonal" + (" after Price's theorem" if kind == "dsquare" else "")
+        if kind == "dkernel" and self.is_continuous and (self.kernel_closed_form is not None or self._polynomial):
+            return "derived: Price's theorem, dE[phi(u)phi(v)]/dk"
+        if kind in ("dsquare", "dkernel") and self.dphi == 0:
+            return "derived: phi' = 0 almost everywhere"
+        return "derived: exact Gaussian integral (SymPy)"
 
     @property
     def source(self) -> str:
-        """Where this activation's Gaussian expectations come from: registered, derived or numerical."""
+        """Where this activation's Gaussian expectations come from (one line; per kind:
+        :meth:`expectation_sources`)."""
         if self.kernel_closed_form is not None:
             return self.kernel_source
         if self._polynomial:
@@ -146,6 +222,8 @@ class Activation:
         """E[φ(√q z)]."""
         if self.is_odd:
             return sp.Integer(0)
+        if self.mean_closed_form is not None:
+            return self.mean_closed_form(q)
         if self._piecewise_polynomial:
             return self._derived("mean", q, lambda s: integrate_1d(self.phi, s))
         return self._unevaluated("mean", q)
@@ -160,7 +238,7 @@ class Activation:
 
     def dsecond_moment(self, q: sp.Expr) -> sp.Expr:
         """E[φ'(√q z)²]: χ₁ = σ_w² E[φ'²] (Poole et al. 2016)."""
-        if self.kernel_closed_form is not None:
+        if self.kernel_closed_form is not None and self.is_continuous:
             return self._derived("dsquare", q, lambda s: sp.simplify(self.dkernel(s, s, s)))
         if self._piecewise_polynomial:
             return self._derived("dsquare", q, lambda s: integrate_1d(self.dphi**2, s))
@@ -175,9 +253,13 @@ class Activation:
         return self._unevaluated("kernel", q1, q2, k)
 
     def dkernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
-        """E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k (Price's theorem)."""
-        if self.has_closed_forms:
+        """E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k (Price's theorem, for continuous φ)."""
+        if self.is_continuous and (self.kernel_closed_form is not None or self._polynomial):
             return self._derived("dkernel", (q1, q2, k), lambda s: self._price(*s))
+        if self.dphi == 0:
+            return sp.Integer(0)
+        if self.dphi.is_polynomial(x):
+            return self._derived("dkernel", (q1, q2, k), lambda s: integrate_2d(self.dphi, self.dphi, *s))
         return self._unevaluated("dkernel", q1, q2, k)
 
     def _price(self, q1, q2, k):
@@ -200,7 +282,29 @@ class Activation:
         return expr.subs(dict(zip(gen, args)), simultaneous=True)
 
 
-def _as_phi(phi, name) -> sp.Expr:
+def _continuous_at(phi, point) -> bool:
+    try:
+        jump = sp.limit(phi, x, point, "+") - sp.limit(phi, x, point, "-")
+        return sp.simplify(jump) == 0
+    except (ValueError, TypeError, NotImplementedError):     # SymPy's limit gives up: compare at 60 digits
+        eps = sp.Float("1e-40", 60)
+        return abs(sp.N(phi.subs(x, point + eps) - phi.subs(x, point - eps), 60)) < 1e-30
+
+
+def _format(v) -> str:
+    v = sp.sympify(v)
+    if v.is_Integer:
+        return str(int(v))
+    return repr(float(v)) if v.is_number else str(v)
+
+
+def _integrand(act, kind) -> str:
+    f, d = act.describe(), f"{act.describe()}'"
+    return {"mean": f"{f}(u)", "square": f"{f}(u)^2", "dsquare": f"{d}(u)^2",
+            "kernel": f"{f}(u) {f}(v)", "dkernel": f"{d}(u) {d}(v)"}[kind]
+
+
+def _as_phi(phi, name, allowed=frozenset()) -> sp.Expr:
     if isinstance(phi, str):
         try:
             phi = sp.parse_expr(phi, local_dict={"x": x})
@@ -212,12 +316,108 @@ def _as_phi(phi, name) -> sp.Expr:
         raise ValueError(f"phi={phi!r} is not allowed: give a SymPy expression in x") from None
     # a user's own Symbol('x') (without assumptions) is our x
     phi = phi.subs({s: x for s in phi.free_symbols if s.name == "x" and s != x})
-    if phi.free_symbols != {x}:
-        other = sorted(map(str, phi.free_symbols - {x})) or ["none: phi does not depend on x"]
+    if x not in phi.free_symbols or phi.free_symbols - allowed - {x}:
+        other = sorted(map(str, phi.free_symbols - allowed - {x})) or ["none: phi does not depend on x"]
         raise ValueError(f"phi={phi} for activation {name!r} is not allowed: it must be an expression in x alone "
                          f"(free symbols other than x: {', '.join(other)})")
     return phi
 
+
+
+@dataclass(frozen=True)
+class FamilyParam:
+    """A parameter of an activation family: ``kind`` is ``real`` (a number or a symbol), ``positive_integer``
+    (a number) or ``activation``."""
+
+    name: str
+    default: object
+    kind: str
+    doc: str
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationFamily:
+    """Activations with parameters, e.g. ``leaky_relu(a=0.2)``: ``make(**values)`` returns φ, or a dict of the
+    other :class:`Activation` arguments (``phi``, ``kernel_closed_form``, …).
+
+    Calling the family checks the values (numbers, or SymPy symbols where the kind allows) and returns the member;
+    the grammar reads ``name(key=value, ...)``.
+
+    >>> from sigprop.theory import FAMILIES
+    >>> FAMILIES["leaky_relu"](a=0.2).describe()
+    'leaky_relu(a=0.2)'
+    """
+
+    name: str
+    params: tuple
+    make: Callable[..., Activation]
+    summary: str
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params if p.default is not None}
+
+    def __call__(self, *args, **kwargs) -> Activation:
+        names = [p.name for p in self.params]
+        if len(args) > len(names):
+            raise ValueError(f"{self.name}() takes at most {len(names)} values ({', '.join(names)}), got {len(args)}")
+        values = dict(zip(names, args))
+        for key, v in kwargs.items():
+            if key not in names:
+                raise ValueError(f"{self.name}() takes the parameters {', '.join(names)}, not {key!r}")
+            if key in values:
+                raise ValueError(f"{self.name}(): {key} is given twice")
+            values[key] = v
+        checked = {}
+        for p in self.params:
+            if p.name not in values and p.default is None:
+                raise ValueError(f"{self.name}() needs {p.name} ({p.doc})")
+            checked[p.name] = _check_family_value(self.name, p, values.get(p.name, p.default))
+        spec = self.make(**checked)
+        spec = spec if isinstance(spec, dict) else {"phi": spec}
+        return Activation(self.name, params=tuple(checked.items()), family=self, **spec)
+
+
+def _check_family_value(family: str, p: FamilyParam, value):
+    where = f"{family}(): {p.name}={value!r} is not allowed"
+    if p.kind == "activation":
+        try:
+            return get_activation(value)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    if isinstance(value, (bool, str)) or value is None:
+        raise ValueError(f"{where}: give a number" + (" or a SymPy symbol" if p.kind == "real" else ""))
+    try:
+        v = sp.sympify(value, strict=True)
+    except (sp.SympifyError, TypeError):
+        raise ValueError(f"{where}: give a number") from None
+    if p.kind == "positive_integer":
+        if not (v.is_number and v.is_integer and v >= 1):
+            raise ValueError(f"{where}: it must be a positive integer")
+        return sp.Integer(v)
+    if v.is_number and not (v.is_real and v.is_finite):
+        raise ValueError(f"{where}: it must be a finite real number")
+    if not v.is_number and not all(s.is_real for s in v.free_symbols):
+        v = v.subs({s: sp.Symbol(s.name, real=True) for s in v.free_symbols})
+    return v
+
+
+#: name -> ActivationFamily; the grammar reads ``name(key=value)`` from here
+FAMILIES: dict[str, ActivationFamily] = {}
+
+
+def register_family(family: ActivationFamily) -> ActivationFamily:
+    """Add a family to :data:`FAMILIES`; where every parameter has a default, its default member is registered
+    as an activation under the family's name (``dense(leaky_relu)``)."""
+    from .blocks import BLOCKS
+    if family.name in BLOCKS:
+        raise ValueError(f"name={family.name!r} is not allowed: it is a block kind of the grammar")
+    old = FAMILIES.get(family.name)
+    if old is not None and old is not family:
+        raise ValueError(f"name={family.name!r} is taken by another activation family")
+    FAMILIES[family.name] = family
+    if all(p.default is not None for p in family.params):
+        register_activation(family())
+    return family
 
 
 #: name -> Activation; the grammar reads activation names from here
@@ -259,6 +459,9 @@ def get_activation(name_or_activation) -> Activation:
     """An Activation as given, or looked up by name; unknown names raise a ``ValueError`` listing the known ones."""
     if isinstance(name_or_activation, Activation):
         return name_or_activation
+    if isinstance(name_or_activation, str) and "(" in name_or_activation:
+        from .parse import parse_activation
+        return parse_activation(name_or_activation)
     act = ACTIVATIONS.get(name_or_activation.strip().lower()) if isinstance(name_or_activation, str) else None
     if act is None:
         raise ValueError(f"activation={name_or_activation!r} is not known; "

@@ -18,7 +18,7 @@ import re
 
 import sympy as sp
 
-from .activations import ACTIVATIONS
+from .activations import ACTIVATIONS, FAMILIES, get_activation
 from .blocks import BLOCKS
 from .network import MAX_DEPTH, Network
 
@@ -40,6 +40,17 @@ def parse(text: str) -> Network:
     return _Parser(text).parse()
 
 
+def parse_activation(text: str):
+    """Read an activation written as the grammar writes it: ``tanh``, ``leaky_relu(a=0.2)``, ``affine(erf,b=2)``."""
+    if not isinstance(text, str) or not text.strip():
+        raise ArchitectureError(f"activation={text!r} is empty; example: 'leaky_relu(a=0.2)'")
+    parser = _Parser(text)
+    act = parser.activation()
+    if parser.i != len(parser.tokens):
+        raise parser.error("expected the end of the activation")
+    return get_activation(act)
+
+
 def grammar(activations: bool = True) -> str:
     """The architecture grammar, generated from the registered block kinds and activations.
 
@@ -54,11 +65,37 @@ def grammar(activations: bool = True) -> str:
     rows.append(("", " |", '"(" network ")"', "a group (repeat it with N*)"))
     lines = [f"{name:8s} {op} {head:{width}s}{text}" for name, op, head, text in rows]
     if activations:
-        lines.append(f"{'ACT':8s} := " + " | ".join(sorted(ACTIVATIONS)))
+        lines += _wrap("ACT", activation_words())
     lines.append(f"{'V':8s} := a number, or a name (a SymPy symbol: theory only)")
     defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params() if not p.required}
     lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
     return "\n".join(lines)
+
+
+def activation_words() -> list:
+    """The activation alternatives of the grammar: plain names, then families with their parameters."""
+    plain = sorted(n for n in ACTIVATIONS if n not in FAMILIES)
+    fams = []
+    for name in sorted(FAMILIES):
+        params = FAMILIES[name].params
+        acts = ["ACT" for p in params if p.kind == "activation"]
+        keys = [f"{p.name}=V" for p in params if p.kind != "activation"]
+        inner = ",".join(acts) + "".join(f" [,{k}]" if acts or i else f"[{k}]" for i, k in enumerate(keys))
+        fams.append(f"{name}({inner})")
+    return plain + fams
+
+
+def _wrap(head: str, words: list, width: int = 110) -> list:
+    """``head := a | b | …`` folded into lines of at most ``width`` characters."""
+    lines, line = [], f"{head:8s} := {words[0]}"
+    for word in words[1:]:
+        if len(line) + len(word) + 3 > width:
+            lines.append(line + " |")
+            line = " " * 12 + word
+        else:
+            line += " | " + word
+    lines.append(line)
+    return lines
 
 
 def _signature(cls) -> str:
@@ -160,11 +197,7 @@ class _Parser:
             if n:
                 self.expect(",")
             if p.kind == "activation":
-                act = self.peek()
-                if not act or act[0] != "name":
-                    raise self.error("expected an activation name")
-                self.i += 1
-                args[p.name] = act[1]
+                args[p.name] = self.activation()
             else:                                   # "blocks": a nested network
                 args[p.name] = self.network().blocks
         args.update(self.keywords(cls, first=not positional))
@@ -176,26 +209,64 @@ class _Parser:
         except ValueError as exc:
             raise ArchitectureError(f"architecture {_short(self.text)!r}: {tok[1]} at position {tok[2]}: {exc}") from None
 
+    def activation(self):
+        """ACT := name | family "(" [ACT ","] key=V ("," key=V)* ")"."""
+        tok = self.peek()
+        if not tok or tok[0] != "name" or (self.i + 1 < len(self.tokens) and self.tokens[self.i + 1][1] == "="):
+            raise self.error("expected an activation name")
+        name = tok[1].lower()
+        self.i += 1
+        if not self.peek("("):
+            return name                             # the block names it; an unknown name is reported there
+        family = FAMILIES.get(name)
+        if family is None:
+            self.i -= 1
+            raise self.error(f"{name} takes no parameters; activations with parameters: {', '.join(sorted(FAMILIES))}")
+        self.expect("(")
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"nesting deeper than {MAX_NESTING} levels is not allowed")
+        values = {}
+        positional = [p for p in family.params if p.kind == "activation"]
+        for n, p in enumerate(positional):
+            if n:
+                self.expect(",")
+            values[p.name] = self.activation()
+        names = [p.name for p in family.params if p.kind != "activation"]
+        while self.peek(",") or (not positional and not values and self.peek() and self.peek()[0] == "name"):
+            if self.peek(","):
+                self.i += 1
+            values.update(self._keyword(name, names, values))
+        self.expect(")")
+        self.nesting -= 1
+        try:
+            return family(**values)
+        except ValueError as exc:
+            raise ArchitectureError(f"architecture {_short(self.text)!r}: {name} at position {tok[2]}: {exc}") from None
+
+    def _keyword(self, owner, names, given):
+        name = self.peek()
+        if not name or name[0] != "name":
+            raise self.error("expected a keyword")
+        if name[1] not in names:
+            raise self.error(f"{owner}() takes the keywords {', '.join(names)}")
+        if name[1] in given:
+            raise self.error(f"keyword {name[1]} is given twice")
+        self.i += 1
+        self.expect("=")
+        val = self.peek()
+        if not val or val[0] not in ("num", "name") or val[1].lower() in ("inf", "nan", "oo", "infinity"):
+            raise self.error("expected a finite number or a symbol name")
+        self.i += 1
+        return {name[1]: sp.sympify(val[1]) if val[0] == "num" else sp.Symbol(val[1], real=True)}
+
     def keywords(self, cls, first: bool):
         names = [p.name for p in cls.params() if not p.positional]
         kwargs = {}
         while self.peek(",") or (first and not kwargs and self.peek() and self.peek()[0] == "name"):
             if self.peek(","):
                 self.i += 1
-            name = self.peek()
-            if not name or name[0] != "name":
-                raise self.error("expected a keyword")
-            if name[1] not in names:
-                raise self.error(f"{cls.kind}() takes the keywords {', '.join(names)}")
-            if name[1] in kwargs:
-                raise self.error(f"keyword {name[1]} is given twice")
-            self.i += 1
-            self.expect("=")
-            val = self.peek()
-            if not val or val[0] not in ("num", "name") or val[1].lower() in ("inf", "nan", "oo", "infinity"):
-                raise self.error("expected a finite number or a symbol name")
-            self.i += 1
-            kwargs[name[1]] = sp.sympify(val[1]) if val[0] == "num" else sp.Symbol(val[1], real=True)
+            kwargs.update(self._keyword(cls.kind, names, kwargs))
         self.expect(")")
         return kwargs
 

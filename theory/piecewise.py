@@ -34,8 +34,8 @@ def _pieces(expr: sp.Expr):
 def kinks(expr: sp.Expr) -> tuple:
     """The real points where ``expr`` switches between pieces, sorted (numbers, as SymPy numbers).
 
-    A condition that is not a comparison in x alone (e.g. one with a symbolic parameter whose solution
-    SymPy cannot order) raises ``ValueError``: quadrature could not place its panel edges.
+    A kink that depends on a symbolic parameter stays symbolic (sorted after the numbers: numerics needs the
+    parameter's value first). A condition SymPy cannot solve for x raises ``ValueError``.
     """
     points = set()
     for node in sp.preorder_traversal(piecewise_form(expr)):
@@ -44,11 +44,19 @@ def kinks(expr: sp.Expr) -> tuple:
         for _, cond in node.args:
             for rel in sp.sympify(cond).atoms(sp.core.relational.Relational):
                 sol = sp.solveset(rel.lhs - rel.rhs, x, sp.S.Reals)
-                if not isinstance(sol, sp.FiniteSet) or not all(s.is_number for s in sol):
-                    raise ValueError(f"phi={expr} is not allowed: cannot locate the kink of its piece condition "
-                                     f"{rel} in x")
-                points |= set(sol)
-    return tuple(sorted(points, key=float))
+                if not isinstance(sol, sp.FiniteSet):
+                    # a symbolic coefficient that might vanish: take the generic solution
+                    sol = sp.solve(rel.lhs - rel.rhs, x) if not (rel.lhs - rel.rhs).is_number else []
+                    if not sol:
+                        raise ValueError(f"phi={expr} is not allowed: cannot locate the kink of its piece "
+                                         f"condition {rel} in x")
+                points |= {s for s in sol if not (s.is_number and not s.is_real)}
+    return tuple(sorted(points, key=sort_key))
+
+
+def sort_key(point):
+    """Kinks in order: numbers by value, symbolic ones (a parameter not yet given) after them by name."""
+    return (0, float(point), "") if point.is_number else (1, 0.0, str(point))
 
 
 def is_piecewise_polynomial(expr: sp.Expr) -> bool:

@@ -15,8 +15,9 @@ Example
 >>> import torch
 >>> from sigprop.theory import activation
 >>> from sigprop.validate.modules import torch_function
->>> f = torch_function(activation("softplus", "log(1 + exp(x))"))
->>> f(torch.tensor([0.0], dtype=torch.float64)).item() == float(torch.log(torch.tensor(2.0, dtype=torch.float64)))
+>>> f = torch_function(activation("xtanh", "x*tanh(x)"))
+>>> t = torch.tensor([0.5], dtype=torch.float64)
+>>> bool(f(t) == t * torch.tanh(t))
 True
 """
 from __future__ import annotations
@@ -56,14 +57,21 @@ def build_module(block, width: int, generator: torch.Generator, dtype, device) -
 def torch_function(act) -> Callable:
     """The activation's φ on tensors (see the module docstring)."""
     if act.torch_op:
-        return getattr(torch, act.torch_op)
-    derived = sp.lambdify(x, piecewise_form(act.phi), modules="torch")
+        op = torch
+        for part in act.torch_op.split("."):         # "relu", "nn.functional.softplus"
+            op = getattr(op, part)
+        return op
+    # numeric constants (sqrt(2), pi) as floats: the torch printer would pass them to torch functions as ints
+    phi = piecewise_form(act.phi).replace(lambda e: e.is_number and not e.is_Number, lambda e: sp.Float(sp.N(e, 20), 20))
+    derived = sp.lambdify(x, phi, modules="torch")
 
     def phi(t):
         out = derived(t)
         if not isinstance(out, torch.Tensor):
-            return torch.full_like(t, float(out))
-        return out if out.dtype == t.dtype else out.to(t.dtype)
+            out = torch.full_like(t, float(out))
+        out = out if out.dtype == t.dtype else out.to(t.dtype)
+        # a piecewise-constant φ (step) has derivative 0 a.e.: keep the graph so backpropagation gives it
+        return out + 0 * t if t.requires_grad and not out.requires_grad else out
     phi.__name__ = act.name
     return phi
 

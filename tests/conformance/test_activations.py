@@ -25,17 +25,20 @@ import sympy as sp
 import torch
 from scipy import integrate
 
-from sigprop.numerics import expectation, predict
-from sigprop.theory import ACTIVATIONS, Activation, Dense, parse
+from sigprop.numerics import OutOfRangeError, expectation, predict
+from sigprop.theory import ACTIVATIONS, Activation, Dense, get_activation, parse
 from sigprop.theory.piecewise import piecewise_form
 from sigprop.theory.symbols import x
 from sigprop.validate import compare, measure, torch_function
 
 # activations a user defines from expressions (not registered: they must work all the same)
-USER = [Activation("hard_tanh", sp.Max(-1, sp.Min(1, x))),
-        Activation("softplus", "log(1 + exp(x))"),
-        Activation("xerf", "x*erf(x)")]
-ALL = {a.name: a for a in [*ACTIVATIONS.values(), *USER]}
+USER = [Activation("clip", sp.Max(-1, sp.Min(1, x))),
+        Activation("softplus_naive", "log(1 + exp(x))"),
+        Activation("xerf", "x*erf(x)"),
+        # family members away from their defaults, and affine transforms (exact reduction when c = 0, else their own)
+        *map(get_activation, ["leaky_relu(a=-0.3)", "elu(a=0.5)", "celu(a=2)", "swish(b=2)", "power(n=3)",
+                              "affine(tanh,a=1.5,b=0.7,d=0.2)", "affine(relu,a=2,c=0.3)", "affine(erf,b=-2)"])]
+ALL = {a.describe(): a for a in [*ACTIVATIONS.values(), *USER]}
 IDS = list(ALL)
 
 KINDS_1D = ("mean", "square", "dsquare")
@@ -162,12 +165,20 @@ def test_declared_degree(name):
 
 
 WIDTH, SEEDS, PROBES, DEPTH = 256, 8, 16, 8
+# x² and e^x grow the mean square faster than exponentially at σ_w² = 1.5 (q ↦ 4.5q², q ↦ 1.5e^(2q)): past
+# float64 within 8 layers. At σ_w² = 0.1 both have a stable fixed point of q, which is what sampled networks show.
+SW2 = {"power": 0.1, "exp": 0.1}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", IDS)
 def test_network_predicted_and_sampled(name, criterion):
-    net = DEPTH * Dense(ALL[name], sw2=1.5, sb2=0.1)
+    net = DEPTH * Dense(ALL[name], sw2=SW2.get(ALL[name].name, 1.5), sb2=0.1)
+    if ALL[name].dphi == 0:
+        # φ' = 0 almost everywhere (step, sign): backpropagation gives exactly zero, GSC is undefined; said so
+        with pytest.raises(OutOfRangeError, match="gradient vanishes exactly"):
+            predict(net)
+        return
     rows = compare(predict(net), measure(net, width=WIDTH, seeds=SEEDS, probes=PROBES))
     failures = [f"{r['quantity']}[{r['layer']}]: predicted {r['predicted']:.5g}, measured {r['measured_mean']:.5g} "
                 f"[{r['measured_lo']:.5g}, {r['measured_hi']:.5g}]"

@@ -57,13 +57,43 @@ def erf_dkernel(q1, q2, k):
     return 4 / mp.pi / mp.sqrt((1 + 2 * q1) * (1 + 2 * q2) - 4 * k * k)
 
 
+def leaky(a, kernel):
+    # a x + (1 − a) relu(x), expanded with the textbook arc-cosine kernel
+    if kernel:
+        return lambda q1, q2, k: a * _k(q1, q2, k) + (1 - a) ** 2 * relu_kernel(q1, q2, k)
+    return lambda q1, q2, k: a + (1 - a) ** 2 * relu_dkernel(q1, q2, k)
+
+
+def step_kernel(q1, q2, k):
+    return (mp.pi - mp.acos(_c(q1, q2, k))) / (2 * mp.pi)
+
+
+def sign_kernel(q1, q2, k):
+    return 2 / mp.pi * mp.asin(_c(q1, q2, k))
+
+
+def trig(kind_sin, kernel):
+    # E[sin u sin v] = e^(−s) sinh k, E[cos u cos v] = e^(−s) cosh k, s = (q1 + q2)/2; Price swaps sinh and cosh
+    f = mp.sinh if kind_sin == kernel else mp.cosh
+    return lambda q1, q2, k: mp.exp(-(q1 + q2) / 2) * f(_k(q1, q2, k))
+
+
 REFS = {("relu", "kernel"): relu_kernel, ("relu", "dkernel"): relu_dkernel,
-        ("erf", "kernel"): erf_kernel, ("erf", "dkernel"): erf_dkernel}
+        ("erf", "kernel"): erf_kernel, ("erf", "dkernel"): erf_dkernel,
+        ("leaky_relu(a=0.2)", "kernel"): leaky(mp.mpf("0.2"), True),
+        ("leaky_relu(a=0.2)", "dkernel"): leaky(mp.mpf("0.2"), False),
+        ("abs", "kernel"): leaky(-1, True), ("abs", "dkernel"): leaky(-1, False),
+        ("step", "kernel"): step_kernel, ("sign", "kernel"): sign_kernel,
+        ("sin", "kernel"): trig(True, True), ("sin", "dkernel"): trig(True, False),
+        ("cos", "kernel"): trig(False, True), ("cos", "dkernel"): trig(False, False)}
 SCALE = {("relu", "kernel"): lambda q1, q2: math.sqrt(q1 * q2) / 2, ("relu", "dkernel"): lambda q1, q2: 0.5,
          ("erf", "kernel"): lambda q1, q2: float(math.sqrt(erf_kernel(mp.mpf(q1), mp.mpf(q1), mp.mpf(q1))
                                                            * erf_kernel(mp.mpf(q2), mp.mpf(q2), mp.mpf(q2)))),
          ("erf", "dkernel"): lambda q1, q2: float(math.sqrt(erf_dkernel(mp.mpf(q1), mp.mpf(q1), mp.mpf(q1))
                                                             * erf_dkernel(mp.mpf(q2), mp.mpf(q2), mp.mpf(q2))))}
+for _key, _ref in REFS.items():       # the others: the scale from the reference's own diagonal
+    SCALE.setdefault(_key, lambda q1, q2, _ref=_ref: float(mp.sqrt(abs(_ref(mp.mpf(q1), mp.mpf(q1), mp.mpf(q1))
+                                                                       * _ref(mp.mpf(q2), mp.mpf(q2), mp.mpf(q2))))))
 
 
 @pytest.mark.parametrize("name,kind", list(REFS))

@@ -235,13 +235,16 @@ class Block:
     def free_symbols(self) -> set:
         """SymPy symbols among the parameters, children included."""
         free = set().union(*(sp.sympify(v).free_symbols for v in self.number_params().values()))
+        free = free.union(*(getattr(self, p.name).free_symbols for p in self.params() if p.kind == "activation"))
         return free.union(*(b.free_symbols for b in self.children))
 
     def subs(self, mapping: dict) -> "Block":
         """This block with ``mapping`` (symbol → value) applied to its parameters and its children's."""
         changes = {name: sp.sympify(v).subs(mapping) for name, v in self.number_params().items()}
         for p in self.params():
-            if p.kind == "blocks":
+            if p.kind == "activation":
+                changes[p.name] = getattr(self, p.name).subs(mapping)
+            elif p.kind == "blocks":
                 changes[p.name] = tuple(b.subs(mapping) for b in getattr(self, p.name))
         return replace(self, **changes)
 
@@ -275,7 +278,7 @@ class Block:
         for p in self.params():
             value = getattr(self, p.name)
             if p.kind == "activation":
-                args.append(value.name)
+                args.append(value.describe())
             elif p.kind == "blocks":
                 args.extend(describe_blocks(value))
             else:
