@@ -14,7 +14,7 @@ from typing import Iterable, Union
 
 import sympy as sp
 
-from .blocks.base import Block, compose, describe_blocks, flatten_blocks
+from .blocks.base import Block, check_gaussian_inputs, compose, describe_blocks, flatten_blocks
 from .state import BlockMaps, PairState
 
 #: the most blocks a network may have. ``numerics`` iterates block by block (about 20 µs to 10 ms each,
@@ -45,6 +45,8 @@ class Network:
         if not self.blocks:
             raise ValueError("depth=0 is not allowed: a network needs at least one block")
         _check_depth(len(self.blocks))
+        if any(b.needs_gaussian_input or b.children for b in set(self.blocks)):
+            check_gaussian_inputs(self.blocks)
 
     @classmethod
     def of(cls, item) -> "Network":

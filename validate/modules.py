@@ -29,7 +29,7 @@ import sympy as sp
 import torch
 from torch import nn
 
-from ..theory import Dense, Residual
+from ..theory import Act, Dense, Residual
 from ..theory.piecewise import piecewise_form
 from ..theory.symbols import x
 
@@ -96,6 +96,17 @@ class DenseLayer(nn.Module):
         return self.phi(h), h
 
 
+class ActLayer(nn.Module):
+    """φ(x), no weights; its input is the pre-activation measurement records."""
+
+    def __init__(self, block: Act, width: int, generator: torch.Generator, dtype, device):
+        super().__init__()
+        self.phi = torch_function(block.activation)
+
+    def forward(self, x):
+        return self.phi(x), x
+
+
 class ResidualBlock(nn.Module):
     """α x + β branch(x)."""
 
@@ -114,3 +125,4 @@ class ResidualBlock(nn.Module):
 
 register_module(Dense)(DenseLayer)
 register_module(Residual)(ResidualBlock)
+register_module(Act)(ActLayer)

@@ -9,6 +9,7 @@ difference of the kernel in k (not against the derivative the implementation tak
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import sympy as sp
@@ -107,3 +108,22 @@ def test_every_expectation_says_where_it_comes_from():
     assert get_activation("relu").expectation_sources()["kernel"].startswith("registered: arc-cosine")
     assert get_activation("tanh").expectation_sources()["kernel"].startswith("numerical")
     assert get_activation("linear").expectation_sources()["kernel"].startswith("derived")
+
+
+def test_act_after_a_linear_dense_is_the_dense_layer():
+    """dense(linear) then act(φ) computes φ(Wx + b): the same maps as dense(φ), output and backward."""
+    from sigprop.numerics import predict
+    split = predict(parse("4*(dense(linear,sw2=1.7,sb2=0.2),act(tanh))"))
+    fused = predict(parse("4*dense(tanh,sw2=1.7,sb2=0.2)"))
+    for name in ("p", "c", "log_gsc"):
+        a, b = split.values[name][::2], fused.values[name]
+        assert max(abs(u - v) for u, v in zip(a, b)) < 1e-12, name
+
+
+@pytest.mark.parametrize("text,where", [
+    ("dense(relu),act(tanh)", "block 2 (act(tanh))"),
+    ("dense(relu),residual(act(relu),dense(linear))", "block 2: branch block 1 (act(relu))"),
+])
+def test_act_needs_a_gaussian_input(text, where):
+    with pytest.raises(ValueError, match=re.escape(where) + ".*not Gaussian: put a dense\\(linear"):
+        parse(text)

@@ -3,8 +3,10 @@
 Adding a block kind is one new module here (a frozen dataclass deriving from :class:`Block`, decorated with
 :func:`register_block`) imported below, plus its torch module in ``sigprop.validate.modules``.
 """
-from .base import BLOCKS, Block, Param, compose, param, register_block
+from .base import BLOCKS, Block, Param, check_gaussian_inputs, compose, param, register_block
 from .dense import Dense
+from .act import Act
 from .residual import Residual
 
-__all__ = ["BLOCKS", "Block", "Dense", "Param", "Residual", "compose", "param", "register_block"]
+__all__ = ["Act", "BLOCKS", "Block", "Dense", "Param", "Residual", "check_gaussian_inputs", "compose", "param",
+           "register_block"]

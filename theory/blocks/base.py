@@ -14,7 +14,9 @@ declares
   normalization) or None, and ``pre_degree``, the same for its pre-activation; ``numerics`` iterates in log
   space by them;
 - ``decorrelates``: whether its output is a fresh zero-mean random map of its input, so that it is uncorrelated
-  with the input apart from first moments (what a residual branch needs).
+  with the input apart from first moments (what a residual branch needs);
+- ``gaussian_out(gaussian_in, children_out)``: whether the coordinates of its output are Gaussian (a
+  ``dense(linear)`` output is), and ``needs_gaussian_input`` for a block whose maps assume it (``act``).
 
 The torch module that samples a block kind is registered beside it in ``sigprop.validate.modules``.
 
@@ -148,6 +150,27 @@ def flatten_blocks(items) -> tuple:
     return tuple(out)
 
 
+def is_linear(act) -> bool:
+    """φ(x) = c·x: the output of a linear map of Gaussian coordinates is Gaussian."""
+    from ..symbols import x
+    return act.phi.is_polynomial(x) and sp.degree(act.phi, x) == 1 and act.phi.subs(x, 0) == 0
+
+
+def check_gaussian_inputs(blocks: Sequence["Block"], gaussian: bool = True, where: str = "block",
+                          previous: str = "the network input") -> bool:
+    """Walk ``blocks`` from an input whose coordinates are (``gaussian``) Gaussian; a block that needs a Gaussian
+    input and does not get one raises ValueError naming it. Returns whether the output is Gaussian."""
+    for i, block in enumerate(blocks, 1):
+        if block.needs_gaussian_input and not gaussian:
+            raise ValueError(f"{where} {i} ({block.describe()}) needs Gaussian input coordinates, but its input "
+                             f"({previous}) is not Gaussian: put a dense(linear, ...) before it")
+        inner = (check_gaussian_inputs(block.children, gaussian, f"{where} {i}: branch block", previous)
+                 if block.children else None)
+        gaussian = block.gaussian_out(gaussian, inner)
+        previous = f"the output of {block.describe()}"
+    return gaussian
+
+
 def compose(blocks: Sequence["Block"], state: PairState) -> BlockMaps:
     """Apply blocks in sequence; backward factors multiply (gradient independence). ``pre`` is the last one's."""
     chi, pre = Backward.identity(), None
@@ -166,6 +189,7 @@ class Block:
     summary: ClassVar[str] = ""
     example: ClassVar[str] = ""
     decorrelates: ClassVar[bool] = False
+    needs_gaussian_input: ClassVar[bool] = False
     gsc_source: ClassVar[str] = ("GSC: Philipp, Song & Carbonell 2018; one-block mean-field form derived "
                                  "(docs/theory.md)")
 
@@ -206,6 +230,11 @@ class Block:
 
     def check(self) -> None:
         """Constraints between parameters (raise ValueError); called after each parameter was checked."""
+
+    def gaussian_out(self, gaussian_in: bool, children_out=None) -> bool:
+        """Whether the output's coordinates are Gaussian given whether the input's are (``children_out``: the
+        same for the block's children, run on its input). By default they are not."""
+        return False
 
     # -- what follows from the declarations ----------------------------------------------------------------
     def __post_init__(self):

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from ..activations import Activation
 from ..state import Backward, BlockMaps, PairState, PreActivation
-from .base import Block, Number, param, register_block
+from .base import Block, Number, is_linear, param, register_block
 
 
 @register_block
@@ -44,6 +44,9 @@ class Dense(Block):
     @property
     def pre_degree(self):
         return 1 if self.sb2 == 0 else None
+
+    def gaussian_out(self, gaussian_in: bool, children_out=None) -> bool:
+        return is_linear(self.activation)        # Wx + b has Gaussian coordinates given x
 
     def maps(self, s: PairState) -> BlockMaps:
         act, sw2, sb2 = self.activation, self.sw2, self.sb2

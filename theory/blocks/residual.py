@@ -53,6 +53,10 @@ class Residual(Block):
         degrees = [b.degree for b in self.branch]
         return 1 if all(d is not None for d in degrees) and _product(degrees) == 1 else None
 
+    def gaussian_out(self, gaussian_in: bool, children_out=None) -> bool:
+        # x + F(x), F ending in a fresh linear map: a Gaussian of variance β²q convolved with x's coordinates
+        return bool(gaussian_in and children_out) or (self.beta == 0 and gaussian_in)
+
     def combine(self, s: PairState, f: BlockMaps) -> BlockMaps:
         """The skip sum, given the branch's maps ``f`` at input ``s``."""
         a, b, F = self.alpha, self.beta, f.out

@@ -1,0 +1,64 @@
+"""``act(ACT)``: the activation alone, x ↦ φ(x), without weights.
+
+It lets architectures be written as they are built: pre-activation residual branches
+(``residual(act(relu),dense(relu,sw2=2),dense(linear))``), W₂φ(W₁x) stacks, "linear → φ" layers.
+
+Mean field needs the coordinates of its input to be Gaussian (zero mean, variance p): true of the network's
+input (sigprop draws Gaussian inputs), of a ``dense(linear)`` output, and of a residual stream whose branches end
+in one; ``Network`` checks this and names the block where it fails. Then
+p_out = E[φ(√p z)²], the kernel E[φ(u)φ(v)] at the input's (p_a, p_b, p_ab), and backward
+‖g_in‖²/n = E[φ'(u)²]‖g_out‖²/n (gradient independence, Schoenholz et al. 2017). Its input is the
+pre-activation that measurement records.
+
+Example
+-------
+>>> from sigprop.theory import parse
+>>> net = parse("dense(linear,sw2=2),act(relu)")
+>>> print(net.blocks[1].length_map().rhs)
+p/2
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..activations import Activation
+from ..state import Backward, BlockMaps, PairState, PreActivation
+from .base import Block, is_linear, param, register_block
+
+
+@register_block
+@dataclass(frozen=True)
+class Act(Block):
+    """x ↦ φ(x), pointwise, no weights; its input must be Gaussian (see the module docstring)."""
+
+    kind: ClassVar[str] = "act"
+    summary: ClassVar[str] = "phi(x) alone, no weights (its input must be Gaussian)"
+    example: ClassVar[str] = "dense(linear,sw2=1.5),3*(act(tanh),dense(linear,sw2=1.5,sb2=0.1))"
+    needs_gaussian_input: ClassVar[bool] = True
+
+    activation: Activation = param(kind="activation", positional=True, doc="the nonlinearity phi")
+
+    @property
+    def source(self) -> str:
+        return ("Poole et al. 2016 (covariance map of a Gaussian input); Schoenholz et al. 2017 (backward map); "
+                f"expectations: {self.activation.source}")
+
+    @property
+    def degree(self):
+        return self.activation.degree
+
+    @property
+    def pre_degree(self):
+        return 1
+
+    def gaussian_out(self, gaussian_in: bool, children_out=None) -> bool:
+        return gaussian_in and is_linear(self.activation)
+
+    def maps(self, s: PairState) -> BlockMaps:
+        act = self.activation
+        pre = PreActivation(s.p_a, s.p_b, s.p_ab)
+        out = PairState(act.second_moment(s.p_a), act.second_moment(s.p_b), act.kernel(s.p_a, s.p_b, s.p_ab),
+                        act.mean(s.p_a), act.mean(s.p_b))
+        chi = Backward(act.dsecond_moment(s.p_a), act.dsecond_moment(s.p_b), act.dkernel(s.p_a, s.p_b, s.p_ab))
+        return BlockMaps(out, pre, chi)
