@@ -21,9 +21,15 @@ import sympy as sp
 from .symbols import x
 
 
+_PIECEWISE_ATOMS = (sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside, sp.Piecewise)
+
+
 def piecewise_form(expr: sp.Expr) -> sp.Expr:
     """``expr`` with Max/Min/Abs/sign/Heaviside rewritten as one folded ``Piecewise`` (or unchanged)."""
-    return sp.piecewise_fold(sp.sympify(expr).rewrite(sp.Piecewise))
+    expr = sp.sympify(expr)
+    if not expr.has(*_PIECEWISE_ATOMS):         # smooth: nothing to rewrite (and SymPy's rewrite is slow)
+        return expr
+    return sp.piecewise_fold(expr.rewrite(sp.Piecewise))
 
 
 def _pieces(expr: sp.Expr):
