@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..activations import Activation
-from ..state import Backward, BlockMaps, PairState, PreActivation
+from ..state import BlockMaps, PairState, PreActivation
 from .base import Block, is_linear, param, register_block
+from .pointwise import pointwise
 
 
 @register_block
@@ -56,9 +57,6 @@ class Act(Block):
         return gaussian_in and is_linear(self.activation)
 
     def maps(self, s: PairState) -> BlockMaps:
-        act = self.activation
         pre = PreActivation(s.p_a, s.p_b, s.p_ab)
-        out = PairState(act.second_moment(s.p_a), act.second_moment(s.p_b), act.kernel(s.p_a, s.p_b, s.p_ab),
-                        act.mean(s.p_a), act.mean(s.p_b))
-        chi = Backward(act.dsecond_moment(s.p_a), act.dsecond_moment(s.p_b), act.dkernel(s.p_a, s.p_b, s.p_ab))
+        out, chi = pointwise(self.activation, pre)
         return BlockMaps(out, pre, chi)

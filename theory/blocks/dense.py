@@ -16,6 +16,7 @@ from typing import ClassVar
 from ..activations import Activation
 from ..state import Backward, BlockMaps, PairState, PreActivation
 from .base import Block, Number, is_linear, param, register_block
+from .pointwise import pointwise
 
 
 @register_block
@@ -49,12 +50,9 @@ class Dense(Block):
         return is_linear(self.activation)        # Wx + b has Gaussian coordinates given x
 
     def maps(self, s: PairState) -> BlockMaps:
-        act, sw2, sb2 = self.activation, self.sw2, self.sb2
+        sw2, sb2 = self.sw2, self.sb2
         # h = Wx + b has zero mean per unit; its mean square uses the uncentered ‖x‖²/n.
         pre = PreActivation(sw2 * s.p_a + sb2, sw2 * s.p_b + sb2, sw2 * s.p_ab + sb2)
-        out = PairState(act.second_moment(pre.q_a), act.second_moment(pre.q_b),
-                        act.kernel(pre.q_a, pre.q_b, pre.q_ab), act.mean(pre.q_a), act.mean(pre.q_b))
+        out, phi_chi = pointwise(self.activation, pre)
         # g_in = Wᵀ(φ'(h) ⊙ g_out): ‖g_in‖²/n = σ_w² E[φ'(h)²] ‖g_out‖²/n (equal widths).
-        chi = Backward(sw2 * act.dsecond_moment(pre.q_a), sw2 * act.dsecond_moment(pre.q_b),
-                       sw2 * act.dkernel(pre.q_a, pre.q_b, pre.q_ab))
-        return BlockMaps(out, pre, chi)
+        return BlockMaps(out, pre, Backward(sw2, sw2, sw2).then(phi_chi))
