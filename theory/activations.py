@@ -59,7 +59,7 @@ class Activation:
     ----------
     name: lowercase name used by the architecture grammar (``dense(tanh)``).
     phi: φ as a SymPy expression in x, or a string SymPy reads (``"log(1 + exp(x))"``).
-    kernel: optional closed form (q₁, q₂, k) ↦ E[φ(u)φ(v)]; ``kernel_source`` is its citation.
+    kernel_closed_form: optional closed form (q₁, q₂, k) ↦ E[φ(u)φ(v)]; ``kernel_source`` is its citation.
     kinks: points where φ is not smooth; found from the expression when not given.
     degree: d with φ(λx) = λ^d φ(x) for λ > 0, or None; found from the expression when not given.
     torch_op: a fused torch function computing φ (``"relu"``, ``"nn.functional.softplus"``); otherwise

@@ -6,6 +6,13 @@ Williams' erf kernel with arcsin, their derivatives in k) in mpmath at 40 digits
 c = 1 (arccos of a number within 1e-15 of 1); sigprop evaluates its own (atan2 of an exactly computed
 q₁q₂ − k²), so agreement to 1e-12 tests the stability, not a copy.
 
+The newer references check digits, not formulas: leaky/abs are expanded through the textbook relu kernel (so
+their atan2 form is still checked against arccos), while step, sign, sin and cos are the same expressions as
+sigprop's, evaluated at 40 digits (catching float64 cancellation and overflow: e^(−q)·cosh q at q = 10¹² goes
+through the mpmath fallback). That each formula is the right one is checked independently, against quadrature
+and Monte Carlo of the Gaussian integral and against sampled networks, in tests/conformance/test_activations.py,
+and by the identities of tests/theory/test_catalog.py.
+
 Tolerance: |got − ref| ≤ 1e-12 |ref| + 1e-15 S, S = √(E[φ(u)²] E[φ(v)²]) the scale of the kernel (the
 value itself vanishes at c = −1 for relu, where only absolute accuracy relative to S is meaningful).
 """
