@@ -396,6 +396,8 @@ def _check_family_value(family: str, p: FamilyParam, value):
         return sp.Integer(v)
     if v.is_number and not (v.is_real and v.is_finite):
         raise ValueError(f"{where}: it must be a finite real number")
+    if any(s.name == "x" for s in v.free_symbols):
+        raise ValueError(f"{where}: x is the activation's variable; name the parameter's symbol otherwise")
     if not v.is_number and not all(s.is_real for s in v.free_symbols):
         v = v.subs({s: sp.Symbol(s.name, real=True) for s in v.free_symbols})
     return v
