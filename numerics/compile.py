@@ -4,8 +4,8 @@ A block's maps are lambdified once per *signature* (kind, activation, children),
 with each numeric parameter replaced by a symbol (``Block.template``), so the parameters are arguments of
 the compiled function and fifty layers with different σ_w² share one compilation. Unevaluated Gaussian
 expectations are bound to quadrature of the activation they carry; the covariance determinant to its exact
-evaluation. A block with children is compiled as its children plus its ``combine``, lambdified on placeholder
-symbols for the children's maps, so no formula is typed here.
+evaluation. A block with children is compiled as its child sequences plus its ``combine``, lambdified on
+placeholder symbols for each sequence's composed maps, so no formula is typed here.
 
 Example
 -------
@@ -62,16 +62,16 @@ class Step:
     fn: Callable
     params: tuple
     has_pre: bool
-    children: tuple = ()
+    sequences: tuple = ()          # per child sequence, its steps (a residual's branch, then its skip)
 
     def __call__(self, s: PairState) -> BlockMaps:
-        if self.children:
-            child = _compose(self.children, s)
-            values = self.fn(*as_tuple(s), *child.flatten(), *self.params)
+        if self.sequences:
+            child = [v for seq in self.sequences for v in _compose(seq, s).flatten()]
+            values = self.fn(*as_tuple(s), *child, *self.params)
         else:
             values = self.fn(*as_tuple(s), *self.params)
         maps = BlockMaps.unflatten([float(v) for v in values], self.has_pre)
-        return maps.identical() if s.identical() else maps
+        return maps.identical() if s.identical() and self.block.is_deterministic else maps
 
 
 def _compose(steps, s: PairState) -> BlockMaps:
@@ -90,13 +90,16 @@ def _compile_leaf(signature, template: Block, params: tuple):
 
 
 @lru_cache(maxsize=None)
-def _compile_container(signature, template: Block, params: tuple, child_has_pre: bool):
-    f_out = PairState(*sp.symbols("F_p_a F_p_b F_p_ab F_m_a F_m_b", real=True))
-    f_chi = Backward(*sp.symbols("F_chi_a F_chi_b F_chi_ab", real=True))
-    f_pre = PreActivation(*sp.symbols("F_q_a F_q_b F_q_ab", real=True)) if child_has_pre else None
-    placeholder = BlockMaps(f_out, f_pre, f_chi)
-    maps = template.combine(_STATE, placeholder)
-    return _lambdify((*as_tuple(_STATE), *placeholder.flatten(), *params), maps.flatten()), maps.pre is not None
+def _compile_container(signature, template: Block, params: tuple, has_pre: tuple):
+    placeholders = []
+    for i, pre in enumerate(has_pre):
+        out = PairState(*sp.symbols(f"F{i}_p_a F{i}_p_b F{i}_p_ab F{i}_m_a F{i}_m_b", real=True))
+        chi = Backward(*sp.symbols(f"F{i}_chi_a F{i}_chi_b F{i}_chi_ab", real=True))
+        placeholders.append(BlockMaps(out, PreActivation(*sp.symbols(f"F{i}_q_a F{i}_q_b F{i}_q_ab", real=True))
+                                      if pre else None, chi))
+    maps = template.combine(_STATE, *placeholders)
+    args = [v for ph in placeholders for v in ph.flatten()]
+    return _lambdify((*as_tuple(_STATE), *args, *params), maps.flatten()), maps.pre is not None
 
 
 @lru_cache(maxsize=None)
@@ -107,11 +110,11 @@ def compile_block(block: Block) -> Step:
     require_numbers(block)
     template, symbols = block.template()
     values = tuple(float(block.number_params()[str(sym.name)[len("param_"):]]) for sym in symbols)
-    if block.children:
-        children = tuple(compile_block(b) for b in block.children)
-        child_has_pre = any(c.has_pre for c in children)
-        fn, has_pre = _compile_container(block.signature(), template, symbols, child_has_pre)
-        return Step(block, fn, values, has_pre, children)
+    if block.sequences:
+        sequences = tuple(tuple(compile_block(b) for b in seq) for seq in block.sequences)
+        seq_has_pre = tuple(any(c.has_pre for c in seq) for seq in sequences)
+        fn, has_pre = _compile_container(block.signature(), template, symbols, seq_has_pre)
+        return Step(block, fn, values, has_pre, sequences)
     fn, has_pre = _compile_leaf(block.signature(), template, symbols)
     return Step(block, fn, values, has_pre)
 

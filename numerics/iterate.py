@@ -84,7 +84,7 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
             m[layer] = np.array([out.m_a, out.m_b]) * np.exp(out_scale / 2)
         # state and out are in the block's own normalization, so their ratio is the true p_in/p_out
         log_factor[i] = 0.5 * np.log(gsc_squared(np.array([chi.chi_a, chi.chi_b]), np.array([state.p_a, state.p_b]),
-                                                 np.array([out.p_a, out.p_b])))
+                                                 np.array([out.p_a, out.p_b]), float(block.width_ratio)))
         chi_corr[i] = gradient_correlation_factor(chi.chi_a, chi.chi_b, chi.chi_ab)
         state, scale = out, out_scale
     # Backward: GSC(l, L) from the per-block factors, accumulated from the output down.

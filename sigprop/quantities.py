@@ -10,7 +10,8 @@ one :func:`register_quantity` call.
 Arrays a prediction provides (index [layer, input] for two inputs a, b): ``log_p``, ``m``, ``log_gsc`` on
 layers 0..L; ``log_q`` and ``c`` on the blocks with a pre-activation; ``grad_corr`` on layers 0..L.
 Arrays a measurement provides (index [seed, layer(, input)]): ``q``, ``c`` (pre-activation layers), ``p``,
-``m``, ``jac_qm2`` (‖∂x^L/∂x^l‖²_qm), ``grad_cross`` and ``grad_sq`` (sums over probes of ⟨g_a, g_b⟩ and ‖g‖²).
+``m``, ``n`` (the width of x^l), ``jac_qm2`` (‖∂x^L/∂x^l‖²_qm), ``grad_cross`` and ``grad_sq`` (sums over probes
+of ⟨g_a, g_b⟩ and ‖g‖²).
 
 Example
 -------
@@ -79,15 +80,17 @@ def _exp(a):
 
 
 def log_gsc_per_input(raw) -> np.ndarray:
-    """log GSC(l, L) = log ‖J‖_qm + log ‖x^l‖ − log ‖x^L‖ per seed, layer and input, from measured arrays."""
+    """log GSC(l, L) = log ‖J‖_qm + log ‖x^l‖ − log ‖x^L‖ per seed, layer and input, from measured arrays
+    (‖x^l‖² = n_l p^l)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_x = 0.5 * np.log(raw["p"])
+        log_x = 0.5 * np.log(raw["p"] * raw["n"][:, :, None])
         return 0.5 * np.log(raw["jac_qm2"]) + log_x - log_x[:, -1:, :]
 
 
 def _log_gsc_qm_parts(raw):
-    num = (raw["jac_qm2"] * raw["p"]).mean(axis=2)                  # ‖J‖²_qm ‖x^l‖²/n, mean over inputs
-    den = np.broadcast_to(raw["p"][:, -1:, :].mean(axis=2), num.shape)  # ‖x^L‖²/n
+    sq_norm = raw["p"] * raw["n"][:, :, None]                         # ‖x^l‖²
+    num = (raw["jac_qm2"] * sq_norm).mean(axis=2)                      # ‖J‖²_qm ‖x^l‖², mean over inputs
+    den = np.broadcast_to(sq_norm[:, -1:, :].mean(axis=2), num.shape)   # ‖x^L‖²
     return num, den
 
 

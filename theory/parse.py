@@ -10,7 +10,7 @@ Example
 >>> parse("20*residual(dense(relu,sw2=2),beta=0.5)").depth
 20
 >>> parse("2*(dense(tanh), dense(linear))").describe()
-'dense(tanh,sw2=1,sb2=0),dense(linear,sw2=1,sb2=0),dense(tanh,sw2=1,sb2=0),dense(linear,sw2=1,sb2=0)'
+'2*(dense(tanh,sw2=1,sb2=0),dense(linear,sw2=1,sb2=0))'
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def grammar(activations: bool = True) -> str:
     """The architecture grammar, generated from the registered block kinds and activations.
 
     >>> print(grammar().splitlines()[2])
-    atom     := dense(ACT [,sw2=V] [,sb2=V])            phi(W x + b), W_ij ~ N(0, sw2/n), b_i ~ N(0, sb2)
+    atom     := dense(ACT [,sw2=V] [,sb2=V] [,width=V] [,init=he|glorot|lecun|selu])  phi(W x + b), W_ij ~ N(0, sw2/n_in), b_i ~ N(0, sb2)
     """
     heads = [(_signature(cls), cls.summary) for cls in BLOCKS.values()]
     width = max(len(h) for h, _ in heads) + 2
@@ -67,7 +67,8 @@ def grammar(activations: bool = True) -> str:
     if activations:
         lines += _wrap("ACT", activation_words())
     lines.append(f"{'V':8s} := a number, or a name (a SymPy symbol: theory only)")
-    defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params() if not p.required}
+    defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params()
+                if not p.required and p.kind not in ("choice", "blocks")}
     lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
     return "\n".join(lines)
 
@@ -100,7 +101,8 @@ def _wrap(head: str, words: list, width: int = 110) -> list:
 
 def _signature(cls) -> str:
     positional = ["ACT" if p.kind == "activation" else "network" for p in cls.params() if p.positional]
-    keywords = [f"[,{p.name}=V]" for p in cls.params() if not p.positional]
+    value = {"choice": lambda p: "|".join(p.choices), "blocks": lambda p: "item"}
+    keywords = [f"[,{p.name}={value.get(p.kind, lambda p: 'V')(p)}]" for p in cls.params() if not p.positional]
     if not positional and keywords:
         keywords[0] = keywords[0].replace("[,", "[", 1)
     return f"{cls.kind}({','.join(positional)}{''.join((' ' if positional or i else '') + k for i, k in enumerate(keywords))})"
@@ -244,7 +246,9 @@ class _Parser:
         except ValueError as exc:
             raise ArchitectureError(f"architecture {_short(self.text)!r}: {name} at position {tok[2]}: {exc}") from None
 
-    def _keyword(self, owner, names, given):
+    def _keyword(self, owner, names, given, choices=None, sequences=()):
+        """key=V; for a key in ``choices`` (key -> allowed names), V is one of those names, kept as a string; for
+        a key in ``sequences``, V is an item (``dense(linear)``, ``2*dense(relu)``, ``(dense(relu),act(tanh))``)."""
         name = self.peek()
         if not name or name[0] != "name":
             raise self.error("expected a keyword")
@@ -255,6 +259,13 @@ class _Parser:
         self.i += 1
         self.expect("=")
         val = self.peek()
+        if name[1] in sequences:
+            return {name[1]: tuple(self.item())}
+        if choices and name[1] in choices:
+            if not val or val[0] != "name" or val[1].lower() not in choices[name[1]]:
+                raise self.error(f"{name[1]} takes one of: {', '.join(choices[name[1]])}")
+            self.i += 1
+            return {name[1]: val[1].lower()}
         if not val or val[0] not in ("num", "name") or val[1].lower() in ("inf", "nan", "oo", "infinity"):
             raise self.error("expected a finite number or a symbol name")
         self.i += 1
@@ -262,11 +273,13 @@ class _Parser:
 
     def keywords(self, cls, first: bool):
         names = [p.name for p in cls.params() if not p.positional]
+        choices = {p.name: p.choices for p in cls.params() if p.kind == "choice"}
+        sequences = [p.name for p in cls.params() if p.kind == "blocks" and not p.positional]
         kwargs = {}
         while self.peek(",") or (first and not kwargs and self.peek() and self.peek()[0] == "name"):
             if self.peek(","):
                 self.i += 1
-            kwargs.update(self._keyword(cls.kind, names, kwargs))
+            kwargs.update(self._keyword(cls.kind, names, kwargs, choices, sequences))
         self.expect(")")
         return kwargs
 

@@ -20,7 +20,7 @@ from torch import nn
 from ..checks import check_positive_int
 from ..numerics.compile import require_numbers
 from ..theory import as_network
-from .modules import build_module
+from .modules import build_sequence
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -69,7 +69,8 @@ class Trace:
 
 
 class SampledNetwork(nn.Module):
-    """A torch network sampled from a description. ``forward(x)`` returns ``(x^L, Trace)``."""
+    """A torch network sampled from a description, ``width`` units at its input (and wherever no block changes
+    it; ``n_out`` at its output). ``forward(x)`` returns ``(x^L, Trace)``."""
 
     def __init__(self, network, width: int, seed: int, dtype="float64", device="cpu"):
         super().__init__()
@@ -81,7 +82,7 @@ class SampledNetwork(nn.Module):
         self.description, self.width, self.seed = net.describe(), width, seed
         gen = torch.Generator().manual_seed(seed)
         dt, dev = resolve_dtype(dtype), resolve_device(device)
-        self.blocks = nn.ModuleList(build_module(b, width, gen, dt, dev) for b in net.blocks)
+        self.blocks, self.n_out = build_sequence(net.blocks, width, gen, dt, dev)
 
     def forward(self, x):
         xs, pres, layers = [x], [], []

@@ -9,7 +9,7 @@ through one backward pass that reads g^l = (∂x^L/∂x^l)ᵀ v at every layer a
   seed-to-seed spread that the intervals report. P at or above the output width is replaced by exact probes,
   which then cost no more and have no noise.
 
-GSC(l, L) = ‖J‖_qm ‖x^l‖/‖x^L‖ with ‖J‖_qm² = ‖J‖_F²/n_l, per input. The gradient correlation uses the same
+GSC(l, L) = ‖J‖_qm ‖x^l‖/‖x^L‖ with ‖J‖_qm² = ‖J‖_F²/n_l, per input (n_l: the width of x^l, recorded as ``n``). The gradient correlation uses the same
 probes for both inputs: Σ⟨g_a, g_b⟩/√(Σ‖g_a‖² Σ‖g_b‖²). Every registered quantity
 (:data:`sigprop.quantities.QUANTITIES`) is computed from these arrays.
 
@@ -38,7 +38,7 @@ from .build import build, resolve_device, resolve_dtype
 from .intervals import bootstrap_interval, t_interval
 
 #: the per-seed arrays a measurement records, and the quantities are computed from
-RAW = ("q", "c", "p", "m", "jac_qm2", "grad_cross", "grad_sq")
+RAW = ("q", "c", "p", "m", "n", "jac_qm2", "grad_cross", "grad_sq")
 
 
 def check_width(width) -> int:
@@ -154,8 +154,8 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
                  device="cpu") -> dict:
     """One sampled network: the raw per-layer arrays of :class:`Measurement` for one seed (and ``pre_layers``)."""
     dt = resolve_dtype(dtype)
-    probes = check_probes(probes, width)
     net = build(network, width, seed, dtype, device)
+    probes = check_probes(probes, net.n_out)
     gen = torch.Generator().manual_seed(10_000_019 + seed)
     x0 = make_inputs(width, q0, c0, gen, dt, device).requires_grad_(True)
     out, trace = net(x0)
@@ -177,7 +177,7 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
         p = torch.stack([(x * x).mean(dim=1) for x in xs])
         m = torch.stack([x.mean(dim=1) for x in xs])
     arr = lambda t: t.detach().cpu().numpy()
-    return {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "jac_qm2": arr(sq / widths[:, None]),
+    return {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "n": arr(widths), "jac_qm2": arr(sq / widths[:, None]),
             "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace.pre_layers, dtype=int)}
 
 

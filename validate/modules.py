@@ -2,9 +2,10 @@
 function of each activation.
 
 A module's ``forward(x)`` returns ``(y, pre)``: the block's output and the pre-activation h of its last dense
-layer (None for a block without one), which measurement records. Builders receive the block, the width, a
+layer (None for a block without one), which measurement records. Builders receive the block, its input width, a
 torch generator, the dtype and the device, and draw their weights from the generator in float64 (so a seed
-gives the same network in every dtype and on every device).
+gives the same network in every dtype and on every device). A module whose output width differs from its input
+width says so in ``n_out`` (:func:`output_width`); a dense layer of ``width=r`` has round(r·n_in) units.
 
 The torch function of an activation is its fused torch op where it names one (``Activation.torch_op``), and
 otherwise φ printed by SymPy's torch printer (Max/Min/Abs/sign/Heaviside first rewritten as Piecewise, which
@@ -29,7 +30,7 @@ import sympy as sp
 import torch
 from torch import nn
 
-from ..theory import Act, Dense, Residual
+from ..theory import Act, Dense, Dropout, Residual
 from ..theory.piecewise import piecewise_form
 from ..theory.symbols import x
 
@@ -51,6 +52,29 @@ def build_module(block, width: int, generator: torch.Generator, dtype, device) -
         raise ValueError(f"block {block.describe()} has no torch module: register one with "
                          "sigprop.validate.modules.register_module")
     return builder(block, width, generator, dtype, device)
+
+
+def output_width(module: nn.Module, n_in: int) -> int:
+    """The number of units a built module outputs (``n_out``, or its input width if it does not say)."""
+    return getattr(module, "n_out", n_in)
+
+
+def build_sequence(blocks, width: int, generator, dtype, device) -> tuple[nn.ModuleList, int]:
+    """Modules for ``blocks`` in order, each built at its predecessor's output width; and the final width."""
+    modules = []
+    for b in blocks:
+        modules.append(build_module(b, width, generator, dtype, device))
+        width = output_width(modules[-1], width)
+    return nn.ModuleList(modules), width
+
+
+def scaled_width(block, ratio, n_in: int) -> int:
+    """round(ratio · n_in), or a ValueError when that leaves no unit."""
+    n = round(float(ratio) * n_in)
+    if n < 1:
+        raise ValueError(f"{block.describe()} at input width {n_in}: width={float(ratio):g} leaves "
+                         f"round({float(ratio):g}*{n_in}) = {n} units; use a larger width")
+    return n
 
 
 @lru_cache(maxsize=None)
@@ -82,14 +106,15 @@ def gaussian(shape, std: float, generator, dtype, device) -> torch.Tensor:
 
 
 class DenseLayer(nn.Module):
-    """φ(x Wᵀ + b), W_ij ~ N(0, σ_w²/n), b_i ~ N(0, σ_b²)."""
+    """φ(x Wᵀ + b), W_ij ~ N(0, σ_w²/n_in), b_i ~ N(0, σ_b²), n_out = round(r·n_in) units."""
 
     def __init__(self, block: Dense, width: int, generator: torch.Generator, dtype, device):
         super().__init__()
         self.phi = torch_function(block.activation)
         sw2, sb2 = float(block.sw2), float(block.sb2)
-        self.weight = nn.Parameter(gaussian((width, width), (sw2 / width) ** 0.5, generator, dtype, device))
-        self.bias = nn.Parameter(gaussian((width,), sb2 ** 0.5, generator, dtype, device))
+        self.n_out = scaled_width(block, block.width, width)
+        self.weight = nn.Parameter(gaussian((self.n_out, width), (sw2 / width) ** 0.5, generator, dtype, device))
+        self.bias = nn.Parameter(gaussian((self.n_out,), sb2 ** 0.5, generator, dtype, device))
 
     def forward(self, x):
         h = x @ self.weight.T + self.bias
@@ -108,21 +133,49 @@ class ActLayer(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """α x + β branch(x)."""
+    """α skip(x) + β branch(x); the skip is the identity unless the block gives one (a projection)."""
 
     def __init__(self, block: Residual, width: int, generator: torch.Generator, dtype, device):
         super().__init__()
-        self.branch = nn.ModuleList(build_module(b, width, generator, dtype, device) for b in block.branch)
+        self.branch, self.n_out = build_sequence(block.branch, width, generator, dtype, device)
+        self.skip, n_skip = build_sequence(block.skip, width, generator, dtype, device)
+        if n_skip != self.n_out:
+            raise ValueError(f"{block.describe()} at input width {width}: the branch ends with {self.n_out} units "
+                             f"and the skip with {n_skip} (the width ratios round differently): use a width for "
+                             "which both are whole numbers")
         self.alpha, self.beta = float(block.alpha), float(block.beta)
 
     def forward(self, x):
-        y, pre = x, None
-        for module in self.branch:
-            y, inner = module(y)
-            pre = inner if inner is not None else pre
-        return self.alpha * x + self.beta * y, pre
+        y, pre = _run(self.branch, x)
+        s, _ = _run(self.skip, x)
+        return self.alpha * s + self.beta * y, pre
+
+
+def _run(modules, x):
+    """Apply modules in order; the output and the last pre-activation among them (None if none has one)."""
+    pre = None
+    for module in modules:
+        x, inner = module(x)
+        pre = inner if inner is not None else pre
+    return x, pre
+
+
+class DropoutLayer(nn.Module):
+    """(μ ⊙ x)/ρ, μ_ij ~ Bernoulli(ρ) for each input row: the masks are drawn from a seed fixed at build time, so a
+    sampled network gives the same output for the same batch on every call, device and dtype."""
+
+    def __init__(self, block: Dropout, width: int, generator: torch.Generator, dtype, device):
+        super().__init__()
+        self.rho = float(block.rho)
+        self.mask_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+
+    def forward(self, x):
+        gen = torch.Generator().manual_seed(self.mask_seed)
+        keep = torch.rand(x.shape, generator=gen, dtype=torch.float64) < self.rho
+        return x * keep.to(device=x.device, dtype=x.dtype) / self.rho, None
 
 
 register_module(Dense)(DenseLayer)
+register_module(Dropout)(DropoutLayer)
 register_module(Residual)(ResidualBlock)
 register_module(Act)(ActLayer)

@@ -202,7 +202,7 @@ def test_unknown_activation():
 
 @pytest.mark.parametrize("kw,name", [(dict(sw2=-1), "sw2"), (dict(sb2=float("nan")), "sb2"),
                                      (dict(sb2=float("inf")), "sb2"), (dict(sw2=True), "sw2"),
-                                     (dict(sw2=None), "sw2"), (dict(sb2=-0.5), "sb2"),
+                                     (dict(sb2=None), "sb2"), (dict(width=0), "width"), (dict(init="xavier"), "init"), (dict(sb2=-0.5), "sb2"),
                                      (dict(sw2=sp.I), "sw2"), (dict(sw2=-sp.Symbol("s", positive=True)), "sw2")])
 def test_bad_dense_parameters(kw, name):
     with pytest.raises(ValueError, match=name):

@@ -11,7 +11,7 @@ import sympy as sp
 from sigprop.numerics import predict
 from sigprop.theory import (ACTIVATIONS, BLOCKS, MAX_DEPTH, Activation, Block, Dense, Residual, activation,
                             parse, register_activation, register_block, relu, tanh)
-from sigprop.theory.blocks.base import param
+from sigprop.theory.blocks.params import param
 from sigprop.theory.piecewise import homogeneity_degree, kinks
 from sigprop.theory.state import Backward, BlockMaps
 from sigprop.theory.symbols import x
@@ -83,9 +83,10 @@ def test_unregistered_activation_works_in_numerics():
 # -- the block protocol -----------------------------------------------------------------------------------
 def test_declared_parameters():
     assert [(p.name, p.kind, p.positional) for p in Dense.params()] == [
-        ("activation", "activation", True), ("sw2", "variance", False), ("sb2", "variance", False)]
-    assert [(p.name, p.kind) for p in Residual.params()] == [("branch", "blocks"), ("alpha", "real"),
-                                                             ("beta", "real")]
+        ("activation", "activation", True), ("sw2", "variance", False), ("sb2", "variance", False),
+        ("width", "positive", False), ("init", "choice", False)]
+    assert [(p.name, p.kind) for p in Residual.params()] == [("branch", "blocks"), ("skip", "blocks"),
+                                                             ("alpha", "real"), ("beta", "real")]
     assert BLOCKS == {"dense": Dense, "residual": Residual} | {k: v for k, v in BLOCKS.items()
                                                               if k not in ("dense", "residual")}
 

@@ -3,10 +3,12 @@
 Adding a block kind is one new module here (a frozen dataclass deriving from :class:`Block`, decorated with
 :func:`register_block`) imported below, plus its torch module in ``sigprop.validate.modules``.
 """
-from .base import BLOCKS, Block, Param, check_gaussian_inputs, compose, param, register_block
+from .base import BLOCKS, Block, check_gaussian_inputs, compose, register_block
+from .params import Param, param
 from .dense import Dense
 from .act import Act
 from .residual import Residual
+from .dropout import Dropout
 
-__all__ = ["Act", "BLOCKS", "Block", "Dense", "Param", "Residual", "check_gaussian_inputs", "compose", "param",
+__all__ = ["Act", "BLOCKS", "Block", "Dense", "Dropout", "Param", "Residual", "check_gaussian_inputs", "compose", "param",
            "register_block"]

@@ -24,7 +24,8 @@ from typing import ClassVar
 
 from ..activations import Activation
 from ..state import BlockMaps, PairState, PreActivation
-from .base import Block, is_linear, param, register_block
+from .base import Block, is_linear, register_block
+from .params import param
 from .pointwise import pointwise
 
 

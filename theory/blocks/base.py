@@ -5,14 +5,21 @@ declares
 
 - ``kind``: its word in the architecture grammar, ``summary``: one line saying what it computes, and
   ``example``: a small network that uses it (the conformance tests predict and sample it);
-- its parameters, as dataclass fields made with :func:`param` (kind ``activation``, ``variance``, ``real`` or
-  ``blocks`` for a child sequence such as a residual branch). The declaration drives checking, ``describe()``,
-  the grammar, ``subs``, free symbols, and the arguments of the function ``numerics`` compiles;
+- its parameters, as dataclass fields made with :func:`param` (kind ``activation``, ``variance`` (>= 0),
+  ``positive`` (> 0), ``real``, ``choice`` (one of declared names, e.g. an initialization preset) or ``blocks``
+  for a child sequence such as a residual branch). The declaration drives checking, ``describe()``, the grammar,
+  ``subs``, free symbols, and the arguments of the function ``numerics`` compiles. A numeric parameter declared
+  ``preset=True`` may be implied by a choice (``dense(relu,init=he)`` sets σ_w² = 2): the block's
+  :meth:`Block.preset` gives the implied value, and a value given as well must agree with it;
+- ``width_ratio``: n_out/n_in of the block (1 unless it changes the width; ``dense(…, width=r)``);
 - its maps on the named state (:mod:`sigprop.theory.state`): ``maps(state)`` for a leaf, or
-  ``combine(state, child_maps)`` for a block with children (the children's composed maps are passed in);
+  ``combine(state, *sequence_maps)`` for a block with children: one composed :class:`BlockMaps` per ``blocks``
+  parameter, each sequence run on the block's input (an empty optional sequence composes to the identity);
 - ``degree``: d with block(λx) = λ^d block(x) for λ > 0 (1 for relu or linear without bias, 0 for a
   normalization) or None, and ``pre_degree``, the same for its pre-activation; ``numerics`` iterates in log
   space by them;
+- ``deterministic``: False for a block whose output for one input is random given the weights (dropout's
+  masks): two identical inputs then do not stay identical;
 - ``decorrelates``: whether its output is a fresh zero-mean random map of its input, so that it is uncorrelated
   with the input apart from first moments (what a residual branch needs);
 - ``gaussian_out(gaussian_in, children_out)``: whether the coordinates of its output are Gaussian (a
@@ -24,13 +31,13 @@ Example
 -------
 >>> from sigprop.theory import Dense
 >>> [p.name for p in Dense.params()]
-['activation', 'sw2', 'sb2']
+['activation', 'sw2', 'sb2', 'width', 'init']
 """
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import ClassVar, Sequence, Union
 
 import sympy as sp
@@ -40,35 +47,12 @@ from ..activations import get_activation
 from ..factors import gradient_correlation_factor, gsc_squared
 from ..formula import Formula
 from ..state import Backward, BlockMaps, PairState
+from .params import _KEY, NUMERIC_KINDS, Param, agrees, check_number, format_number
 
 Number = Union[int, float, sp.Expr]
-PARAM_KINDS = ("activation", "variance", "real", "blocks")
-_KEY = "sigprop_param"
 
 #: grammar word -> block kind (a Block subclass)
 BLOCKS: dict[str, type] = {}
-
-
-@dataclass(frozen=True)
-class Param:
-    """A declared block parameter."""
-
-    name: str
-    kind: str
-    default: object
-    doc: str
-    positional: bool
-
-    @property
-    def required(self) -> bool:
-        return self.default is dataclasses.MISSING
-
-
-def param(default=dataclasses.MISSING, *, kind: str, doc: str, positional: bool = False):
-    """A dataclass field declaring one block parameter (see the module docstring)."""
-    if kind not in PARAM_KINDS:
-        raise ValueError(f"kind={kind!r} is not a parameter kind; allowed: {', '.join(PARAM_KINDS)}")
-    return dataclasses.field(default=default, metadata={_KEY: (kind, doc, positional)})
 
 
 def register_block(cls):
@@ -90,44 +74,25 @@ def register_block(cls):
     return cls
 
 
-# -- parameter values ------------------------------------------------------------------------------------
-def check_number(name: str, value, nonnegative: bool) -> sp.Expr:
-    """A block parameter as a SymPy number or expression; a ValueError naming it if it is not allowed."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        raise ValueError(f"{name}={value!r} is not allowed: give a finite real number or a SymPy symbol")
-    try:
-        v = sp.sympify(value, strict=True) if not isinstance(value, sp.Basic) else value
-    except (sp.SympifyError, TypeError):
-        raise ValueError(f"{name}={value!r} is not allowed: give a finite real number or a SymPy symbol") from None
-    if v.is_number:
-        if not (v.is_real and v.is_finite):
-            raise ValueError(f"{name}={value!r} is not allowed: it must be a finite real number")
-        if nonnegative and v < 0:
-            raise ValueError(f"{name}={value!r} is not allowed: a variance must be >= 0")
-    elif nonnegative and v.is_negative:
-        raise ValueError(f"{name}={value!r} is not allowed: a variance must be >= 0")
-    return v
-
-
-def format_number(v: sp.Expr) -> str:
-    """A parameter value as the grammar writes it."""
-    if v.is_Integer:
-        return str(int(v))
-    if v.is_number:
-        return repr(float(v))      # rationals, sqrt(2), …: the grammar reads decimals
-    return str(v)
-
-
-def describe_blocks(blocks: Sequence["Block"]) -> list[str]:
-    """Grammar items of a block sequence, runs of equal blocks written ``N*block``."""
-    items, i = [], 0
-    while i < len(blocks):
-        j = i
-        while j < len(blocks) and blocks[j] == blocks[i]:
-            j += 1
-        d = blocks[i].describe()
-        items.append(d if j - i == 1 else f"{j - i}*{d}")
-        i = j
+def describe_blocks(blocks: Sequence["Block"], max_period: int = 16) -> list[str]:
+    """Grammar items of a block sequence: runs of equal blocks written ``N*block``, runs of an equal group of up
+    to ``max_period`` blocks ``N*(a,b)`` (the longest coverage wins, then the shortest group)."""
+    items, i, n = [], 0, len(blocks)
+    while i < n:
+        best_k, best_reps = 1, 1
+        for k in range(1, min(max_period, (n - i) // 2) + 1):
+            reps = 1
+            while i + (reps + 1) * k <= n and blocks[i + reps * k:i + (reps + 1) * k] == blocks[i:i + k]:
+                reps += 1
+            if reps > 1 and k * reps > best_k * best_reps:
+                best_k, best_reps = k, reps
+        group = blocks[i:i + best_k]
+        if best_k == 1:
+            d = group[0].describe()
+            items.append(d if best_reps == 1 else f"{best_reps}*{d}")
+        else:
+            items.append(f"{best_reps}*({','.join(describe_blocks(group, max_period))})")
+        i += best_k * best_reps
     return items
 
 
@@ -164,8 +129,9 @@ def check_gaussian_inputs(blocks: Sequence["Block"], gaussian: bool = True, wher
         if block.needs_gaussian_input and not gaussian:
             raise ValueError(f"{where} {i} ({block.describe()}) needs Gaussian input coordinates, but its input "
                              f"({previous}) is not Gaussian: put a dense(linear, ...) before it")
-        inner = (check_gaussian_inputs(block.children, gaussian, f"{where} {i}: branch block", previous)
-                 if block.children else None)
+        inner = tuple(check_gaussian_inputs(seq, gaussian, f"{where} {i}: {name} block", previous)
+                      for name, seq in zip((p.name for p in block.params() if p.kind == "blocks"), block.sequences))
+        inner = inner or None
         gaussian = block.gaussian_out(gaussian, inner)
         previous = f"the output of {block.describe()}"
     return gaussian
@@ -190,6 +156,8 @@ class Block:
     example: ClassVar[str] = ""
     decorrelates: ClassVar[bool] = False
     needs_gaussian_input: ClassVar[bool] = False
+    #: the same input always gives the same output (so identical inputs stay identical); dropout's masks do not
+    deterministic: ClassVar[bool] = True
     gsc_source: ClassVar[str] = ("GSC: Philipp, Song & Carbonell 2018; one-block mean-field form derived "
                                  "(docs/theory.md)")
 
@@ -199,8 +167,8 @@ class Block:
         out = []
         for f in dataclasses.fields(cls):
             if _KEY in f.metadata:
-                kind, doc, positional = f.metadata[_KEY]
-                out.append(Param(f.name, kind, f.default, doc, positional))
+                kind, doc, positional, default, choices, preset, hide = f.metadata[_KEY]
+                out.append(Param(f.name, kind, default, doc, positional, choices, preset, hide))
         return tuple(out)
 
     @property
@@ -224,41 +192,85 @@ class Block:
         """A leaf block's maps on the (symbolic) state."""
         raise NotImplementedError
 
-    def combine(self, s: PairState, children: BlockMaps) -> BlockMaps:
-        """A block with children: its maps given its input state and its children's composed maps."""
+    def combine(self, s: PairState, *sequences: BlockMaps) -> BlockMaps:
+        """A block with children: its maps given its input state and each child sequence's composed maps."""
         raise NotImplementedError
 
     def check(self) -> None:
         """Constraints between parameters (raise ValueError); called after each parameter was checked."""
 
+    def preset(self, name: str):
+        """The value the block's choices imply for its ``preset`` parameter ``name`` (e.g. σ_w² of an
+        initialization), or None when no choice sets it. Called after the other parameters were checked."""
+        return None
+
+    @property
+    def width_ratio(self):
+        """n_out/n_in: the width of the block's output relative to its input's (1 unless the block says)."""
+        return sp.Integer(1)
+
     def gaussian_out(self, gaussian_in: bool, children_out=None) -> bool:
         """Whether the output's coordinates are Gaussian given whether the input's are (``children_out``: the
-        same for the block's children, run on its input). By default they are not."""
+        same for each child sequence, run on the block's input). By default they are not."""
         return False
 
     # -- what follows from the declarations ----------------------------------------------------------------
     def __post_init__(self):
+        presets = []
         for p in self.params():
             value = getattr(self, p.name)
+            if p.preset:
+                presets.append(p)
+                if value is None:
+                    continue
             if p.kind == "activation":
                 value = get_activation(value)
             elif p.kind == "blocks":
-                value = flatten_blocks(value)
-                if not value:
+                value = flatten_blocks(value if value is not None else ())
+                if not value and p.required:
                     raise ValueError(f"{p.name}=() is not allowed: {self.kind}() needs at least one block")
+            elif p.kind == "choice":
+                if value is not None and value not in p.choices:
+                    raise ValueError(f"{p.name}={value!r} is not allowed; allowed: {', '.join(p.choices)}")
             else:
-                value = check_number(p.name, value, nonnegative=p.kind == "variance")
+                value = check_number(p.name, value, nonnegative=p.kind == "variance", positive=p.kind == "positive")
             object.__setattr__(self, p.name, value)
+        for p in presets:
+            given, implied = getattr(self, p.name), self.preset(p.name)
+            if implied is not None:
+                implied = sp.sympify(implied)
+                if given is not None and not agrees(given, implied):
+                    raise ValueError(f"{p.name}={format_number(given)} contradicts the preset chosen "
+                                     f"({self._choices_text()}), which sets {p.name}={format_number(implied)}: "
+                                     f"give one or the other")
+            value = implied if implied is not None else given if given is not None else p.default   # exact
+            object.__setattr__(self, p.name, check_number(p.name, value, nonnegative=p.kind == "variance",
+                                                          positive=p.kind == "positive"))
         self.check()
+
+    def _choices_text(self) -> str:
+        return ", ".join(f"{p.name}={getattr(self, p.name)}" for p in self.params()
+                         if p.kind == "choice" and getattr(self, p.name) is not None)
+
+    @property
+    def sequences(self) -> tuple:
+        """The child sequences, one per ``blocks`` parameter in declaration order (a residual's branch and skip);
+        () for a leaf."""
+        return tuple(getattr(self, p.name) for p in self.params() if p.kind == "blocks")
+
+    @property
+    def is_deterministic(self) -> bool:
+        """Whether this block and every block inside it are ``deterministic``."""
+        return self.deterministic and all(b.is_deterministic for b in self.children)
 
     @property
     def children(self) -> tuple:
-        """The child blocks (a residual branch), in order; () for a leaf."""
-        return tuple(b for p in self.params() if p.kind == "blocks" for b in getattr(self, p.name))
+        """All child blocks (every sequence, in order); () for a leaf."""
+        return tuple(b for seq in self.sequences for b in seq)
 
     def number_params(self) -> dict:
         """Name → value of the numeric (variance and real) parameters of this block itself."""
-        return {p.name: getattr(self, p.name) for p in self.params() if p.kind in ("variance", "real")}
+        return {p.name: getattr(self, p.name) for p in self.params() if p.kind in NUMERIC_KINDS}
 
     @property
     def free_symbols(self) -> set:
@@ -280,10 +292,11 @@ class Block:
     def template(self):
         """(this block with each numeric parameter replaced by a symbol, those symbols): the compiled form's
         arguments, so one compiled function serves every value of the parameters."""
-        symbols = {p.name: sp.Symbol(f"param_{p.name}", nonnegative=True) if p.kind == "variance"
-                   else sp.Symbol(f"param_{p.name}", real=True)
-                   for p in self.params() if p.kind in ("variance", "real")}
-        return replace(self, **symbols), tuple(symbols.values())
+        assumptions = {"variance": {"nonnegative": True}, "positive": {"positive": True}, "real": {"real": True}}
+        symbols = {p.name: sp.Symbol(f"param_{p.name}", **assumptions[p.kind])
+                   for p in self.params() if p.kind in NUMERIC_KINDS}
+        choices = {p.name: None for p in self.params() if p.kind == "choice"}   # presets are in the numbers now
+        return replace(self, **symbols, **choices), tuple(symbols.values())
 
     def signature(self) -> tuple:
         """What the compiled form depends on besides the numeric parameters: kind, activation, children."""
@@ -298,7 +311,7 @@ class Block:
     def forward(self, s: PairState) -> BlockMaps:
         """The block's maps on the state ``s``."""
         if any(p.kind == "blocks" for p in self.params()):
-            return self.combine(s, compose(self.children, s))
+            return self.combine(s, *(compose(seq, s) for seq in self.sequences))
         return self.maps(s)
 
     def describe(self) -> str:
@@ -306,10 +319,17 @@ class Block:
         args = []
         for p in self.params():
             value = getattr(self, p.name)
+            if p.hide_default and (value == p.default or value is None):
+                continue
             if p.kind == "activation":
                 args.append(value.describe())
-            elif p.kind == "blocks":
+            elif p.kind == "blocks" and p.positional:
                 args.extend(describe_blocks(value))
+            elif p.kind == "blocks":
+                items = describe_blocks(value)
+                args.append(f"{p.name}={items[0]}" if len(items) == 1 else f"{p.name}=({','.join(items)})")
+            elif p.kind == "choice":
+                args.append(f"{p.name}={value}")
             else:
                 args.append(f"{p.name}={format_number(value)}")
         return f"{self.kind}({','.join(args)})"
@@ -378,5 +398,5 @@ class Block:
     def gsc_factor(self) -> Formula:
         """GSC² of the block, χ · p_in / p_out (unsquared GSC multiplies across blocks)."""
         b = self._single()
-        rhs = sp.simplify(gsc_squared(b.chi.chi_a, S.p, b.out.p_a))
+        rhs = sp.simplify(gsc_squared(b.chi.chi_a, S.p, b.out.p_a, self.width_ratio))
         return Formula(S.Symbol("GSC^2"), rhs, f"{self.gsc_source}; {self.source}", "GSC factor")

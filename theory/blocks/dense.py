@@ -1,12 +1,18 @@
-"""``dense(ACT, sw2, sb2)``: a fully connected layer and its activation, x ↦ φ(Wx + b).
+"""``dense(ACT, sw2, sb2, width, init)``: a fully connected layer and its activation, x ↦ φ(Wx + b).
 
-W_ij ~ N(0, σ_w²/n), b_i ~ N(0, σ_b²) (Poole et al. 2016; Schoenholz et al. 2017).
+W_ij ~ N(0, σ_w²/n_in), b_i ~ N(0, σ_b²) (Poole et al. 2016; Schoenholz et al. 2017), with n_out = r·n_in
+units (``width=r``). The forward maps are per unit, so r does not enter them; the backward factor does:
+‖g_in‖²/n_in = r σ_w² E[φ'²] ‖g_out‖²/n_out, and GSC² = χ p_in/(r p_out) is again width-free.
+``init=he|glorot|lecun|selu`` sets σ_w² from the fan-in and fan-out
+(:mod:`sigprop.theory.initializations`).
 
 Example
 -------
 >>> from sigprop.theory import Dense, relu
 >>> Dense(relu, sw2=2).gsc_factor().rhs
 1
+>>> Dense(relu, width=3, init="glorot").describe()
+'dense(relu,sw2=0.5,sb2=0,width=3,init=glorot)'
 """
 from __future__ import annotations
 
@@ -14,8 +20,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..activations import Activation
+from ..initializations import INITIALIZATIONS
 from ..state import Backward, BlockMaps, PairState, PreActivation
-from .base import Block, Number, is_linear, param, register_block
+from .base import Block, Number, is_linear, register_block
+from .params import param
 from .pointwise import pointwise
 
 
@@ -25,18 +33,30 @@ class Dense(Block):
     """x ↦ φ(Wx + b), W_ij ~ N(0, σ_w²/n), b_i ~ N(0, σ_b²)."""
 
     kind: ClassVar[str] = "dense"
-    summary: ClassVar[str] = "phi(W x + b), W_ij ~ N(0, sw2/n), b_i ~ N(0, sb2)"
-    example: ClassVar[str] = "8*dense(tanh,sw2=1.5,sb2=0.1)"
+    summary: ClassVar[str] = "phi(W x + b), W_ij ~ N(0, sw2/n_in), b_i ~ N(0, sb2)"
+    example: ClassVar[str] = "4*(dense(tanh,sw2=1.5,sb2=0.1,width=2),dense(erf,sw2=2,width=0.5))"
     decorrelates: ClassVar[bool] = True
 
     activation: Activation = param(kind="activation", positional=True, doc="the nonlinearity phi")
-    sw2: Number = param(1, kind="variance", doc="weight variance sigma_w^2: W_ij ~ N(0, sw2/n)")
+    sw2: Number = param(1, kind="variance", preset=True, doc="weight variance sigma_w^2: W_ij ~ N(0, sw2/n_in)")
     sb2: Number = param(0, kind="variance", doc="bias variance sigma_b^2: b_i ~ N(0, sb2)")
+    width: Number = param(1, kind="positive", hide_default=True,
+                          doc="output width relative to the input width, n_out/n_in")
+    init: str = param(None, kind="choice", choices=tuple(INITIALIZATIONS),
+                      doc="initialization preset setting sw2 from fan-in and fan-out")
+
+    def preset(self, name: str):
+        return INITIALIZATIONS[self.init].sw2(self.width) if name == "sw2" and self.init else None
+
+    @property
+    def width_ratio(self):
+        return self.width
 
     @property
     def source(self) -> str:
+        init = f"; init={self.init}: {INITIALIZATIONS[self.init].source}" if self.init else ""
         return ("Poole et al. 2016 (length and covariance maps); Schoenholz et al. 2017 (backward maps, "
-                f"gradient independence); expectations: {self.activation.source}")
+                f"gradient independence); expectations: {self.activation.source}{init}")
 
     @property
     def degree(self):
@@ -54,5 +74,6 @@ class Dense(Block):
         # h = Wx + b has zero mean per unit; its mean square uses the uncentered ‖x‖²/n.
         pre = PreActivation(sw2 * s.p_a + sb2, sw2 * s.p_b + sb2, sw2 * s.p_ab + sb2)
         out, phi_chi = pointwise(self.activation, pre)
-        # g_in = Wᵀ(φ'(h) ⊙ g_out): ‖g_in‖²/n = σ_w² E[φ'(h)²] ‖g_out‖²/n (equal widths).
-        return BlockMaps(out, pre, Backward(sw2, sw2, sw2).then(phi_chi))
+        # g_in = Wᵀ(φ'(h) ⊙ g_out): ‖g_in‖² = σ_w² E[φ'(h)²] ‖g_out‖², so per unit the factor is r σ_w² E[φ'²].
+        w = sw2 * self.width
+        return BlockMaps(out, pre, Backward(w, w, w).then(phi_chi))

@@ -1,9 +1,14 @@
-"""``residual(branch, alpha, beta)``: a skip connection y = α x + β F(x) around a branch F of blocks.
+"""``residual(branch, skip, alpha, beta)``: a skip connection y = α S(x) + β F(x) around a branch F of blocks.
 
-The branch must contain a block that decorrelates (a ``dense`` layer) at its top level: its output is then
-built from fresh random weights, so ⟨x, F(x)⟩/n = m_x m_F (first moments; the cross term is kept, not
-dropped) and the cross term of the backward pass vanishes (zero-mean Wᵀ). Yang & Schoenholz 2017; the
+The skip S is the identity by default, or a projection (``skip=dense(linear,width=r)``) when the branch changes
+the width. One of the two must contain a block that decorrelates (a ``dense`` layer) at its top level: its
+output is then built from fresh random weights, so ⟨S(x), F(x)⟩/n = m_S m_F (first moments; the cross term is
+kept, not dropped) and the cross term of the backward pass vanishes (zero-mean Wᵀ). Yang & Schoenholz 2017; the
 first-moment cross term and the Pythagorean dilution of Philipp, Song & Carbonell 2018 in docs/theory.md.
+
+The usual schemes are values of α, β: β = 0 is SkipInit/ReZero at initialization (and Fixup, whose last
+branch layer starts at zero); β = 1/√L for L blocks is the depth-scaled ResNet; α = √(1−w²), β = w the
+normalized sum.
 
 Example
 -------
@@ -16,63 +21,80 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..state import Backward, BlockMaps, PairState
-from .base import BLOCKS, Block, Number, param, register_block
+import sympy as sp
+
+from ..state import Backward, BlockMaps, PairState, as_tuple
+from .base import BLOCKS, Block, Number, register_block
+from .params import agrees, param
 
 
 @register_block
 @dataclass(frozen=True)
 class Residual(Block):
-    """y = α x + β F(x), F a sequence of blocks (the branch)."""
+    """y = α S(x) + β F(x), F a sequence of blocks (the branch), S the identity or a projection (the skip)."""
 
     kind: ClassVar[str] = "residual"
-    summary: ClassVar[str] = "alpha x + beta branch(x)"
-    example: ClassVar[str] = "dense(tanh),4*residual(dense(relu,sw2=2,sb2=0.1),dense(linear),alpha=0.9,beta=0.7)"
+    summary: ClassVar[str] = "alpha skip(x) + beta branch(x), skip = identity by default"
+    example: ClassVar[str] = ("dense(tanh),3*residual(dense(relu,sw2=2,sb2=0.1),dense(linear),alpha=0.9,beta=0.7),"
+                              "residual(dense(relu,sw2=2,width=2),skip=dense(linear,width=2)),dense(tanh,width=0.5)")
 
     branch: tuple = param(kind="blocks", positional=True, doc="the branch F: blocks in order")
+    skip: tuple = param((), kind="blocks", hide_default=True,
+                        doc="the skip S: blocks in order (default: the identity), e.g. a projection dense(linear)")
     alpha: Number = param(1, kind="real", doc="skip weight")
     beta: Number = param(1, kind="real", doc="branch weight")
 
     def check(self):
-        if not any(b.decorrelates for b in self.branch):
+        if not any(b.decorrelates for b in self.branch + self.skip):
             kinds = sorted(k for k, cls in BLOCKS.items() if cls.decorrelates)
-            raise ValueError(f"branch={[b.describe() for b in self.branch]} is not allowed: a residual branch needs "
-                             f"a {' or '.join(kinds)} layer at its top level (its fresh weights make the branch "
-                             "uncorrelated with the skip apart from first moments)")
+            raise ValueError(f"branch={[b.describe() for b in self.branch]} is not allowed: a residual branch (or a "
+                             f"projection skip) needs a {' or '.join(kinds)} layer at its top level (its fresh "
+                             "weights make the branch uncorrelated with the skip apart from first moments)")
+        r_f, r_s = _product(b.width_ratio for b in self.branch), _product(b.width_ratio for b in self.skip)
+        if not agrees(r_f, r_s):
+            skip = f"the skip ({','.join(b.describe() for b in self.skip)})" if self.skip else "the identity skip"
+            raise ValueError(f"branch={[b.describe() for b in self.branch]} changes the width by {r_f}, "
+                             f"{skip} by {r_s}: the two must end at the same width (give skip=dense(linear,width=...))")
+
+    @property
+    def width_ratio(self):
+        return _product(b.width_ratio for b in self.branch)
 
     @property
     def source(self) -> str:
-        inner = "; ".join(sorted({b.source for b in self.branch}))
+        inner = "; ".join(sorted({b.source for b in self.branch + self.skip}))
         return ("Yang & Schoenholz 2017 (residual mean field); first-moment cross term and Pythagorean "
                 f"dilution: Philipp, Song & Carbonell 2018, docs/theory.md. Branch: {inner}")
 
     @property
     def degree(self):
-        if self.beta == 0:
-            return 1
-        degrees = [b.degree for b in self.branch]
-        return 1 if all(d is not None for d in degrees) and _product(degrees) == 1 else None
+        parts = ([] if self.alpha == 0 else [self.skip]) + ([] if self.beta == 0 else [self.branch])
+        degrees = [[b.degree for b in seq] for seq in parts]
+        ok = all(d is not None for seq in degrees for d in seq)
+        return 1 if ok and all(_product(seq) == 1 for seq in degrees) else None
 
-    def gaussian_out(self, gaussian_in: bool, children_out=None) -> bool:
-        # x + F(x), F ending in a fresh linear map: a Gaussian of variance β²q convolved with x's coordinates
-        return bool(gaussian_in and children_out) or (self.beta == 0 and gaussian_in)
+    def gaussian_out(self, gaussian_in: bool, children_out=(False, False)) -> bool:
+        # αS(x) + βF(x): the two terms have independent Gaussian coordinates when both are Gaussian (F ending in
+        # a fresh linear map, S the identity on a Gaussian input or a fresh linear map)
+        branch_out, skip_out = children_out
+        return bool((self.alpha == 0 or skip_out) and (self.beta == 0 or branch_out))
 
-    def combine(self, s: PairState, f: BlockMaps) -> BlockMaps:
-        """The skip sum, given the branch's maps ``f`` at input ``s``."""
-        a, b, F = self.alpha, self.beta, f.out
+    def combine(self, s: PairState, f: BlockMaps, k: BlockMaps) -> BlockMaps:
+        """The skip sum, given the branch's maps ``f`` and the skip's ``k`` (the identity's: k.out = s, χ = 1)."""
+        a, b, F, K = self.alpha, self.beta, f.out, k.out
         out = PairState(
-            a**2 * s.p_a + b**2 * F.p_a + 2 * a * b * s.m_a * F.m_a,
-            a**2 * s.p_b + b**2 * F.p_b + 2 * a * b * s.m_b * F.m_b,
-            a**2 * s.p_ab + b**2 * F.p_ab + a * b * (s.m_a * F.m_b + F.m_a * s.m_b),
-            a * s.m_a + b * F.m_a,
-            a * s.m_b + b * F.m_b,
+            a**2 * K.p_a + b**2 * F.p_a + 2 * a * b * K.m_a * F.m_a,
+            a**2 * K.p_b + b**2 * F.p_b + 2 * a * b * K.m_b * F.m_b,
+            a**2 * K.p_ab + b**2 * F.p_ab + a * b * (K.m_a * F.m_b + F.m_a * K.m_b),
+            a * K.m_a + b * F.m_a,
+            a * K.m_b + b * F.m_b,
         )
-        chi = Backward(a**2 + b**2 * f.chi.chi_a, a**2 + b**2 * f.chi.chi_b, a**2 + b**2 * f.chi.chi_ab)
+        chi = Backward(*(a**2 * ck + b**2 * cf for ck, cf in zip(as_tuple(k.chi), as_tuple(f.chi))))
         return BlockMaps(out, f.pre, chi)
 
 
 def _product(values):
-    out = 1
+    out = sp.Integer(1)
     for v in values:
         out *= v
     return out
