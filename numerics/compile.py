@@ -54,6 +54,14 @@ def _lambdify(args, exprs):
     return sp.lambdify(args, exprs, modules=[_bindings(exprs), "scipy", "numpy"], cse=True)
 
 
+def compile_expression(args, expr) -> Callable:
+    """A numeric function of ``args`` (symbols) for one theory expression, its unevaluated Gaussian expectations
+    bound to quadrature (as in compiled block maps)."""
+    plain = [sp.Symbol(f"arg{i}", **a.assumptions0) for i, a in enumerate(args)]   # names lambdify can print
+    fn = _lambdify(tuple(plain), [sp.sympify(expr).xreplace(dict(zip(args, plain)))])
+    return lambda *values: float(fn(*values)[0])
+
+
 @dataclass(frozen=True)
 class Step:
     """A block's maps on numbers: ``step(PairState) -> BlockMaps`` (floats in named fields)."""

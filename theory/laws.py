@@ -1,4 +1,5 @@
-"""Laws derived from the block maps: χ₁, χ_c, the correlation map and the Pythagorean dilution of skips.
+"""Laws derived from the block maps: the length and correlation maps of a dense layer, χ₁, χ_c, and the
+Pythagorean dilution of skips (their fixed points and depth scales are computed by ``sigprop.numerics.phase``).
 
 Example
 -------
@@ -22,6 +23,13 @@ DILUTION_SOURCE = ("Philipp, Song & Carbonell 2018 ('Pythagorean equation'); exa
                    "branches, docs/theory.md")
 
 k_ratio, gsc_r, gsc_s = sp.symbols("k GSC_r GSC_s", positive=True)
+
+
+def length_map(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q) -> Formula:
+    """q' = σ_w² E[φ(u)²] + σ_b², u ~ N(0, q): the pre-activation mean square of the next dense layer (Poole et
+    al. 2016, eq. 3). Its fixed points q* are where a deep dense network's q settles."""
+    act = get_activation(activation)
+    return Formula(sp.Symbol("q'"), sw2 * act.second_moment(q) + sb2, "Poole et al. 2016, eq. 3", "length map")
 
 
 def chi_1(activation, sw2=S.sigma_w2, q=S.q) -> Formula:
