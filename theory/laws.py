@@ -15,9 +15,10 @@ import sympy as sp
 
 from . import symbols as S
 from .activations import get_activation
-from .blocks import Residual, compose
+from .blocks import Dense, Residual, compose
+from .blocks.pointwise import pointwise
 from .formula import Formula
-from .state import PairState
+from .state import PairState, PreActivation
 
 DILUTION_SOURCE = ("Philipp, Song & Carbonell 2018 ('Pythagorean equation'); exact under uncorrelated "
                    "branches, docs/theory.md")
@@ -25,11 +26,19 @@ DILUTION_SOURCE = ("Philipp, Song & Carbonell 2018 ('Pythagorean equation'); exa
 k_ratio, gsc_r, gsc_s = sp.symbols("k GSC_r GSC_s", positive=True)
 
 
+def _next_preactivation(act, sw2, sb2, q1, q2, k):
+    """The pre-activation of the next dense layer when this layer's pre-activations have covariance (q₁, q₂, k):
+    φ applied (``blocks.pointwise``), then the dense layer's own maps — the maps written once, composed here."""
+    out, _ = pointwise(act, PreActivation(q1, q2, k))
+    return Dense(act, sw2=sw2, sb2=sb2).maps(out).pre
+
+
 def length_map(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q) -> Formula:
     """q' = σ_w² E[φ(u)²] + σ_b², u ~ N(0, q): the pre-activation mean square of the next dense layer (Poole et
     al. 2016, eq. 3). Its fixed points q* are where a deep dense network's q settles."""
     act = get_activation(activation)
-    return Formula(sp.Symbol("q'"), sw2 * act.second_moment(q) + sb2, "Poole et al. 2016, eq. 3", "length map")
+    pre = _next_preactivation(act, sw2, sb2, q, q, q)
+    return Formula(sp.Symbol("q'"), pre.q_a, "Poole et al. 2016, eq. 3", "length map")
 
 
 def chi_1(activation, sw2=S.sigma_w2, q=S.q) -> Formula:
@@ -49,8 +58,8 @@ def correlation_map(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q, c=S.c) ->
     """Pre-activation correlation of the next layer, c' = (σ_w² E[φ(u)φ(v)] + σ_b²)/(σ_w² E[φ(u)²] + σ_b²),
     for pre-activations of equal variance q and correlation c (Poole et al. 2016)."""
     act = get_activation(activation)
-    rhs = (sw2 * act.kernel(q, q, q * c) + sb2) / (sw2 * act.second_moment(q) + sb2)
-    return Formula(sp.Symbol("c'"), rhs, "Poole et al. 2016", "correlation map")
+    pre = _next_preactivation(act, sw2, sb2, q, q, q * c)
+    return Formula(sp.Symbol("c'"), pre.q_ab / pre.q_a, "Poole et al. 2016", "correlation map")
 
 
 def dilution_law() -> Formula:
