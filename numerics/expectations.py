@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from ..theory.determinant import covariance_determinant as theory_determinant
-from ..theory.expectations import ARITY, KINDS, GaussianExpectation
+from ..theory.expectations import ARITY, KINDS, METHOD, GaussianExpectation
 from ..theory.symbols import k as K, q as Q, q1 as Q1, q2 as Q2, x
 from .determinant import covariance_determinant
 from .quadrature import expect1, expect2
@@ -68,7 +68,8 @@ def quadrature_function(act, kind: str) -> Callable:
         raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
     phi, dphi = activation_functions(act)
     kk = kinks(act)
-    one_d = {"mean": phi, "square": lambda u: phi(u) ** 2, "dsquare": lambda u: dphi(u) ** 2}
+    one_d = {"mean": phi, "square": lambda u: phi(u) ** 2, "dsquare": lambda u: dphi(u) ** 2,
+             "xmean": lambda u: u * phi(u)}
     if kind in one_d:
         f = one_d[kind]
         return lru_cache(maxsize=256)(lambda q, error=False: expect1(f, q, error=error, kinks=kk))
@@ -94,8 +95,7 @@ def closed_form_function(act, kind: str):
 
 def _closed_form(act, kind):
     args = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
-    return {"mean": act.mean, "square": act.second_moment, "dsquare": act.dsecond_moment,
-            "kernel": act.kernel, "dkernel": act.dkernel}[kind](*args)
+    return getattr(act, METHOD[kind])(*args)
 
 
 def expectation(activation, kind: str, *args, error: bool = False):

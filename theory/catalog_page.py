@@ -13,11 +13,11 @@ from __future__ import annotations
 import sympy as sp
 
 from .activations import ACTIVATIONS, FAMILIES, _format, get_activation
-from .expectations import KINDS
+from .expectations import ARITY, KINDS, METHOD
 from .symbols import k, q, q1, q2
 
 _MEANING = {"mean": "E[φ(u)]", "square": "E[φ(u)²]", "dsquare": "E[φ′(u)²]", "kernel": "E[φ(u)φ(v)]",
-            "dkernel": "E[φ′(u)φ′(v)]"}
+            "dkernel": "E[φ′(u)φ′(v)]", "xmean": "E[u φ(u)]"}
 
 
 def activation_section(name: str) -> str:
@@ -31,9 +31,8 @@ def activation_section(name: str) -> str:
               "", "| expectation | how | closed form |", "|---|---|---|"]
     sources = act.expectation_sources()
     for kind in KINDS:
-        method = {"mean": act.mean, "square": act.second_moment, "dsquare": act.dsecond_moment,
-                  "kernel": act.kernel, "dkernel": act.dkernel}[kind]
-        expr = method(q) if kind in ("mean", "square", "dsquare") else method(q1, q2, k)
+        method = getattr(act, METHOD[kind])
+        expr = method(q) if ARITY[kind] == 1 else method(q1, q2, k)
         how, _, detail = sources[kind].partition(": ")
         form = "" if how == "numerical" else f"${sp.latex(expr)}$"
         lines.append(f"| {_MEANING[kind]} | **{how}**: {_cell(detail)} | {_cell(form)} |")

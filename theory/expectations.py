@@ -1,6 +1,6 @@
 """Gaussian expectations of an activation, symbolic.
 
-Five expectations drive every mean-field map (docs/theory.md). With z ~ N(0, 1) and
+Six expectations drive every mean-field map (docs/theory.md). With z ~ N(0, 1) and
 (u, v) ~ N(0, [[q₁, k], [k, q₂]]):
 
 ==========  ===========================  ==========================================
@@ -11,6 +11,7 @@ square      E[φ(√q z)²]                  length map
 dsquare     E[φ'(√q z)²]                 gradient map, χ₁
 kernel      E[φ(u) φ(v)]                 covariance map
 dkernel     E[φ'(u) φ'(v)]               gradient covariance map, χ_c
+xmean       E[√q z φ(√q z)]              cross moment ⟨x, φ(x)⟩ of a residual around φ
 ==========  ===========================  ==========================================
 
 Where no closed form exists (tanh), an expectation stays an unevaluated SymPy function, e.g.
@@ -35,8 +36,11 @@ import sympy as sp
 
 from .symbols import x
 
-KINDS = ("mean", "square", "dsquare", "kernel", "dkernel")
-ARITY = {"mean": 1, "square": 1, "dsquare": 1, "kernel": 3, "dkernel": 3}
+KINDS = ("mean", "square", "dsquare", "kernel", "dkernel", "xmean")
+ARITY = {"mean": 1, "square": 1, "dsquare": 1, "kernel": 3, "dkernel": 3, "xmean": 1}
+#: kind -> the Activation method that gives it
+METHOD = {"mean": "mean", "square": "second_moment", "dsquare": "dsecond_moment", "kernel": "kernel",
+          "dkernel": "dkernel", "xmean": "xmean"}
 
 _z, _w = sp.symbols("z w", real=True)
 _class_names: set = set()
@@ -87,12 +91,12 @@ def expectation(activation, kind: str) -> type[GaussianExpectation]:
     name = activation.name
     f, d = name, f"{name}'"
     text = {"mean": f"{f}(u)", "square": f"{f}(u)²", "dsquare": f"{d}(u)²",
-            "kernel": f"{f}(u)·{f}(v)", "dkernel": f"{d}(u)·{d}(v)"}[kind]
+            "kernel": f"{f}(u)·{f}(v)", "dkernel": f"{d}(u)·{d}(v)", "xmean": f"u·{f}(u)"}[kind]
     tex_f = rf"\operatorname{{{name}}}"
     tex_d = tex_f + "'"
     tex = {"mean": rf"{tex_f}(u)", "square": rf"{tex_f}(u)^2",
            "dsquare": rf"{tex_d}(u)^2", "kernel": rf"{tex_f}(u)\,{tex_f}(v)",
-           "dkernel": rf"{tex_d}(u)\,{tex_d}(v)"}[kind]
+           "dkernel": rf"{tex_d}(u)\,{tex_d}(v)", "xmean": rf"u\,{tex_f}(u)"}[kind]
     cls_name = f"E_{name}_{kind}"
     while cls_name in _class_names:
         cls_name = f"E_{name}{next(_serial)}_{kind}"

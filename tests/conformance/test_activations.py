@@ -41,7 +41,7 @@ USER = [Activation("clip", sp.Max(-1, sp.Min(1, x))),
 ALL = {a.describe(): a for a in [*ACTIVATIONS.values(), *USER]}
 IDS = list(ALL)
 
-KINDS_1D = ("mean", "square", "dsquare")
+KINDS_1D = ("mean", "square", "dsquare", "xmean")
 QS = (0.3, 1.0, 4.0)
 PAIRS = ((1.0, 1.0, 0.5), (0.5, 2.0, 0.95), (1.7, 0.4, -0.9), (2.0, 2.0, 0.0))
 RTOL, ATOL = 1e-10, 1e-12
@@ -62,12 +62,13 @@ def _breaks(name):
 
 def ref_1d(name, kind, q):
     f = _functions(name)["mp"][kind == "dsquare"]
-    power = 1 if kind == "mean" else 2
+    power = 1 if kind in ("mean", "xmean") else 2
     s = mp.sqrt(q)
     points = [-mp.inf] + [mp.mpf(b) / s for b in _breaks(name)] + [mp.inf]
+    weight = (lambda z: s * z) if kind == "xmean" else (lambda z: 1)
     with mp.workdps(25):
-        val = mp.quad(lambda z: f(s * z) ** power * mp.npdf(z), points)
-        scale = mp.sqrt(mp.quad(lambda z: f(s * z) ** 2 * mp.npdf(z), points)) ** power
+        val = mp.quad(lambda z: weight(z) * f(s * z) ** power * mp.npdf(z), points)
+        scale = mp.sqrt(mp.quad(lambda z: f(s * z) ** 2 * mp.npdf(z), points)) ** power * (s if kind == "xmean" else 1)
     return float(val), float(scale)
 
 
@@ -125,7 +126,7 @@ def test_expectations_against_monte_carlo(name, normals):
     u = math.sqrt(q1) * z1
     v = math.sqrt(q2) * (c * z1 + math.sqrt(1 - c * c) * z2)
     fu, fv, du, dv = (np.broadcast_to(f(t), t.shape) for f, t in ((phi, u), (phi, v), (dphi, u), (dphi, v)))
-    cases = {"mean": (fu, (q1,)), "square": (fu**2, (q1,)), "dsquare": (du**2, (q1,)),
+    cases = {"mean": (fu, (q1,)), "square": (fu**2, (q1,)), "dsquare": (du**2, (q1,)), "xmean": (u * fu, (q1,)),
              "kernel": (fu * fv, (q1, q2, c * math.sqrt(q1 * q2))), "dkernel": (du * dv, (q1, q2, c * math.sqrt(q1 * q2)))}
     for kind, (samples, args) in cases.items():
         got = expectation(ALL[name], kind, *args)

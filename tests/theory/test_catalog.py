@@ -104,7 +104,7 @@ def test_bad_family_arguments_are_named(text, message):
 def test_every_expectation_says_where_it_comes_from():
     for act in ACTIVATIONS.values():
         sources = act.expectation_sources()
-        assert set(sources) == {"mean", "square", "dsquare", "kernel", "dkernel"}
+        assert set(sources) == {"mean", "square", "dsquare", "kernel", "dkernel", "xmean"}
         assert all(s.split(":")[0] in ("registered", "derived", "numerical") for s in sources.values()), act
     assert get_activation("relu").expectation_sources()["kernel"].startswith("registered: arc-cosine")
     assert get_activation("tanh").expectation_sources()["kernel"].startswith("numerical")
