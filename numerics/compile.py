@@ -17,7 +17,7 @@ Example
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Callable
 
@@ -25,7 +25,7 @@ import sympy as sp
 
 from ..theory.blocks import Block
 from ..theory.expectations import GaussianExpectation
-from ..theory.state import Backward, BlockMaps, PairState, PreActivation, as_tuple
+from ..theory.state import Backward, BlockMaps, Cross, PairState, PreActivation, as_tuple
 from .expectations import NUMERIC_FUNCTIONS, for_numerics, quadrature_function
 
 _STATE = PairState.symbolic()
@@ -74,27 +74,48 @@ class Step:
 
     def __call__(self, s: PairState) -> BlockMaps:
         if self.sequences:
-            child = [v for seq in self.sequences for v in _compose(seq, s).flatten()]
+            cross = Cross.identity(s) if self.block.uses_cross else None
+            parts = [_compose(seq, s, cross if i == 0 else None) for i, seq in enumerate(self.sequences)]
+            child = [v for maps, _ in parts for v in maps.flatten()]
+            if cross is not None:
+                child += as_tuple(parts[0][1])
             values = self.fn(*as_tuple(s), *child, *self.params)
         else:
             values = self.fn(*as_tuple(s), *self.params)
         maps = BlockMaps.unflatten([float(v) for v in values], self.has_pre)
         return maps.identical() if s.identical() and self.block.is_deterministic else maps
 
+    def cross(self, s: PairState, c: Cross) -> Cross:
+        """The block's map of cross moments (``theory.blocks.cross``) on numbers."""
+        fn = _compile_cross(self.block.signature(), *self.block.template(), bool(self.sequences))
+        if self.sequences:
+            parts = [_compose(seq, s, c)[1] for seq in self.sequences]
+            values = fn(*as_tuple(s), *as_tuple(c), *(v for p in parts for v in as_tuple(p)), *self.params)
+        else:
+            values = fn(*as_tuple(s), *as_tuple(c), *self.params)
+        return Cross(*(float(v) for v in values))
 
-def _compose(steps, s: PairState) -> BlockMaps:
+
+def _compose(steps, s: PairState, cross: Cross | None = None) -> tuple[BlockMaps, Cross | None]:
+    """The composed maps of a sequence of steps and, given the cross moments ``cross`` of its input, its output's."""
     chi, pre = Backward.identity(), None
     for step in steps:
         maps = step(s)
+        if cross is not None:
+            cross = step.cross(s, cross)
         s, chi = maps.out, chi.then(maps.chi)
         pre = maps.pre if maps.pre is not None else pre
-    return BlockMaps(s, pre, chi)
+    return BlockMaps(s, pre, chi), cross
 
 
 @lru_cache(maxsize=None)
 def _compile_leaf(signature, template: Block, params: tuple):
     maps = template.maps(_STATE)
     return _lambdify((*as_tuple(_STATE), *params), maps.flatten()), maps.pre is not None
+
+
+def _cross_placeholder(prefix: str) -> Cross:
+    return Cross(*sp.symbols(" ".join(f"{prefix}_{f.name}" for f in fields(Cross)), real=True))
 
 
 @lru_cache(maxsize=None)
@@ -105,9 +126,27 @@ def _compile_container(signature, template: Block, params: tuple, has_pre: tuple
         chi = Backward(*sp.symbols(f"F{i}_chi_a F{i}_chi_b F{i}_chi_ab", real=True))
         placeholders.append(BlockMaps(out, PreActivation(*sp.symbols(f"F{i}_q_a F{i}_q_b F{i}_q_ab", real=True))
                                       if pre else None, chi))
-    maps = template.combine(_STATE, *placeholders)
     args = [v for ph in placeholders for v in ph.flatten()]
+    if template.uses_cross:
+        cross = _cross_placeholder("X0")
+        maps = template.combine(_STATE, *placeholders, cross=cross)
+        args += as_tuple(cross)
+    else:
+        maps = template.combine(_STATE, *placeholders)
     return _lambdify((*as_tuple(_STATE), *args, *params), maps.flatten()), maps.pre is not None
+
+
+@lru_cache(maxsize=None)
+def _compile_cross(signature, template: Block, params: tuple, container: bool):
+    c = _cross_placeholder("C")
+    if container:
+        parts = [_cross_placeholder(f"X{i}") for i in range(len(template.sequences))]
+        cross = template.combine_cross(c, *parts)
+        args = (*as_tuple(_STATE), *as_tuple(c), *(v for p in parts for v in as_tuple(p)), *params)
+    else:
+        cross = template.cross(_STATE, c, template.maps(_STATE).out)
+        args = (*as_tuple(_STATE), *as_tuple(c), *params)
+    return _lambdify(args, as_tuple(cross))
 
 
 @lru_cache(maxsize=None)

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from .. import __version__
-from ..checks import check_inputs
+from ..checks import check_inputs, input_norms
 from ..theory import as_network, gradient_correlation_factor, gsc_squared
 from ..theory.state import PairState
 from .compile import compile_block
@@ -43,7 +43,8 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
 
     Parameters
     ----------
-    q0: mean square ‖x⁰‖²/n₀ of each of the two inputs (> 0).
+    q0: mean square ‖x⁰‖²/n₀ of each of the two inputs (> 0), or a pair (q_a, q_b) for inputs of different
+        norms.
     c0: correlation ⟨x⁰_a, x⁰_b⟩/(‖x⁰_a‖‖x⁰_b‖) of the two inputs, in [-1, 1].
     m0: mean over units of each input (0 for inputs in a random direction).
     """
@@ -51,13 +52,17 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
     check_inputs(q0, c0, m0)
     start = time.perf_counter()
     L = net.depth
-    state = PairState(float(q0), float(q0), float(c0) * float(q0), float(m0), float(m0))
+    q_a, q_b = (float(v) for v in input_norms(q0))
+    p_ab = float(c0) * math.sqrt(q_a * q_b) if q_a != q_b else float(c0) * q_a
+    state = PairState(q_a, q_b, p_ab, float(m0), float(m0))
     scale = np.zeros(2)                      # log of the factor that multiplies the normalized p of each input
     log_p, m = np.empty((L + 1, 2)), np.empty((L + 1, 2))
     log_q, c, pre_layers = [], [], []
     log_factor = np.empty((L, 2))            # log GSC of each block, per input
     chi_corr = np.empty(L)
-    log_p[0], m[0] = math.log(q0), m0
+    chi_all = np.empty((L, 3))               # each block's backward factors χ_a, χ_b, χ_ab
+    rho = np.empty(L + 1)                    # correlation of the two representations
+    log_p[0], m[0], rho[0] = np.log([q_a, q_b]), m0, c0
     for i, block in enumerate(net.blocks):
         layer = i + 1
         step = compile_block(block)
@@ -86,6 +91,8 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
         log_factor[i] = 0.5 * np.log(gsc_squared(np.array([chi.chi_a, chi.chi_b]), np.array([state.p_a, state.p_b]),
                                                  np.array([out.p_a, out.p_b]), float(block.width_ratio)))
         chi_corr[i] = gradient_correlation_factor(chi.chi_a, chi.chi_b, chi.chi_ab)
+        chi_all[i] = chi.chi_a, chi.chi_b, chi.chi_ab
+        rho[layer] = out.p_ab / math.sqrt(out.p_a * out.p_b)
         state, scale = out, out_scale
     # Backward: GSC(l, L) from the per-block factors, accumulated from the output down.
     log_gsc = np.zeros((L + 1, 2))
@@ -93,9 +100,10 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
     grad_corr = np.ones(L + 1)
     grad_corr[:-1] = np.cumprod(chi_corr[::-1])[::-1]
     raw = {"log_p": log_p, "m": m, "log_q": np.array(log_q).reshape(-1, 2), "c": np.array(c),
-           "log_gsc": log_gsc, "grad_corr": grad_corr}
+           "log_gsc": log_gsc, "grad_corr": grad_corr, "chi": chi_all, "rho": rho}
+    inputs_q0 = q_a if q_a == q_b else [q_a, q_b]
     return Prediction(
-        architecture=net.describe(), inputs={"q0": float(q0), "c0": float(c0), "m0": float(m0)}, depth=L,
+        architecture=net.describe(), inputs={"q0": inputs_q0, "c0": float(c0), "m0": float(m0)}, depth=L,
         pre_layers=np.array(pre_layers, dtype=int), raw=raw,
         meta={"sigprop_version": __version__, "seconds": time.perf_counter() - start,
               "method": "mean field, gradient independence; closed forms or composite Gauss-Legendre quadrature"},

@@ -24,7 +24,9 @@ class Prediction:
     """Mean-field prediction per layer.
 
     ``raw`` holds the per-input arrays the quantities are computed from (``log_p``, ``m``, ``log_gsc`` on
-    layers 0..L; ``log_q``, ``c`` on the blocks listed in ``pre_layers``; ``grad_corr``); ``values[name]`` and
+    layers 0..L; ``log_q``, ``c`` on the blocks listed in ``pre_layers``; ``grad_corr``), the correlation
+    ``rho`` of the two representations on layers 0..L and each block's backward factors ``chi`` (rows χ_a, χ_b,
+    χ_ab: ‖g_in‖²/n = χ ‖g_out‖²/n per input, and the cross moment's factor); ``values[name]`` and
     ``layers[name]`` each registered quantity (:data:`sigprop.quantities.QUANTITIES`).
     """
 
@@ -44,6 +46,13 @@ class Prediction:
     def values(self) -> dict:
         with np.errstate(over="ignore"):          # p, q, m beyond float64 read inf; their logs stay in raw
             return {name: np.asarray(q.predicted(self.raw), dtype=float) for name, q in QUANTITIES.items()}
+
+    @property
+    def per_block(self) -> dict:
+        """Each block's backward factors (``chi_a``, ``chi_b``, ``chi_ab``; blocks 1..L) and the two
+        representations' correlation ``rho`` (layers 0..L)."""
+        chi = self.raw["chi"]
+        return {"chi_a": chi[:, 0], "chi_b": chi[:, 1], "chi_ab": chi[:, 2], "rho": self.raw["rho"]}
 
     @property
     def per_input(self) -> dict:
@@ -69,6 +78,7 @@ class Prediction:
                 "layers": {k: v.tolist() for k, v in layers.items()},
                 "values": {k: v.tolist() for k, v in self.values.items()},
                 "per_input": {k: np.asarray(v).tolist() for k, v in self.per_input.items()},
+                "per_block": {k: np.asarray(v).tolist() for k, v in self.per_block.items()},
                 "quantities": {k: q.meaning for k, q in QUANTITIES.items()}}
 
     def to_json(self, path=None) -> str:

@@ -12,14 +12,37 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def input_norms(q0) -> tuple[float, float]:
+    """(q_a, q_b) from ``q0``: one mean square for both inputs, or a pair (inputs of different norms)."""
+    if isinstance(q0, (tuple, list)):
+        if len(q0) != 2:
+            raise ValueError(f"q0={q0!r} is not allowed: give one mean square or a pair (q_a, q_b)")
+        return tuple(q0)
+    return (q0, q0)
+
+
 def check_inputs(q0, c0, m0=0.0) -> None:
-    """The two inputs' statistics: mean square q0 > 0, correlation c0 in [-1, 1], unit mean m0 with m0² <= q0."""
-    for name, v in (("q0", q0), ("c0", c0), ("m0", m0)):
+    """The two inputs' statistics: mean square q0 > 0 (one number, or a pair (q_a, q_b)), correlation c0 in
+    [-1, 1], unit mean m0 with m0² <= q0."""
+    q_a, q_b = input_norms(q0)
+    for name, v in (("q0", q_a), ("q0", q_b), ("c0", c0), ("m0", m0)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
             raise ValueError(f"{name}={v!r} is not allowed: it must be a finite real number")
-    if q0 <= 0:
+    if min(q_a, q_b) <= 0:
         raise ValueError(f"q0={q0!r} is not allowed: the inputs' mean square must be > 0")
     if not -1.0 <= c0 <= 1.0:
         raise ValueError(f"c0={c0!r} is not allowed: a correlation must lie in [-1, 1]")
-    if m0 * m0 > q0:
+    if m0 * m0 > min(q_a, q_b):
         raise ValueError(f"m0={m0!r} is not allowed: the unit mean satisfies m0² <= q0 = {q0!r}")
+
+
+def parse_q0(text: str):
+    """A command-line q0: ``1.5`` or ``1,2`` (the two inputs' mean squares)."""
+    parts = text.split(",")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        raise ValueError(f"q0={text!r} is not allowed: give a number or two separated by a comma") from None
+    if len(values) > 2:
+        raise ValueError(f"q0={text!r} is not allowed: give a number or two separated by a comma")
+    return values[0] if len(values) == 1 else tuple(values)

@@ -40,6 +40,14 @@ class _LazyHelp(argparse.ArgumentParser):
         return super().format_help()
 
 
+def _q0(text):
+    from .checks import parse_q0
+    try:
+        return parse_q0(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_int(text):
     if not re.fullmatch(r"[0-9]+", text, re.ASCII):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
@@ -113,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "per-input logarithms stay finite.")
     pre.epilog_parts = (grammar_text, quantities_text)
     pre.add_argument("architecture", help="architecture in the grammar below")
-    pre.add_argument("--q0", type=float, default=1.0, help="mean square ||x||^2/n of each input (default 1)")
+    pre.add_argument("--q0", type=_q0, default=1.0,
+                     help="mean square ||x||^2/n of each input, or qa,qb for inputs of different norms (default 1)")
     pre.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
     pre.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _extension_options(pre)
@@ -125,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     mea.epilog_parts = (grammar_text,)
     mea.add_argument("architecture", help="architecture in the grammar below")
     mea.add_argument("--width", type=_positive_int, default=256, help="network width (default 256)")
-    mea.add_argument("--q0", type=float, default=1.0, help="mean square of each input (default 1)")
+    mea.add_argument("--q0", type=_q0, default=1.0,
+                     help="mean square of each input, or qa,qb for inputs of different norms (default 1)")
     mea.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
     mea.add_argument("--out", default=None, help="folder for measure.csv, measure.json and figures (optional)")
     _measure_options(mea, seeds=10)
@@ -174,7 +184,7 @@ def _cmd_predict(args):
         print(pred.to_json(), end="")
         return
     names = list(pred.values)
-    print(f"# {pred.architecture}   q0={args.q0} c0={args.c0}")
+    print(f"# {pred.architecture}   q0={pred.inputs['q0']} c0={args.c0}")
     print("layer " + " ".join(f"{n:>12s}" for n in names))
     for layer in range(pred.depth + 1):
         cells = []

@@ -34,7 +34,19 @@ def check_layers(depth):
     return sorted({0, 1, depth // 2, depth})
 
 
+def sampled_failures(net, width, seeds=8, probes=16, q0=1.0, c0=0.5):
+    """Predict and measure ``net``; one line per value at the checked layers outside the acceptance criterion."""
+    from sigprop.numerics import predict
+    from sigprop.validate import compare, measure
+    rows = compare(predict(net, q0=q0, c0=c0), measure(net, width=width, seeds=seeds, probes=probes, q0=q0, c0=c0))
+    return [f"{r['quantity']}[{r['layer']}]: predicted {r['predicted']:.5g}, measured {r['measured_mean']:.5g} "
+            f"[{r['measured_lo']:.5g}, {r['measured_hi']:.5g}]" for r in rows
+            if r["layer"] in check_layers(net.depth) and not accepts(r, net.depth, width)]
+
+
 @pytest.fixture
 def criterion():
-    """``accepts(row, depth, width, predicted=None)``, ``allowance(...)``, ``check_layers(depth)``."""
-    return SimpleNamespace(accepts=accepts, allowance=allowance, check_layers=check_layers)
+    """``accepts(row, depth, width, predicted=None)``, ``allowance(...)``, ``check_layers(depth)``,
+    ``sampled_failures(net, width, ...)``."""
+    return SimpleNamespace(accepts=accepts, allowance=allowance, check_layers=check_layers,
+                           sampled_failures=sampled_failures)

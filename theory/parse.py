@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from sympy.parsing.sympy_parser import auto_number, auto_symbol, parse_expr
 
 from .activations import ACTIVATIONS, FAMILIES, get_activation
 from .blocks import BLOCKS
@@ -26,7 +27,16 @@ from .network import MAX_DEPTH, Network
 MAX_NESTING = 50
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
-                    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[*,()=]))", re.ASCII)
+                    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|[*,()=/^+-]))", re.ASCII)
+
+#: functions a VALUE expression may use
+_VALUE_FUNCTIONS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log}
+#: in a VALUE, the number of top-level blocks whose parameters use it (β = 1/√L in a depth-L ResNet)
+DEPTH_SYMBOL = sp.Symbol("L", real=True)
+
+
+_TRANSFORMATIONS = (auto_symbol, auto_number)
+_PARSE_GLOBALS = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol}
 
 
 class ArchitectureError(ValueError):
@@ -37,7 +47,11 @@ def parse(text: str) -> Network:
     """Parse ``text`` into a :class:`~sigprop.theory.network.Network` (grammar: :func:`grammar`)."""
     if not isinstance(text, str) or not text.strip():
         raise ArchitectureError(f"architecture={text!r} is empty; example: '50*dense(tanh,sw2=2.5,sb2=0.05)'")
-    return _Parser(text).parse()
+    net = _Parser(text).parse()
+    if DEPTH_SYMBOL in net.free_symbols:        # L: how many top-level blocks use it
+        n = sum(DEPTH_SYMBOL in b.free_symbols for b in net.blocks)
+        net = net.subs({DEPTH_SYMBOL: n})
+    return net
 
 
 def parse_activation(text: str):
@@ -66,7 +80,9 @@ def grammar(activations: bool = True) -> str:
     lines = [f"{name:8s} {op} {head:{width}s}{text}" for name, op, head, text in rows]
     if activations:
         lines += _wrap("ACT", activation_words())
-    lines.append(f"{'V':8s} := a number, or a name (a SymPy symbol: theory only)")
+    lines.append(f"{'V':8s} := a number, a name (a SymPy symbol: theory only), or an expression of them with "
+                 "+ - * / ^ sqrt exp log;")
+    lines.append(f"{'':12s}L in a V is the number of top-level blocks using it: 20*residual(...,beta=1/sqrt(L))")
     defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params()
                 if not p.required and p.kind not in ("choice", "blocks")}
     lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
@@ -266,10 +282,38 @@ class _Parser:
                 raise self.error(f"{name[1]} takes one of: {', '.join(choices[name[1]])}")
             self.i += 1
             return {name[1]: val[1].lower()}
-        if not val or val[0] not in ("num", "name") or val[1].lower() in ("inf", "nan", "oo", "infinity"):
+        return {name[1]: self.value()}
+
+    def value(self):
+        """V := a number, a name (a real SymPy symbol) or an arithmetic expression of them (+ - * / ^ and
+        sqrt, exp, log), up to the next ',' or ')' outside its own parentheses."""
+        start, depth, names = self.i, 0, {}
+        while self.i < len(self.tokens):
+            kind, text, _ = self.tokens[self.i]
+            if text in (",", "=") and depth == 0 or text == ")" and depth == 0:
+                break
+            if kind == "name":
+                low = text.lower()
+                if low in ("inf", "nan", "oo", "infinity", "zoo"):
+                    raise self.error("expected a finite number or a symbol name")
+                names[text] = _VALUE_FUNCTIONS.get(text, sp.Symbol(text, real=True))
+            depth += (text == "(") - (text == ")")
+            self.i += 1
+        if self.i == start:
             raise self.error("expected a finite number or a symbol name")
-        self.i += 1
-        return {name[1]: sp.sympify(val[1]) if val[0] == "num" else sp.Symbol(val[1], real=True)}
+        first, last = self.tokens[start], self.tokens[self.i - 1]
+        source = self.text[first[2]:last[2] + len(last[1])]
+        try:
+            expr = parse_expr(source.replace("^", "**"), local_dict=names, global_dict=_PARSE_GLOBALS,
+                              transformations=_TRANSFORMATIONS)
+        except Exception:                           # SymPy's parser raises many kinds: say where, not which
+            self.i = start
+            raise self.error(f"{source!r} is not a number, a name or an arithmetic expression of them") from None
+        if isinstance(expr, sp.Basic) and callable(expr) and not isinstance(expr, sp.Expr) or not isinstance(
+                expr, sp.Expr) or expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+            self.i = start
+            raise self.error(f"{source!r} is not a finite number or an expression of symbols")
+        return expr
 
     def keywords(self, cls, first: bool):
         names = [p.name for p in cls.params() if not p.positional]

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Optional
 
+import sympy as sp
+
 from . import symbols as S
 
 
@@ -74,6 +76,36 @@ class Backward:
     def then(self, other: "Backward") -> "Backward":
         """The factors of this block followed by ``other`` (products, by gradient independence)."""
         return Backward(self.chi_a * other.chi_a, self.chi_b * other.chi_b, self.chi_ab * other.chi_ab)
+
+
+@dataclass(frozen=True)
+class Cross:
+    """Cross moments of a reference representation z (a residual block's input) with a representation y computed
+    from it inside the block: ``ab`` = ⟨z_a, y_b⟩/n (and ``aa``, ``ba``, ``bb`` alike); ``t_a`` = tr(∂y_a/∂z_a)/n,
+    the mean diagonal of the Jacobian (the cross term of the backward pass); ``m_a``, ``m_b``: z's unit means."""
+
+    aa: object
+    ab: object
+    ba: object
+    bb: object
+    t_a: object
+    t_b: object
+    m_a: object
+    m_b: object
+
+    @classmethod
+    def identity(cls, s: PairState) -> "Cross":
+        """y = z: the cross moments are z's own second moments, the Jacobian is the identity."""
+        return cls(s.p_a, s.p_ab, s.p_ab, s.p_b, 1, 1, s.m_a, s.m_b)
+
+    @classmethod
+    def first_moments(cls, m_a, m_b, out: PairState) -> "Cross":
+        """y a fresh zero-mean random map of z (a dense layer): only the unit means correlate, tr J/n = 0."""
+        return cls(m_a * out.m_a, m_a * out.m_b, m_b * out.m_a, m_b * out.m_b, 0, 0, m_a, m_b)
+
+    @classmethod
+    def symbolic(cls) -> "Cross":
+        return cls(*sp.symbols("zy_aa zy_ab zy_ba zy_bb t_a t_b mz_a mz_b", real=True))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from ..checks import input_norms
 from ..numerics import Prediction
 from .measure import Measurement
 
@@ -35,7 +36,8 @@ def compare(prediction: Prediction, measurement: Measurement, experiment: str = 
         raise ValueError(f"depths differ: predicted {prediction.depth}, measured {measurement.depth}")
     for key in ("q0", "c0", "m0"):
         p, m = prediction.inputs.get(key), measurement.inputs.get(key)
-        if p is None or m is None or not math.isclose(float(p), float(m), rel_tol=1e-12, abs_tol=1e-15):
+        if p is None or m is None or not all(math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-15)
+                                             for a, b in zip(input_norms(p), input_norms(m))):
             raise ValueError(f"inputs differ: the prediction has {key}={p!r}, the measurement {key}={m!r}")
     predicted = {(r["quantity"], r["layer"]): r["predicted"] for r in prediction.to_rows()}
     rows = []

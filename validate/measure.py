@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checks import check_inputs, check_positive_int
+from ..checks import check_inputs, check_positive_int, input_norms
 from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import as_network
 from .build import build, resolve_device, resolve_dtype
@@ -49,15 +49,16 @@ def check_width(width) -> int:
     return width
 
 
-def make_inputs(width: int, q0: float, c0: float, generator: torch.Generator, dtype, device) -> torch.Tensor:
-    """Two inputs (rows) with ‖x‖²/n = q0 exactly, correlation c0 exactly, and zero unit mean (width >= 3)."""
+def make_inputs(width: int, q0, c0: float, generator: torch.Generator, dtype, device) -> torch.Tensor:
+    """Two inputs (rows) with ‖x‖²/n = q0 exactly (one value, or a pair (q_a, q_b)), correlation c0 exactly, and
+    zero unit mean (width >= 3)."""
     check_width(width)
     u = torch.randn(2, width, generator=generator, dtype=torch.float64)
     u = u - u.mean(dim=1, keepdim=True)
     e1 = u[0] / u[0].norm()
     w = u[1] - (u[1] @ e1) * e1
     e2 = w / w.norm()
-    scale = math.sqrt(q0 * width)
+    scale = torch.tensor([[math.sqrt(q * width)] for q in input_norms(q0)], dtype=torch.float64)
     x = torch.stack([e1, c0 * e1 + math.sqrt(max(0.0, 1 - c0 * c0)) * e2]) * scale
     return x.to(device=device, dtype=dtype)
 
@@ -205,8 +206,13 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
             progress()
     raw = {k: np.stack([r[k] for r in per_seed]) for k in RAW}
     return Measurement(
-        architecture=net.describe(), width=width, seeds=seed_list, inputs={"q0": q0, "c0": c0, "m0": 0.0},
+        architecture=net.describe(), width=width, seeds=seed_list, inputs={"q0": _as_record(q0), "c0": c0, "m0": 0.0},
         probes=probes, dtype=str(dtype), device=str(device), pre_layers=per_seed[0]["pre_layers"], raw=raw,
         meta={"sigprop_version": __version__, "torch_version": torch.__version__,
               "seconds": time.perf_counter() - start},
     )
+
+
+def _as_record(q0):
+    q_a, q_b = input_norms(q0)
+    return q_a if q_a == q_b else [q_a, q_b]

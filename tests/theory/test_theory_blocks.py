@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 from scipy import integrate, special
 
-from sigprop.theory import Dense, Network, PairState, Residual, erf, laws, linear, relu, tanh
+from sigprop.theory import Act, Dense, Network, PairState, Residual, erf, laws, linear, relu, tanh
 from sigprop.theory.expectations import GaussianExpectation
 from sigprop.theory.symbols import m, p
 
@@ -232,7 +232,7 @@ def test_bad_residual_branch():
     with pytest.raises(ValueError):
         Residual([])
     with pytest.raises(ValueError):
-        Residual([Residual([Dense(relu)])])
+        Residual([Act(relu)], skip=[Act(relu)])
     with pytest.raises(ValueError):
         Residual(["dense(relu)"])
 

@@ -121,3 +121,28 @@ def test_bad_character_position_after_whitespace():
 def test_round_trip_rational():
     net = Network.of(Dense(relu, sw2=sp.Rational(1, 2)))
     assert parse(net.describe()).describe() == net.describe()
+
+
+# -- expression values and the depth symbol L ------------------------------------------------------------------
+def test_depth_scaled_beta_resolves_L_to_the_blocks_using_it():
+    import math
+    net = parse("dense(linear),20*residual(dense(relu,sw2=2),dense(linear),beta=1/sqrt(L)),dense(tanh)")
+    betas = {b.beta for b in net.blocks if b.kind == "residual"}
+    assert len(betas) == 1 and abs(float(betas.pop()) - 1 / math.sqrt(20)) < 1e-15
+    assert not net.free_symbols
+
+
+def test_expression_values_stay_symbolic_and_read_back():
+    net = parse("dense(tanh,sw2=2*s^2+1,sb2=s/10)")
+    assert {str(s) for s in net.free_symbols} == {"s"}
+    assert parse(net.describe()) == net
+    assert float(parse("dense(leaky_relu(a=1/4))").blocks[0].activation.params[0][1]) == 0.25
+
+
+@pytest.mark.parametrize("text,match", [("dense(tanh,sw2=1/0)", "is not a finite number"),
+                                        ("dense(tanh,sw2=import)", "is not a number, a name or an arithmetic"),
+                                        ("dense(tanh,sw2=oo)", "expected a finite number"),
+                                        ("dense(tanh,sw2=)", "expected a finite number or a symbol name")])
+def test_bad_expression_values(text, match):
+    with pytest.raises(ArchitectureError, match=match):
+        parse(text)

@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 from sigprop.numerics import predict
-from sigprop.theory import (ACTIVATIONS, BLOCKS, MAX_DEPTH, Activation, Block, Dense, Residual, activation,
+from sigprop.theory import (ACTIVATIONS, BLOCKS, MAX_DEPTH, Act, Activation, Block, Dense, Residual, activation,
                             parse, register_activation, register_block, relu, tanh)
 from sigprop.theory.blocks.params import param
 from sigprop.theory.piecewise import homogeneity_degree, kinks
@@ -128,8 +128,8 @@ def test_generic_checks_come_from_the_declarations():
         Residual([Dense(relu)], beta="0.5")
     with pytest.raises(ValueError, match="needs at least one block"):
         Residual([])
-    with pytest.raises(ValueError, match="dense layer at its top level"):
-        Residual([Residual([Dense(relu)])])
+    with pytest.raises(ValueError, match="dense layer at the top level of the branch or the skip"):
+        Residual([Act(relu)], skip=[Act(tanh)])
 
 
 def test_forward_of_a_container_composes_its_children():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..activations import Activation
-from ..state import BlockMaps, PairState, PreActivation
+from ..state import BlockMaps, Cross, PairState, PreActivation
 from .base import Block, is_linear, register_block
 from .params import param
 from .pointwise import pointwise
@@ -56,6 +56,19 @@ class Act(Block):
 
     def gaussian_out(self, gaussian_in: bool, children_out=None) -> bool:
         return gaussian_in and is_linear(self.activation)
+
+    @property
+    def carries_cross(self) -> bool:
+        act = self.activation
+        return act.is_continuous or act.dphi == 0
+
+    def cross(self, s: PairState, c: Cross, out: PairState) -> Cross:
+        """Cross moments of φ(y) with a reference jointly Gaussian with y (Stein's lemma, :mod:`.cross`)."""
+        act = self.activation
+        # E[y φ(y)]/p: the regression coefficient of ⟨z, φ(y)⟩ on ⟨z, y⟩, and E[φ'] when φ is continuous
+        g_a, g_b = act.xmean(s.p_a) / s.p_a, act.xmean(s.p_b) / s.p_b
+        d_a, d_b = (g_a, g_b) if act.dphi != 0 else (0, 0)       # a step function's φ' is 0 almost everywhere
+        return Cross(c.aa * g_a, c.ab * g_b, c.ba * g_a, c.bb * g_b, c.t_a * d_a, c.t_b * d_b, c.m_a, c.m_b)
 
     def maps(self, s: PairState) -> BlockMaps:
         pre = PreActivation(s.p_a, s.p_b, s.p_ab)

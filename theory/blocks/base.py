@@ -46,7 +46,8 @@ from .. import symbols as S
 from ..activations import get_activation
 from ..factors import gradient_correlation_factor, gsc_squared
 from ..formula import Formula
-from ..state import Backward, BlockMaps, PairState
+from ..state import Backward, BlockMaps, Cross, PairState
+from .cross import compose_cross
 from .params import _KEY, NUMERIC_KINDS, Param, agrees, check_number, format_number
 
 Number = Union[int, float, sp.Expr]
@@ -196,6 +197,26 @@ class Block:
         """A block with children: its maps given its input state and each child sequence's composed maps."""
         raise NotImplementedError
 
+    def cross(self, s: PairState, c: Cross, out: PairState):
+        """A leaf's map of cross moments (:mod:`.cross`): those of its output with the reference, given its input
+        state ``s``, the input's cross moments ``c`` and its output state ``out``; None if it cannot say. A block
+        that decorrelates leaves first moments only."""
+        return Cross.first_moments(c.m_a, c.m_b, out) if self.decorrelates else None
+
+    def combine_cross(self, c: Cross, *sequences: Cross):
+        """A block with children: its cross moments given each child sequence's (each run from ``c``)."""
+        return None
+
+    @property
+    def carries_cross(self) -> bool:
+        """Whether :meth:`cross` (or :meth:`combine_cross`) gives the cross moments."""
+        return self.decorrelates
+
+    @property
+    def uses_cross(self) -> bool:
+        """Whether :meth:`combine` needs ⟨x, F(x)⟩ of its first child sequence F (keyword ``cross``)."""
+        return False
+
     def check(self) -> None:
         """Constraints between parameters (raise ValueError); called after each parameter was checked."""
 
@@ -311,7 +332,10 @@ class Block:
     def forward(self, s: PairState) -> BlockMaps:
         """The block's maps on the state ``s``."""
         if any(p.kind == "blocks" for p in self.params()):
-            return self.combine(s, *(compose(seq, s) for seq in self.sequences))
+            maps = [compose(seq, s) for seq in self.sequences]
+            if self.uses_cross:
+                return self.combine(s, *maps, cross=compose_cross(self.sequences[0], s, Cross.identity(s)))
+            return self.combine(s, *maps)
         return self.maps(s)
 
     def describe(self) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..state import Backward, BlockMaps, PairState
+from ..state import Backward, BlockMaps, Cross, PairState
 from .base import Block, Number, register_block
 from .params import format_number, param
 
@@ -47,6 +47,12 @@ class Dropout(Block):
     @property
     def degree(self):
         return 1
+
+    carries_cross: ClassVar[bool] = True
+
+    def cross(self, s: PairState, c: Cross, out: PairState) -> Cross:
+        """⟨z, μ ⊙ y/ρ⟩ = ⟨z, y⟩ and tr(diag(μ)/ρ J)/n = tr J/n: the mask has mean 1 after scaling by 1/ρ."""
+        return c
 
     def maps(self, s: PairState) -> BlockMaps:
         r = self.rho

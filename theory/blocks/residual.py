@@ -1,10 +1,13 @@
 """``residual(branch, skip, alpha, beta)``: a skip connection y = α S(x) + β F(x) around a branch F of blocks.
 
 The skip S is the identity by default, or a projection (``skip=dense(linear,width=r)``) when the branch changes
-the width. One of the two must contain a block that decorrelates (a ``dense`` layer) at its top level: its
-output is then built from fresh random weights, so ⟨S(x), F(x)⟩/n = m_S m_F (first moments; the cross term is
-kept, not dropped) and the cross term of the backward pass vanishes (zero-mean Wᵀ). Yang & Schoenholz 2017; the
+the width. When either contains a block that decorrelates (a ``dense`` layer) at its top level, its output is
+built from fresh random weights, so ⟨S(x), F(x)⟩/n = m_S m_F (first moments; the cross term is kept, not
+dropped) and the cross term of the backward pass vanishes (zero-mean Wᵀ). Yang & Schoenholz 2017; the
 first-moment cross term and the Pythagorean dilution of Philipp, Song & Carbonell 2018 in docs/theory.md.
+Otherwise (an identity skip around ``act(relu)``, ``dropout`` or nested residuals) the cross moments ⟨x, F(x)⟩
+and tr(∂F/∂x)/n are carried through the branch (:mod:`.cross`): y = x + βφ(x) has
+p' = p + 2β E[uφ(u)] + β² E[φ²] and χ = 1 + 2β E[φ'] + β² E[φ'²].
 
 The usual schemes are values of α, β: β = 0 is SkipInit/ReZero at initialization (and Fixup, whose last
 branch layer starts at zero); β = 1/√L for L blocks is the depth-scaled ResNet; α = √(1−w²), β = w the
@@ -23,8 +26,9 @@ from typing import ClassVar
 
 import sympy as sp
 
-from ..state import Backward, BlockMaps, PairState, as_tuple
+from ..state import Backward, BlockMaps, Cross, PairState, as_tuple
 from .base import BLOCKS, Block, Number, register_block
+from .cross import carries_cross
 from .params import agrees, param
 
 
@@ -45,16 +49,37 @@ class Residual(Block):
     beta: Number = param(1, kind="real", doc="branch weight")
 
     def check(self):
-        if not any(b.decorrelates for b in self.branch + self.skip):
+        if not (self._decorrelated or self.uses_cross):
             kinds = sorted(k for k, cls in BLOCKS.items() if cls.decorrelates)
-            raise ValueError(f"branch={[b.describe() for b in self.branch]} is not allowed: a residual branch (or a "
-                             f"projection skip) needs a {' or '.join(kinds)} layer at its top level (its fresh "
-                             "weights make the branch uncorrelated with the skip apart from first moments)")
+            cannot = [b.describe() for b in self.branch if not b.carries_cross]
+            why = (f"{', '.join(cannot)} cannot carry the cross moments <x, F(x)>" if cannot else
+                   "a skip that is neither the identity nor decorrelated")
+            raise ValueError(f"branch={[b.describe() for b in self.branch]} is not allowed: {why}; put a "
+                             f"{' or '.join(kinds)} layer at the top level of the branch or the skip (its fresh "
+                             "weights leave only first moments)")
         r_f, r_s = _product(b.width_ratio for b in self.branch), _product(b.width_ratio for b in self.skip)
         if not agrees(r_f, r_s):
             skip = f"the skip ({','.join(b.describe() for b in self.skip)})" if self.skip else "the identity skip"
             raise ValueError(f"branch={[b.describe() for b in self.branch]} changes the width by {r_f}, "
                              f"{skip} by {r_s}: the two must end at the same width (give skip=dense(linear,width=...))")
+
+    @property
+    def _decorrelated(self) -> bool:
+        return any(b.decorrelates for b in self.branch + self.skip)
+
+    @property
+    def uses_cross(self) -> bool:
+        """An identity skip around a branch without a decorrelating block: ⟨x, F(x)⟩ is carried (:mod:`.cross`)."""
+        return not self._decorrelated and not self.skip and carries_cross(self.branch)
+
+    @property
+    def carries_cross(self) -> bool:
+        return carries_cross(self.branch) and carries_cross(self.skip)
+
+    def combine_cross(self, c: Cross, f: Cross, k: Cross) -> Cross:
+        """Nested in another residual's branch: ⟨z, αS(y) + βF(y)⟩ = α⟨z, S(y)⟩ + β⟨z, F(y)⟩, traces alike."""
+        a, b = self.alpha, self.beta
+        return Cross(*(a * vk + b * vf for vk, vf in zip(as_tuple(k)[:6], as_tuple(f)[:6])), c.m_a, c.m_b)
 
     @property
     def width_ratio(self):
@@ -79,17 +104,22 @@ class Residual(Block):
         branch_out, skip_out = children_out
         return bool((self.alpha == 0 or skip_out) and (self.beta == 0 or branch_out))
 
-    def combine(self, s: PairState, f: BlockMaps, k: BlockMaps) -> BlockMaps:
-        """The skip sum, given the branch's maps ``f`` and the skip's ``k`` (the identity's: k.out = s, χ = 1)."""
+    def combine(self, s: PairState, f: BlockMaps, k: BlockMaps, cross: Cross | None = None) -> BlockMaps:
+        """The skip sum, given the branch's maps ``f``, the skip's ``k`` (the identity's: k.out = s, χ = 1) and,
+        when :attr:`uses_cross`, the branch's cross moments with the input; otherwise only first moments cross."""
         a, b, F, K = self.alpha, self.beta, f.out, k.out
+        x = cross if cross is not None else Cross.first_moments(K.m_a, K.m_b, F)   # x.ab = ⟨S(x)_a, F(x)_b⟩/n
         out = PairState(
-            a**2 * K.p_a + b**2 * F.p_a + 2 * a * b * K.m_a * F.m_a,
-            a**2 * K.p_b + b**2 * F.p_b + 2 * a * b * K.m_b * F.m_b,
-            a**2 * K.p_ab + b**2 * F.p_ab + a * b * (K.m_a * F.m_b + F.m_a * K.m_b),
+            a**2 * K.p_a + b**2 * F.p_a + 2 * a * b * x.aa,
+            a**2 * K.p_b + b**2 * F.p_b + 2 * a * b * x.bb,
+            a**2 * K.p_ab + b**2 * F.p_ab + a * b * (x.ab + x.ba),
             a * K.m_a + b * F.m_a,
             a * K.m_b + b * F.m_b,
         )
-        chi = Backward(*(a**2 * ck + b**2 * cf for ck, cf in zip(as_tuple(k.chi), as_tuple(f.chi))))
+        # ‖(αJ_S + βJ_F)ᵀg‖²: the cross term is 2αβ tr(J_F)/n for an identity skip, 0 when either is decorrelated
+        cross_chi = (2 * x.t_a, 2 * x.t_b, x.t_a + x.t_b)
+        chi = Backward(*(a**2 * ck + b**2 * cf + a * b * t
+                         for ck, cf, t in zip(as_tuple(k.chi), as_tuple(f.chi), cross_chi)))
         return BlockMaps(out, f.pre, chi)
 
 
