@@ -86,7 +86,7 @@ class Step:
         return maps.identical() if s.identical() and self.block.is_deterministic else maps
 
     def cross(self, s: PairState, c: Cross) -> Cross:
-        """The block's map of cross moments (``theory.blocks.cross``) on numbers."""
+        """The block's map of cross moments (``theory.blocks.sequence``) on numbers."""
         fn = _compile_cross(self.block.signature(), *self.block.template(), bool(self.sequences))
         if self.sequences:
             parts = [_compose(seq, s, c)[1] for seq in self.sequences]

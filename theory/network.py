@@ -14,7 +14,8 @@ from typing import Iterable, Union
 
 import sympy as sp
 
-from .blocks.base import Block, check_gaussian_inputs, compose, describe_blocks, flatten_blocks
+from .blocks.base import Block, describe_blocks, flatten_blocks
+from .blocks.sequence import check_gaussian_inputs, compose
 from .state import BlockMaps, PairState
 
 #: the most blocks a network may have. ``numerics`` iterates block by block (about 20 µs to 10 ms each,

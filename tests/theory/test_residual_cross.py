@@ -50,7 +50,7 @@ def test_cross_reduces_to_first_moments_when_the_branch_has_a_dense_layer():
     first-moment rule ('a dense layer decorrelates'): that rule is the special case."""
     import sympy as sp
     from sigprop.theory.blocks import compose
-    from sigprop.theory.blocks.cross import compose_cross
+    from sigprop.theory.blocks.sequence import compose_cross
     from sigprop.theory.state import Cross
     block = parse("residual(act(relu),dense(relu,sw2=1.5,sb2=0.3),alpha=0.9,beta=0.7)").blocks[0]
     assert not block.uses_cross

@@ -3,7 +3,8 @@
 Adding a block kind is one new module here (a frozen dataclass deriving from :class:`Block`, decorated with
 :func:`register_block`) imported below, plus its torch module in ``sigprop.validate.modules``.
 """
-from .base import BLOCKS, Block, check_gaussian_inputs, compose, register_block
+from .base import BLOCKS, Block, register_block
+from .sequence import check_gaussian_inputs, compose
 from .params import Param, param
 from .dense import Dense
 from .act import Act

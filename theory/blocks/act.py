@@ -63,7 +63,7 @@ class Act(Block):
         return act.is_continuous or act.dphi == 0
 
     def cross(self, s: PairState, c: Cross, out: PairState) -> Cross:
-        """Cross moments of φ(y) with a reference jointly Gaussian with y (Stein's lemma, :mod:`.cross`)."""
+        """Cross moments of φ(y) with a reference jointly Gaussian with y (Stein's lemma, :mod:`.sequence`)."""
         act = self.activation
         # E[y φ(y)]/p: the regression coefficient of ⟨z, φ(y)⟩ on ⟨z, y⟩, and E[φ'] when φ is continuous
         g_a, g_b = act.xmean(s.p_a) / s.p_a, act.xmean(s.p_b) / s.p_b

@@ -46,8 +46,8 @@ from .. import symbols as S
 from ..activations import get_activation
 from ..factors import gradient_correlation_factor, gsc_squared
 from ..formula import Formula
-from ..state import Backward, BlockMaps, Cross, PairState
-from .cross import compose_cross
+from ..state import BlockMaps, Cross, PairState
+from .sequence import compose, compose_cross
 from .params import _KEY, NUMERIC_KINDS, Param, agrees, check_number, format_number
 
 Number = Union[int, float, sp.Expr]
@@ -122,32 +122,6 @@ def is_linear(act) -> bool:
     return act.phi.is_polynomial(x) and sp.degree(act.phi, x) == 1 and act.phi.subs(x, 0) == 0
 
 
-def check_gaussian_inputs(blocks: Sequence["Block"], gaussian: bool = True, where: str = "block",
-                          previous: str = "the network input") -> bool:
-    """Walk ``blocks`` from an input whose coordinates are (``gaussian``) Gaussian; a block that needs a Gaussian
-    input and does not get one raises ValueError naming it. Returns whether the output is Gaussian."""
-    for i, block in enumerate(blocks, 1):
-        if block.needs_gaussian_input and not gaussian:
-            raise ValueError(f"{where} {i} ({block.describe()}) needs Gaussian input coordinates, but its input "
-                             f"({previous}) is not Gaussian: put a dense(linear, ...) before it")
-        inner = tuple(check_gaussian_inputs(seq, gaussian, f"{where} {i}: {name} block", previous)
-                      for name, seq in zip((p.name for p in block.params() if p.kind == "blocks"), block.sequences))
-        inner = inner or None
-        gaussian = block.gaussian_out(gaussian, inner)
-        previous = f"the output of {block.describe()}"
-    return gaussian
-
-
-def compose(blocks: Sequence["Block"], state: PairState) -> BlockMaps:
-    """Apply blocks in sequence; backward factors multiply (gradient independence). ``pre`` is the last one's."""
-    chi, pre = Backward.identity(), None
-    for block in blocks:
-        maps = block.forward(state)
-        state, chi = maps.out, chi.then(maps.chi)
-        pre = maps.pre if maps.pre is not None else pre
-    return BlockMaps(state, pre, chi)
-
-
 # -- the base class --------------------------------------------------------------------------------------------
 class Block:
     """Base class of block kinds (see the module docstring for what a kind declares)."""
@@ -198,7 +172,7 @@ class Block:
         raise NotImplementedError
 
     def cross(self, s: PairState, c: Cross, out: PairState):
-        """A leaf's map of cross moments (:mod:`.cross`): those of its output with the reference, given its input
+        """A leaf's map of cross moments (:mod:`.sequence`): those of its output with the reference, given its input
         state ``s``, the input's cross moments ``c`` and its output state ``out``; None if it cannot say. A block
         that decorrelates leaves first moments only."""
         return Cross.first_moments(c.m_a, c.m_b, out) if self.decorrelates else None

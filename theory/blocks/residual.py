@@ -6,7 +6,7 @@ built from fresh random weights, so ⟨S(x), F(x)⟩/n = m_S m_F (first moments;
 dropped) and the cross term of the backward pass vanishes (zero-mean Wᵀ). Yang & Schoenholz 2017; the
 first-moment cross term and the Pythagorean dilution of Philipp, Song & Carbonell 2018 in docs/theory.md.
 Otherwise (an identity skip around ``act(relu)``, ``dropout`` or nested residuals) the cross moments ⟨x, F(x)⟩
-and tr(∂F/∂x)/n are carried through the branch (:mod:`.cross`): y = x + βφ(x) has
+and tr(∂F/∂x)/n are carried through the branch (:mod:`.sequence`): y = x + βφ(x) has
 p' = p + 2β E[uφ(u)] + β² E[φ²] and χ = 1 + 2β E[φ'] + β² E[φ'²].
 
 The usual schemes are values of α, β: β = 0 is SkipInit/ReZero at initialization (and Fixup, whose last
@@ -28,7 +28,7 @@ import sympy as sp
 
 from ..state import Backward, BlockMaps, Cross, PairState, as_tuple
 from .base import BLOCKS, Block, Number, register_block
-from .cross import carries_cross
+from .sequence import carries_cross
 from .params import agrees, param
 
 
@@ -69,7 +69,7 @@ class Residual(Block):
 
     @property
     def uses_cross(self) -> bool:
-        """An identity skip around a branch without a decorrelating block: ⟨x, F(x)⟩ is carried (:mod:`.cross`)."""
+        """An identity skip around a branch without a decorrelating block: ⟨x, F(x)⟩ is carried (:mod:`.sequence`)."""
         return not self._decorrelated and not self.skip and carries_cross(self.branch)
 
     @property

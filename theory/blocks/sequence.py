@@ -1,6 +1,6 @@
-"""Cross moments through a block sequence: ⟨x, F(x)⟩ of a residual branch F that has no dense layer at its top.
+"""Block sequences: their composed maps, their cross moments, and the check that each block gets the input it needs.
 
-A residual sum αx + βF(x) needs ⟨x, F(x)⟩/n and, backward, tr(∂F/∂x)/n (the cross term of
+**Cross moments.** A residual sum αx + βF(x) needs ⟨x, F(x)⟩/n and, backward, tr(∂F/∂x)/n (the cross term of
 ‖(αI + βJ_F)ᵀg‖²). When F contains a ``dense`` layer at its top level, its fresh weights leave only first moments
 (:meth:`Cross.first_moments`). Otherwise the cross moments are carried through F block by block
 (:func:`compose_cross`): each block maps the cross moments of its input y with the residual's input x to those of
@@ -27,9 +27,38 @@ Example
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..state import Cross, PairState
+from ..state import Backward, BlockMaps, Cross, PairState
+
+if TYPE_CHECKING:
+    from .base import Block
+
+
+def check_gaussian_inputs(blocks: Sequence["Block"], gaussian: bool = True, where: str = "block",
+                          previous: str = "the network input") -> bool:
+    """Walk ``blocks`` from an input whose coordinates are (``gaussian``) Gaussian; a block that needs a Gaussian
+    input and does not get one raises ValueError naming it. Returns whether the output is Gaussian."""
+    for i, block in enumerate(blocks, 1):
+        if block.needs_gaussian_input and not gaussian:
+            raise ValueError(f"{where} {i} ({block.describe()}) needs Gaussian input coordinates, but its input "
+                             f"({previous}) is not Gaussian: put a dense(linear, ...) before it")
+        inner = tuple(check_gaussian_inputs(seq, gaussian, f"{where} {i}: {name} block", previous)
+                      for name, seq in zip((p.name for p in block.params() if p.kind == "blocks"), block.sequences))
+        inner = inner or None
+        gaussian = block.gaussian_out(gaussian, inner)
+        previous = f"the output of {block.describe()}"
+    return gaussian
+
+
+def compose(blocks: Sequence["Block"], state: PairState) -> BlockMaps:
+    """Apply blocks in sequence; backward factors multiply (gradient independence). ``pre`` is the last one's."""
+    chi, pre = Backward.identity(), None
+    for block in blocks:
+        maps = block.forward(state)
+        state, chi = maps.out, chi.then(maps.chi)
+        pre = maps.pre if maps.pre is not None else pre
+    return BlockMaps(state, pre, chi)
 
 
 def compose_cross(blocks: Sequence, s: PairState, c: Cross) -> Optional[Cross]:
