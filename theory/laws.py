@@ -17,6 +17,7 @@ from . import symbols as S
 from .activations import get_activation
 from .blocks import Dense, Residual, compose
 from .blocks.pointwise import pointwise
+from .catalog import linear
 from .formula import Formula
 from .state import PairState, PreActivation
 
@@ -26,39 +27,61 @@ DILUTION_SOURCE = ("Philipp, Song & Carbonell 2018 ('Pythagorean equation'); exa
 k_ratio, gsc_r, gsc_s = sp.symbols("k GSC_r GSC_s", positive=True)
 
 
-def _next_preactivation(act, sw2, sb2, q1, q2, k):
-    """The pre-activation of the next dense layer when this layer's pre-activations have covariance (q₁, q₂, k):
-    φ applied (``blocks.pointwise``), then the dense layer's own maps — the maps written once, composed here."""
-    out, _ = pointwise(act, PreActivation(q1, q2, k))
-    return Dense(act, sw2=sw2, sb2=sb2).maps(out).pre
+def _layer(act, sw2, sb2, q1, q2, k):
+    """One layer of pre-activations, h ↦ h' = W φ(h) + b, when h has covariance (q₁, q₂, k): φ applied
+    (``blocks.pointwise``), then a dense layer's weights, ``Dense(linear, sw2, sb2)``. Returns h' (the dense block's
+    pre-activation) and the backward factors from h' to h: pointwise's E[φ'²], E[φ'(u)φ'(v)] times the dense
+    block's own factor σ_w² (its χ = r σ_w² E[φ'²] with r = 1 and φ linear: the weight part alone). The maps are
+    written once, in the blocks; they are composed here.
+
+    ``Dense(act, sw2, sb2)``'s χ is the same factor read one layer up: evaluated on an input whose pre-activation
+    has covariance (q₁, q₂, k), i.e. p = (q − σ_b²)/σ_w² (tests/theory/test_laws.py checks both agree)."""
+    out, dphi = pointwise(act, PreActivation(q1, q2, k))
+    weights = Dense(linear, sw2=sw2, sb2=sb2).maps(out)
+    return weights.pre, dphi.then(weights.chi)
 
 
 def length_map(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q) -> Formula:
     """q' = σ_w² E[φ(u)²] + σ_b², u ~ N(0, q): the pre-activation mean square of the next dense layer (Poole et
     al. 2016, eq. 3). Its fixed points q* are where a deep dense network's q settles."""
     act = get_activation(activation)
-    pre = _next_preactivation(act, sw2, sb2, q, q, q)
+    pre, _ = _layer(act, sw2, sb2, q, q, q)
     return Formula(sp.Symbol("q'"), pre.q_a, "Poole et al. 2016, eq. 3", "length map")
 
 
 def chi_1(activation, sw2=S.sigma_w2, q=S.q) -> Formula:
-    """χ₁ = σ_w² E_q[φ'²]: per-layer factor of the squared gradient; ordered < 1 < chaotic (Poole et al. 2016)."""
+    """χ₁ = σ_w² E_q[φ'²]: the factor ‖∂h'/∂h‖²_F/n by which the squared gradient grows from one layer's
+    pre-activations h' back to the previous layer's h (mean square q); ordered < 1 < chaotic (Poole et al. 2016;
+    Schoenholz et al. 2017). Derived from the dense block's backward factor (:func:`_layer`); χ₁ does not depend
+    on σ_b².
+
+    >>> from sigprop.theory import laws
+    >>> print(laws.chi_1("relu", sw2=2).rhs)
+    1
+    """
     act = get_activation(activation)
-    return Formula(sp.Symbol("chi_1"), sw2 * act.dsecond_moment(q), "Poole et al. 2016; Schoenholz et al. 2017",
-                   "chi_1")
+    _, chi = _layer(act, sw2, 0, q, q, q)
+    return Formula(sp.Symbol("chi_1"), chi.chi_a, "Poole et al. 2016; Schoenholz et al. 2017", "chi_1")
 
 
 def chi_c(activation, sw2=S.sigma_w2, q=S.q, c=S.c) -> Formula:
-    """χ_c = σ_w² E[φ'(u)φ'(v)] at equal variances q and correlation c: slope of the c-map (Schoenholz et al. 2017)."""
+    """χ_c = σ_w² E[φ'(u)φ'(v)] at equal variances q and correlation c: slope of the c-map (Schoenholz et al. 2017);
+    the cross-input backward factor of the dense block (:func:`_layer`), so χ_c(c = 1) = χ₁.
+
+    >>> from sigprop.theory import laws
+    >>> print(laws.chi_c("relu", sw2=2, q=1, c=0).rhs)
+    1/2
+    """
     act = get_activation(activation)
-    return Formula(sp.Symbol("chi_c"), sw2 * act.dkernel(q, q, q * c), "Schoenholz et al. 2017", "chi_c")
+    _, chi = _layer(act, sw2, 0, q, q, q * c)
+    return Formula(sp.Symbol("chi_c"), chi.chi_ab, "Schoenholz et al. 2017", "chi_c")
 
 
 def correlation_map(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q, c=S.c) -> Formula:
     """Pre-activation correlation of the next layer, c' = (σ_w² E[φ(u)φ(v)] + σ_b²)/(σ_w² E[φ(u)²] + σ_b²),
     for pre-activations of equal variance q and correlation c (Poole et al. 2016)."""
     act = get_activation(activation)
-    pre = _next_preactivation(act, sw2, sb2, q, q, q * c)
+    pre, _ = _layer(act, sw2, sb2, q, q, q * c)
     return Formula(sp.Symbol("c'"), pre.q_ab / pre.q_a, "Poole et al. 2016", "correlation map")
 
 
