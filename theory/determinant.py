@@ -20,6 +20,8 @@ Example
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 
 class covariance_determinant(sp.Function):  # noqa: N801 - reads like a SymPy function
@@ -53,8 +55,11 @@ class covariance_determinant(sp.Function):  # noqa: N801 - reads like a SymPy fu
         return True
 
     def _sympystr(self, printer):
-        q1, q2, k = (printer.doprint(a) for a in self.args)
-        return f"({q1}*{q2} - {k}**2)"
+        return f"({self._product(printer)} - {printer.parenthesize(self.args[2], PRECEDENCE['Pow'], strict=True)}**2)"
+
+    def _product(self, printer):
+        q1, q2 = (printer.parenthesize(a, PRECEDENCE["Mul"], strict=True) for a in self.args[:2])
+        return f"{q1}*{q2}"
 
     def _code(self, printer):
         # code printers (lambdify with numpy, mpmath, math, …) get the plain expression; numerics swaps in an
@@ -65,9 +70,10 @@ class covariance_determinant(sp.Function):  # noqa: N801 - reads like a SymPy fu
     _lambdacode = _numpycode = _mpmathcode = _pythoncode = _scipycode = _code
 
     def _latex(self, printer, exp=None):
-        q1, q2, k = (printer._print(a) for a in self.args)
+        q1, q2 = (printer.parenthesize(a, PRECEDENCE["Mul"], strict=True) for a in self.args[:2])
+        k = printer.parenthesize(self.args[2], PRECEDENCE["Pow"], strict=True)
         body = rf"\left({q1} {q2} - {k}^{{2}}\right)"
         return rf"{body}^{{{exp}}}" if exp else body
 
     def _pretty(self, printer):
-        return printer._print(sp.Symbol(self._sympystr(printer)))
+        return printer._print(sp.Symbol(self._sympystr(StrPrinter())))

@@ -241,3 +241,12 @@ def test_odd_and_nonodd_means():
     m = relu.mean(q)
     assert m != 0 and not m.atoms(GaussianExpectation)
     assert float(m.subs(q, 1)) > 0
+
+
+def test_determinant_prints_products_and_sums_with_their_parentheses():
+    """The printed covariance determinant reads back as the same value (k = a·b squared is (a*b)**2)."""
+    from sigprop.theory.determinant import covariance_determinant
+    a, b = sp.symbols("a b", positive=True)
+    for qa, qb, kab in [(a * b, a, a * b), (a + b, a, a - b), (a, b, a)]:
+        text = str(covariance_determinant(qa, qb, kab))
+        assert sp.simplify(sp.sympify(text, locals={"a": a, "b": b}) - (qa * qb - kab**2)) == 0, text
