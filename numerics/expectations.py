@@ -1,9 +1,12 @@
 """Numbers for an activation's Gaussian expectations: closed forms where theory has them, quadrature otherwise.
 
-:func:`quadrature_function` integrates φ and φ' that theory defines (lambdified once), with panel edges at the
-activation's kinks; it is what an unevaluated expectation in a compiled map is bound to. :func:`expectation`
-evaluates one expectation of any activation by whichever route theory offers, and is the single numeric
-entry point users and the conformance tests call.
+:func:`quadrature_function` integrates φ, φ' and φ'' that theory defines (lambdified once), with panel edges at
+the activation's kinks; it is what an unevaluated expectation in a compiled map is bound to. φ'' is the
+almost-everywhere part s plus Dirac deltas where φ' jumps (``Activation.dphi_jumps``), so E[φ(u)φ''(u)] is the
+quadrature of φ s plus J φ(t) at the density of u, and E[φ''(u)φ''(v)] the quadrature of s(u)s(v) plus, per
+kink, the density times a conditional expectation E[s(v) | u = t] and, per pair of kinks, the bivariate
+density. :func:`expectation` evaluates one expectation of any activation by whichever route theory offers, and
+is the single numeric entry point users and the conformance tests call.
 
 Example
 -------
@@ -13,6 +16,8 @@ Example
 1.0
 >>> round(expectation(tanh, "kernel", 1.0, 1.0, 0.5), 12)
 0.186324413203
+>>> round(expectation("hard_tanh", "ddkernel", 1.0, 2.0, 0.5), 12)     # φ'' = δ(x + 1) − δ(x − 1)
+0.059147094324
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from ..theory.determinant import covariance_determinant as theory_determinant
 from ..theory.expectations import ARITY, KINDS, METHOD, GaussianExpectation
 from ..theory.symbols import k as K, q as Q, q1 as Q1, q2 as Q2, x
 from .determinant import covariance_determinant
-from .quadrature import expect1, expect2
+from .quadrature import bivariate_normal_pdf, expect1, expect2, expect_given, normal_pdf
 
 #: functions the lambdified closed forms call, beyond numpy: the exact determinant, and a square root that
 #: reads a determinant rounded a hair below 0 as 0 (at |c| = 1)
@@ -54,8 +59,32 @@ def activation_functions(act) -> tuple[Callable, Callable]:
     return phi, dphi
 
 
+@lru_cache(maxsize=None)
+def second_derivative_functions(act) -> tuple[Callable, tuple]:
+    """φ'' of a continuous activation: its vectorized almost-everywhere part s, and the jumps ((t, J), …) of φ'
+    as floats (the Dirac deltas). Raises theory's ``UndefinedExpectation`` (a ValueError) where φ jumps."""
+    act.ddphi                                    # φ'' of a φ that jumps is not a measure: theory says why
+    s = sp.lambdify(x, act.ddphi_smooth.replace(sp.Heaviside, lambda a, *rest: sp.Heaviside(a, sp.S.Half)),
+                    modules=["scipy", "numpy"])
+    return s, tuple((float(t), float(j)) for t, j in act.dphi_jumps)
+
+
 def kinks(act) -> tuple:
     return tuple(float(p) for p in act.kinks)
+
+
+def _at(f, t: float) -> float:
+    return float(np.ravel(f(np.full(1, t)))[0])
+
+
+def _total(parts, error):
+    """Sum (value, error estimate) pairs; the value alone unless ``error``."""
+    value, err = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    return (value, err) if error else value
+
+
+def _pair(result, error):
+    return result if error else (result, 0.0)
 
 
 @lru_cache(maxsize=None)
@@ -68,8 +97,10 @@ def quadrature_function(act, kind: str) -> Callable:
         raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
     phi, dphi = activation_functions(act)
     kk = kinks(act)
+    if kind in ("curvature", "ddkernel"):
+        return (_curvature if kind == "curvature" else _ddkernel)(act, phi, *second_derivative_functions(act), kk)
     one_d = {"mean": phi, "square": lambda u: phi(u) ** 2, "dsquare": lambda u: dphi(u) ** 2,
-             "xmean": lambda u: u * phi(u)}
+             "xmean": lambda u: u * phi(u), "dquartic": lambda u: dphi(u) ** 4}
     if kind in one_d:
         f = one_d[kind]
         return lru_cache(maxsize=256)(lambda q, error=False: expect1(f, q, error=error, kinks=kk))
@@ -81,6 +112,51 @@ def quadrature_function(act, kind: str) -> Callable:
             return diagonal(q1, error=error)
         return expect2(g, g, q1, q2, k, error=error, kinks_f=kk, kinks_g=kk)
     return lru_cache(maxsize=256)(kernel)
+
+
+def _curvature(act, phi, s, jumps, kk):
+    """E[φ(u)φ''(u)] = E[φ(u)s(u)] + Σ J φ(t) N(t; 0, q)."""
+    def f(u):
+        return phi(u) * s(u)
+
+    def curvature(q, error=False):
+        if q == 0.0:
+            if any(t == 0.0 and j * _at(phi, 0.0) != 0.0 for t, j in jumps):
+                from .iterate import OutOfRangeError
+                raise OutOfRangeError(f"E[curvature] of {act.describe()} at 0.0 is infinite: phi' jumps at 0, where "
+                                      "phi is not 0")
+            # the limit q → 0: φ(0) times the mean of s's one-sided values at 0
+            value = (_at(f, 1e-300) + _at(f, -1e-300)) / 2
+            return (value, 0.0) if error else value
+        deltas = sum(j * _at(phi, t) * normal_pdf(t, q) for t, j in jumps)
+        return _total([_pair(expect1(f, q, error=error, kinks=kk), error), (deltas, 0.0)], error)
+    return lru_cache(maxsize=256)(curvature)
+
+
+def _ddkernel(act, phi, s, jumps, kk):
+    """E[φ''(u)φ''(v)] = E[s(u)s(v)] + Σ_t J_t (N(t; 0, q₁) E[s(v) | u = t] + N(t; 0, q₂) E[s(u) | v = t])
+    + Σ_{t,t'} J_t J_t' p(t, t')."""
+    smooth = act.ddphi_smooth != 0
+
+    def ddkernel(q1, q2, k, error=False):
+        if jumps and covariance_determinant(q1, q2, k) <= 0.0:
+            from .iterate import OutOfRangeError
+            raise OutOfRangeError(f"E[ddkernel] of {act.describe()} at {q1!r}, {q2!r}, {k!r} is undefined: phi'' has "
+                                  f"Dirac deltas (phi' jumps at {', '.join(repr(t) for t, _ in jumps)}) and the "
+                                  "pair's covariance is singular (|c| = 1 or a zero variance: no density there)")
+        parts = [(sum(j1 * j2 * bivariate_normal_pdf(t1, t2, q1, q2, k) for t1, j1 in jumps for t2, j2 in jumps),
+                  0.0)]
+        if smooth:
+            if q1 == q2 == k:
+                parts.append(_pair(expect1(lambda u: s(u) ** 2, q1, error=error, kinks=kk), error))
+            else:
+                parts.append(_pair(expect2(s, s, q1, q2, k, error=error, kinks_f=kk, kinks_g=kk), error))
+            for t, j in jumps:
+                for qa, qb in ((q1, q2), (q2, q1)):
+                    val, err = _pair(expect_given(s, qa, qb, k, t, error=error, kinks=kk), error)
+                    parts.append((j * normal_pdf(t, qa) * val, abs(j) * normal_pdf(t, qa) * err))
+        return _total(parts, error)
+    return lru_cache(maxsize=256)(ddkernel)
 
 
 @lru_cache(maxsize=None)
@@ -115,7 +191,10 @@ def expectation(activation, kind: str, *args, error: bool = False):
     if closed is None:
         return quadrature_function(act, kind)(*args, error=error)
     with np.errstate(all="ignore"):
-        value = float(closed(*args))
+        try:
+            value = float(closed(*args))
+        except ZeroDivisionError:                # Python floats: a singular covariance (δ·δ of φ'' at |c| = 1)
+            value = np.inf
     if not np.isfinite(value):
         value = _high_precision(act, kind, args)
     return (value, 0.0) if error else value
@@ -128,8 +207,13 @@ def _high_precision(act, kind, args) -> float:
 
     from .iterate import OutOfRangeError
     names = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
-    expr = _closed_form(act, kind).replace(theory_determinant, lambda a, b, c: a * b - c**2)
-    value = mp.mpf(sp.N(expr.subs({n: sp.Float(v, 40) for n, v in zip(names, args)}), 30))
+    # the determinant clipped at 0 as in float64 (k² may exceed q₁q₂ by rounding, at |c| = 1)
+    expr = _closed_form(act, kind).replace(theory_determinant, lambda a, b, c: sp.Max(a * b - c**2, 0))
+    exact = sp.N(expr.subs({n: sp.Float(v, 40) for n, v in zip(names, args)}), 30)
+    if not exact.is_finite:      # E[φ''(u)φ''(v)] of relu at |c| = 1: the density of a singular pair
+        raise OutOfRangeError(f"E[{kind}] of {act.describe()} at {', '.join(f'{a!r}' for a in args)} is infinite "
+                              "or undefined")
+    value = mp.mpf(exact)
     if not mp.isfinite(value) or abs(value) > np.finfo(float).max:
         raise OutOfRangeError(f"E[{kind}] of {act.describe()} at {', '.join(f'{a!r}' for a in args)} is "
                               f"{mp.nstr(value, 6)}: beyond float64")

@@ -17,8 +17,12 @@ geometrically towards it from the finest scale min(1, √q)/64 up to the Gaussia
   place for every outer node), the outer rule in z where u does, and refines where the inner average changes
   fast (z = κ/a, on the scale b/|a|).
 
+- Conditional on a point: E[f(v) | u = t] (a Dirac delta of φ'' at a kink t of the other factor), the 1-D rule
+  for v | u = t ~ N(k t/q₁, (q₁q₂ − k²)/q₁), its kinks shifted by the mean.
+
 Each function takes ``m`` nodes per panel; ``error=True`` also returns |I_m − I_{m+4}| as an error estimate
-(the rules converge geometrically in m on analytic panels).
+(the rules converge geometrically in m on analytic panels). :func:`normal_pdf` and :func:`bivariate_normal_pdf`
+give the densities that the Dirac deltas of φ'' pick out.
 
 Example
 -------
@@ -222,3 +226,26 @@ def expect2(f, g, q1, q2, k, m: int = 8, error: bool = False, kinks_f=(), kinks_
         val = _conditional(f, g, q1, q2, k, m, kinks_f, kinks_g)
         other = _conditional(f, g, q1, q2, k, m + 4, kinks_f, kinks_g) if error else None
     return (val, abs(val - other)) if error else val
+
+
+def normal_pdf(t: float, q: float) -> float:
+    """The density of u ~ N(0, q) at t (q > 0)."""
+    return float(np.exp(-t * t / (2 * q)) / sqrt(2 * np.pi * q))
+
+
+def bivariate_normal_pdf(t1: float, t2: float, q1: float, q2: float, k: float) -> float:
+    """The density of (u, v) ~ N(0, [[q1, k], [k, q2]]) at (t1, t2) (q1 q2 > k²; the determinant exactly)."""
+    det = covariance_determinant(q1, q2, k)
+    return float(np.exp(-(q2 * t1 * t1 - 2 * k * t1 * t2 + q1 * t2 * t2) / (2 * det)) / (2 * np.pi * sqrt(det)))
+
+
+def expect_given(f, q1, q2, k, t, m: int = 10, error: bool = False, kinks=()):
+    """E[f(v) | u = t] for (u, v) ~ N(0, [[q1, k], [k, q2]]), q1 > 0: v | u = t ~ N(k t/q1, (q1 q2 − k²)/q1).
+    ``f`` vectorized with kinks at ``kinks`` (v-coordinates)."""
+    q1, q2, k, t = _check("q1", q1, 0.0), _check("q2", q2, 0.0), _check("k", k), _check("t", t)
+    if q1 == 0.0:
+        raise ValueError("q1=0.0 is not allowed: the condition u = t needs a variance")
+    mean, var = k * t / q1, max(covariance_determinant(q1, q2, k) / q1, 0.0)
+    # f's features (its kinks, and 0 where activations are steep) sit at v = κ, i.e. at w = κ − mean
+    points = tuple(kk - mean for kk in _kinks(tuple(kinks) + (0.0,)))
+    return expect1(lambda w: f(mean + w), var, m, error=error, kinks=points)

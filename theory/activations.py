@@ -4,10 +4,12 @@ An :class:`Activation` is self-sufficient. From φ alone sigprop derives
 
 - its kinks and its homogeneity degree (:mod:`sigprop.theory.piecewise`): quadrature puts panel edges at the
   kinks, and a network of degree-1 blocks is iterated in log space;
-- its five Gaussian expectations (:mod:`sigprop.theory.expectations`): by SymPy integration for
-  piecewise-polynomial φ, by oddness (E[φ] = 0), on the diagonal of a closed-form kernel, by Price's theorem
-  (E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k) — or, where none of these applies, as unevaluated expectations that
-  ``numerics`` integrates;
+- its Gaussian expectations, one method per kind (:mod:`sigprop.theory.expectations`,
+  :mod:`sigprop.theory.activation_expectations`): by SymPy integration for piecewise-polynomial φ, by oddness
+  (E[φ] = 0), on the diagonal of a closed-form kernel, by Price's theorem (E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k) — or,
+  where none of these applies, as unevaluated expectations that ``numerics`` integrates;
+- φ' almost everywhere (what backpropagation uses) and, for continuous φ, φ'' as a distribution: Dirac deltas
+  where φ' jumps (:mod:`sigprop.theory.second_derivative`);
 - its torch function (``validate`` prints φ with SymPy's torch printer), unless a fused torch op is named.
 
 Where the literature has a closed-form kernel E[φ(u)φ(v)], it is given once, with its citation.
@@ -41,9 +43,9 @@ from typing import Callable, Optional
 
 import sympy as sp
 
-from .determinant import covariance_determinant
-from .expectations import ARITY, KINDS, METHOD, GaussianExpectation, expectation, integrate_1d, integrate_2d
+from .activation_expectations import ActivationExpectations
 from .piecewise import homogeneity_degree, is_piecewise_polynomial, kinks, sort_key
+from .second_derivative import jumps, smooth_part
 from .symbols import x
 
 KernelFn = Callable[[sp.Expr, sp.Expr, sp.Expr], sp.Expr]
@@ -52,8 +54,10 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
 @dataclass(frozen=True, eq=False)
-class Activation:
-    """A pointwise nonlinearity φ.
+class Activation(ActivationExpectations):
+    """A pointwise nonlinearity φ, with its Gaussian expectations as methods (``mean``, ``second_moment``,
+    ``dsecond_moment``, ``kernel``, ``dkernel``, ``xmean``, ``curvature``, ``dquartic``, ``ddkernel``:
+    :mod:`sigprop.theory.activation_expectations`).
 
     Parameters
     ----------
@@ -135,6 +139,27 @@ class Activation:
         return self._cache["dphi"]
 
     @property
+    def ddphi_smooth(self) -> sp.Expr:
+        """The almost-everywhere second derivative of φ (φ'' without the Dirac deltas of :attr:`dphi_jumps`)."""
+        if "ddphi_smooth" not in self._cache:
+            self._cache["ddphi_smooth"] = smooth_part(self.dphi)
+        return self._cache["ddphi_smooth"]
+
+    @property
+    def dphi_jumps(self) -> tuple:
+        """((t, J), …): the kinks t where φ' jumps, by J = φ'(t⁺) − φ'(t⁻) (relu: ((0, 1),))."""
+        if "dphi_jumps" not in self._cache:
+            self._cache["dphi_jumps"] = jumps(self.dphi, self.kinks, self.free_symbols)
+        return self._cache["dphi_jumps"]
+
+    @property
+    def ddphi(self) -> sp.Expr:
+        """φ'' as a distribution, for continuous φ: :attr:`ddphi_smooth` plus J·δ(x − t) at each jump of φ'
+        (:mod:`sigprop.theory.second_derivative`). Raises ``UndefinedExpectation`` (a ValueError) where φ jumps."""
+        self._require_continuous("ddphi", "phi cannot be integrated against it")
+        return self.ddphi_smooth + sp.Add(*(j * sp.DiracDelta(x - t) for t, j in self.dphi_jumps))
+
+    @property
     def is_continuous(self) -> bool:
         """φ has no jumps (at its kinks the one-sided limits agree); Price's theorem then gives E[φ'(u)φ'(v)]."""
         if "continuous" not in self._cache:
@@ -170,142 +195,6 @@ class Activation:
             self._cache["piecewise"] = is_piecewise_polynomial(self.phi)
         return self._cache["piecewise"]
 
-    @property
-    def has_closed_forms(self) -> bool:
-        """Whether every expectation kind is an explicit expression (no quadrature needed)."""
-        return not any(self.expectation_sources()[k].startswith("numerical") for k in KINDS)
-
-    def expectation_sources(self) -> dict:
-        """Kind → how that expectation is obtained: ``registered: <citation>``, ``derived: <how>`` (SymPy), or
-        ``numerical: <what>`` (an unevaluated expectation that numerics integrates with error control)."""
-        if "sources" not in self._cache:
-            out = {}
-            for kind in KINDS:
-                method = getattr(self, METHOD[kind])
-                args = (sp.Symbol("_q", positive=True),) if ARITY[kind] == 1 else (
-                    sp.Symbol("_q1", positive=True), sp.Symbol("_q2", positive=True), sp.Symbol("_k", real=True))
-                expr = method(*args)
-                pending = sorted({str(e.func(*sp.symbols("q" if len(e.args) == 1 else "q1 q2 k", seq=True)))
-                                  for e in expr.atoms(GaussianExpectation)})
-                out[kind] = (f"numerical: Gaussian quadrature of {', '.join(pending)}, kinks as panel edges"
-                             if pending else self._how(kind))
-            self._cache["sources"] = out
-        return self._cache["sources"]
-
-    def _how(self, kind: str) -> str:
-        if kind == "mean" and self.is_odd:
-            return "derived: phi is odd, so E[phi] = 0"
-        if kind == "xmean" and self.is_even:
-            return "derived: phi is even, so E[u phi(u)] = 0"
-        if kind == "xmean":
-            return "derived: exact Gaussian integral of u phi(u) (SymPy)"
-        if kind == "mean" and self.mean_closed_form is not None:
-            return f"registered: {self.mean_source}"
-        if kind == "kernel" and self.kernel_closed_form is not None:
-            return f"registered: {self.kernel_source}"
-        if kind in ("square", "dsquare") and self.kernel_closed_form is not None and (
-                kind == "square" or self.is_continuous):
-            return "derived: the kernel's diagonal" + (" after Price's theorem" if kind == "dsquare" else "")
-        if kind == "dkernel" and self.is_continuous and (self.kernel_closed_form is not None or self._polynomial):
-            return "derived: Price's theorem, dE[phi(u)phi(v)]/dk"
-        if kind in ("dsquare", "dkernel") and self.dphi == 0:
-            return "derived: phi' = 0 almost everywhere"
-        return "derived: exact Gaussian integral (SymPy)"
-
-    @property
-    def source(self) -> str:
-        """Where this activation's Gaussian expectations come from (one line; per kind:
-        :meth:`expectation_sources`)."""
-        if self.kernel_closed_form is not None:
-            return self.kernel_source
-        if self._polynomial:
-            return "exact Gaussian integrals (SymPy)"
-        if self._piecewise_polynomial:
-            return "1-D expectations: exact Gaussian integrals (SymPy); kernels: Gaussian quadrature in numerics"
-        return "no closed form: Gaussian quadrature in numerics"
-
-    def _unevaluated(self, kind, *args):
-        return expectation(self, kind)(*args)
-
-    # -- the five expectations ---------------------------------------------------------------------
-    def mean(self, q: sp.Expr) -> sp.Expr:
-        """E[φ(√q z)]."""
-        if self.is_odd:
-            return sp.Integer(0)
-        if self.mean_closed_form is not None:
-            return self.mean_closed_form(q)
-        if self._piecewise_polynomial:
-            return self._derived("mean", q, lambda s: integrate_1d(self.phi, s))
-        return self._unevaluated("mean", q)
-
-    def second_moment(self, q: sp.Expr) -> sp.Expr:
-        """E[φ(√q z)²]: the length map's expectation."""
-        if self.kernel_closed_form is not None:
-            return self._derived("square", q, lambda s: sp.simplify(self.kernel(s, s, s)))
-        if self._piecewise_polynomial:
-            return self._derived("square", q, lambda s: integrate_1d(self.phi**2, s))
-        return self._unevaluated("square", q)
-
-    def dsecond_moment(self, q: sp.Expr) -> sp.Expr:
-        """E[φ'(√q z)²]: χ₁ = σ_w² E[φ'²] (Poole et al. 2016)."""
-        if self.kernel_closed_form is not None and self.is_continuous:
-            return self._derived("dsquare", q, lambda s: sp.simplify(self.dkernel(s, s, s)))
-        if self._piecewise_polynomial:
-            return self._derived("dsquare", q, lambda s: integrate_1d(self.dphi**2, s))
-        return self._unevaluated("dsquare", q)
-
-    def kernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
-        """E[φ(u)φ(v)], (u, v) ~ N(0, [[q₁, k], [k, q₂]])."""
-        if self.kernel_closed_form is not None:
-            return self.kernel_closed_form(q1, q2, k)
-        if self._polynomial:
-            return self._derived("kernel", (q1, q2, k), lambda s: integrate_2d(self.phi, self.phi, *s))
-        return self._unevaluated("kernel", q1, q2, k)
-
-    def dkernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
-        """E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k (Price's theorem, for continuous φ)."""
-        if self.is_continuous and (self.kernel_closed_form is not None or self._polynomial):
-            return self._derived("dkernel", (q1, q2, k), lambda s: self._price(*s))
-        if self.dphi == 0:
-            return sp.Integer(0)
-        if self.dphi.is_polynomial(x):
-            return self._derived("dkernel", (q1, q2, k), lambda s: integrate_2d(self.dphi, self.dphi, *s))
-        return self._unevaluated("dkernel", q1, q2, k)
-
-    def xmean(self, q: sp.Expr) -> sp.Expr:
-        """E[u φ(u)], u ~ N(0, q): the cross moment ⟨x, φ(x)⟩/n of a residual y = x + φ(x) on Gaussian x; by
-        Stein's lemma q E[φ'(u)] for continuous φ (Stein 1981), computed directly so jumps count."""
-        if self.is_even:
-            return sp.Integer(0)
-        if self._piecewise_polynomial:
-            return self._derived("xmean", q, lambda s: integrate_1d(x * self.phi, s))
-        if self.kernel_closed_form is not None or self.mean_closed_form is not None:
-            # a registered closed form: SymPy integrates u φ(u) for these (erf, sin, cos, exp, GELU) in < 1 s
-            value = self._derived("xmean", q, lambda s: integrate_1d(x * self.phi, s))
-            if not value.has(sp.Integral):
-                return value
-        return self._unevaluated("xmean", q)
-
-    def _price(self, q1, q2, k):
-        # Simplify with the covariance determinant held as an opaque positive symbol, so the result keeps it
-        # (numerics evaluates it without cancellation) instead of expanding it into q1*q2 - k**2.
-        d = sp.diff(self.kernel(q1, q2, k), k)
-        det = covariance_determinant(q1, q2, k)
-        held = sp.Symbol("_held_determinant", positive=True)
-        return sp.simplify(d.subs(det, held)).subs(held, det)
-
-    def _derived(self, kind, args, derive):
-        """Derive once on generic symbols, then substitute: SymPy integration is slow, substitution is not."""
-        args = args if isinstance(args, tuple) else (args,)
-        if kind not in self._cache:
-            gen = sp.symbols(f"_g1:{len(args) + 1}", positive=True)
-            if len(args) == 3:
-                gen = gen[:2] + (sp.Symbol("_g3", real=True),)
-            self._cache[kind] = (gen, derive(gen if len(gen) > 1 else gen[0]))
-        gen, expr = self._cache[kind]
-        return expr.subs(dict(zip(gen, args)), simultaneous=True)
-
-
 def _continuous_at(phi, point) -> bool:
     # Compare the two sides 1e-40 away at 60 digits: a jump shows as O(1), a continuous φ (even one like √|x|)
     # differs by far less than 1e-15. (SymPy's one-sided limit of a Piecewise can miss a jump.)
@@ -319,12 +208,6 @@ def _format(v) -> str:
     if v.is_Integer:
         return str(int(v))
     return repr(float(v)) if v.is_number else str(v)
-
-
-def _integrand(act, kind) -> str:
-    f, d = act.describe(), f"{act.describe()}'"
-    return {"mean": f"{f}(u)", "square": f"{f}(u)^2", "dsquare": f"{d}(u)^2",
-            "kernel": f"{f}(u) {f}(v)", "dkernel": f"{d}(u) {d}(v)"}[kind]
 
 
 def _as_phi(phi, name, allowed=frozenset()) -> sp.Expr:

@@ -17,7 +17,8 @@ from .expectations import ARITY, KINDS, METHOD
 from .symbols import k, q, q1, q2
 
 _MEANING = {"mean": "E[φ(u)]", "square": "E[φ(u)²]", "dsquare": "E[φ′(u)²]", "kernel": "E[φ(u)φ(v)]",
-            "dkernel": "E[φ′(u)φ′(v)]", "xmean": "E[u φ(u)]"}
+            "dkernel": "E[φ′(u)φ′(v)]", "xmean": "E[u φ(u)]", "curvature": "E[φ(u)φ″(u)]", "dquartic": "E[φ′(u)⁴]",
+            "ddkernel": "E[φ″(u)φ″(v)]"}
 
 
 def activation_section(name: str) -> str:
@@ -31,10 +32,11 @@ def activation_section(name: str) -> str:
               "", "| expectation | how | closed form |", "|---|---|---|"]
     sources = act.expectation_sources()
     for kind in KINDS:
-        method = getattr(act, METHOD[kind])
-        expr = method(q) if ARITY[kind] == 1 else method(q1, q2, k)
         how, _, detail = sources[kind].partition(": ")
-        form = "" if how == "numerical" else f"${sp.latex(expr)}$"
+        form = ""
+        if how not in ("numerical", "undefined"):
+            method = getattr(act, METHOD[kind])
+            form = f"${sp.latex(method(q) if ARITY[kind] == 1 else method(q1, q2, k))}$"
         lines.append(f"| {_MEANING[kind]} | **{how}**: {_cell(detail)} | {_cell(form)} |")
     return "\n".join(lines)
 
@@ -51,7 +53,9 @@ def catalog_markdown() -> str:
             "expectation whether it is **registered** (a closed form from the literature, cited), **derived** (by",
             "SymPy from φ or from a registered form: diagonal, Price's theorem, exact integration) or **numerical**",
             "(an unevaluated expectation that `sigprop.numerics` integrates with error control). u, v are centred",
-            "Gaussians with variances q₁, q₂ (q for the 1-D ones) and covariance k.", "",
+            "Gaussians with variances q₁, q₂ (q for the 1-D ones) and covariance k. φ′ is the almost-everywhere",
+            "derivative; φ″ is the distributional second derivative of a continuous φ (a Dirac delta J δ(x − t)",
+            "where φ′ jumps by J at a kink t), **undefined** for a φ that jumps (step, sign).", "",
             "## Activations with parameters", "",
             "| family | parameters | φ |", "|---|---|---|"]
     for fam in sorted(FAMILIES.values(), key=lambda f: f.name):

@@ -1,24 +1,32 @@
 """Gaussian expectations of an activation, symbolic.
 
-Six expectations drive every mean-field map (docs/theory.md). With z ~ N(0, 1) and
+Nine expectation kinds (docs/theory.md). With z ~ N(0, 1), u ~ N(0, q) and
 (u, v) ~ N(0, [[q₁, k], [k, q₂]]):
 
-==========  ===========================  ==========================================
+==========  ===========================  ====================================================================
 kind        expectation                  role
-==========  ===========================  ==========================================
+==========  ===========================  ====================================================================
 mean        E[φ(√q z)]                   first moment (cross terms of residual sums)
 square      E[φ(√q z)²]                  length map
 dsquare     E[φ'(√q z)²]                 gradient map, χ₁
 kernel      E[φ(u) φ(v)]                 covariance map
 dkernel     E[φ'(u) φ'(v)]               gradient covariance map, χ_c
-xmean       E[√q z φ(√q z)]              cross moment ⟨x, φ(x)⟩ of a residual around φ
-==========  ===========================  ==========================================
+xmean       E[u φ(u)]                    cross moment ⟨x, φ(x)⟩ of a residual around φ
+curvature   E[φ(u) φ''(u)]               slope of the length map: d/dq E[φ²] = E[φ'²] + E[φφ'']
+dquartic    E[φ'(u)⁴]                    second moment of the Jacobian's singular value spectrum
+ddkernel    E[φ''(u) φ''(v)]             curvature of the correlation map (Price: ∂E[φ'(u)φ'(v)]/∂k)
+==========  ===========================  ====================================================================
+
+The first five are the mean-field maps' expectations. φ' is the almost-everywhere derivative (what
+backpropagation uses); φ'' in ``curvature`` and ``ddkernel`` is the distributional second derivative of a
+continuous φ, a kink contributing a Dirac delta (:mod:`sigprop.theory.second_derivative`). For φ that jumps (step,
+sign) those two raise :class:`UndefinedExpectation`.
 
 Where no closed form exists (tanh), an expectation stays an unevaluated SymPy function, e.g.
 ``E[tanh(u)·tanh(v) | (u,v)~N(0; q_1, q_2, k)]``, which prints, renders to LaTeX and differentiates in k by
-Price's theorem (∂E[φ(u)φ(v)]/∂k = E[φ'(u)φ'(v)], Price 1958). The function carries the
-:class:`~sigprop.theory.activations.Activation` object itself, so ``numerics`` integrates exactly that φ —
-registered or not.
+Price's theorem (∂E[φ(u)φ(v)]/∂k = E[φ'(u)φ'(v)] and ∂E[φ'(u)φ'(v)]/∂k = E[φ''(u)φ''(v)], Price 1958). The
+function carries the :class:`~sigprop.theory.activations.Activation` object itself, so ``numerics`` integrates
+exactly that φ — registered or not.
 
 Example
 -------
@@ -26,6 +34,8 @@ Example
 >>> from sigprop.theory.symbols import q1, q2, k
 >>> tanh.kernel(q1, q2, k).diff(k)
 E[tanh'(u)·tanh'(v) | (u,v)~N(0; q_1, q_2, k)]
+>>> tanh.kernel(q1, q2, k).diff(k, 2)
+E[tanh''(u)·tanh''(v) | (u,v)~N(0; q_1, q_2, k)]
 """
 from __future__ import annotations
 
@@ -33,14 +43,25 @@ import itertools
 from functools import lru_cache
 
 import sympy as sp
+from sympy.simplify.fu import TR8
 
 from .symbols import x
 
-KINDS = ("mean", "square", "dsquare", "kernel", "dkernel", "xmean")
-ARITY = {"mean": 1, "square": 1, "dsquare": 1, "kernel": 3, "dkernel": 3, "xmean": 1}
+KINDS = ("mean", "square", "dsquare", "kernel", "dkernel", "xmean", "curvature", "dquartic", "ddkernel")
+ARITY = {"mean": 1, "square": 1, "dsquare": 1, "kernel": 3, "dkernel": 3, "xmean": 1, "curvature": 1, "dquartic": 1,
+         "ddkernel": 3}
 #: kind -> the Activation method that gives it
 METHOD = {"mean": "mean", "square": "second_moment", "dsquare": "dsecond_moment", "kernel": "kernel",
-          "dkernel": "dkernel", "xmean": "xmean"}
+          "dkernel": "dkernel", "xmean": "xmean", "curvature": "curvature", "dquartic": "dquartic",
+          "ddkernel": "ddkernel"}
+
+
+class UndefinedExpectation(ValueError):
+    """An expectation kind that has no value for this activation (φ'' of a φ that jumps); ``reason`` says why."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 _z, _w = sp.symbols("z w", real=True)
 _class_names: set = set()
@@ -73,9 +94,12 @@ class GaussianExpectation(sp.Function):
         return printer._print(sp.Symbol(self._sympystr(printer)))
 
     def fdiff(self, argindex=1):
-        # Price's theorem: d/dk E[φ(u)φ(v)] = E[φ'(u)φ'(v)].
+        # Price's theorem: d/dk E[φ(u)φ(v)] = E[φ'(u)φ'(v)], d/dk E[φ'(u)φ'(v)] = E[φ''(u)φ''(v)] (φ'' the
+        # distributional derivative; the activation's own ddkernel, which raises where φ jumps)
         if self.kind == "kernel" and argindex == 3:
             return expectation(self.activation, "dkernel")(*self.args)
+        if self.kind == "dkernel" and argindex == 3:
+            return self.activation.ddkernel(*self.args)
         return super().fdiff(argindex)   # other derivatives stay unevaluated
 
 
@@ -89,14 +113,17 @@ def expectation(activation, kind: str) -> type[GaussianExpectation]:
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
     name = activation.name
-    f, d = name, f"{name}'"
+    f, d, dd = name, f"{name}'", f"{name}''"
     text = {"mean": f"{f}(u)", "square": f"{f}(u)²", "dsquare": f"{d}(u)²",
-            "kernel": f"{f}(u)·{f}(v)", "dkernel": f"{d}(u)·{d}(v)", "xmean": f"u·{f}(u)"}[kind]
+            "kernel": f"{f}(u)·{f}(v)", "dkernel": f"{d}(u)·{d}(v)", "xmean": f"u·{f}(u)",
+            "curvature": f"{f}(u)·{dd}(u)", "dquartic": f"{d}(u)⁴", "ddkernel": f"{dd}(u)·{dd}(v)"}[kind]
     tex_f = rf"\operatorname{{{name}}}"
-    tex_d = tex_f + "'"
+    tex_d, tex_dd = tex_f + "'", tex_f + "''"
     tex = {"mean": rf"{tex_f}(u)", "square": rf"{tex_f}(u)^2",
            "dsquare": rf"{tex_d}(u)^2", "kernel": rf"{tex_f}(u)\,{tex_f}(v)",
-           "dkernel": rf"{tex_d}(u)\,{tex_d}(v)", "xmean": rf"u\,{tex_f}(u)"}[kind]
+           "dkernel": rf"{tex_d}(u)\,{tex_d}(v)", "xmean": rf"u\,{tex_f}(u)",
+           "curvature": rf"{tex_f}(u)\,{tex_dd}(u)", "dquartic": rf"{tex_d}(u)^4",
+           "ddkernel": rf"{tex_dd}(u)\,{tex_dd}(v)"}[kind]
     cls_name = f"E_{name}_{kind}"
     while cls_name in _class_names:
         cls_name = f"E_{name}{next(_serial)}_{kind}"
@@ -125,3 +152,49 @@ def integrate_2d(f: sp.Expr, g: sp.Expr, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -
     inner = sp.integrate(sp.expand(g.subs(x, v)) * _density(_w), (_w, -sp.oo, sp.oo))
     outer = sp.integrate(sp.expand(f.subs(x, u) * inner) * _density(_z), (_z, -sp.oo, sp.oo))
     return sp.simplify(outer)
+
+
+def gaussian_integrand(f: sp.Expr):
+    """``f`` (in x) rewritten as a sum of terms that SymPy integrates against a Gaussian in closed form, or None.
+
+    Each term must be a polynomial times e^(quadratic) times sines and cosines of linear arguments times at most
+    one erf of a linear argument (products and powers of sines and cosines are first turned into sums). Anything
+    else (tanh, log, erf², …) is left to quadrature: SymPy would try for minutes and give up.
+    """
+    f = sp.expand(TR8(sp.expand(f)))
+    for term in sp.Add.make_args(f):
+        erfs = 0
+        for factor in sp.Mul.make_args(term):
+            if x not in factor.free_symbols:
+                continue
+            if isinstance(factor, sp.exp):
+                if _degree(factor.args[0]) <= 2:
+                    continue
+                return None
+            base, power = factor.as_base_exp()
+            if not (power.is_Integer and power > 0):
+                return None
+            if base == x:
+                continue
+            if isinstance(base, (sp.sin, sp.cos)) and _degree(base.args[0]) <= 1:
+                continue
+            if isinstance(base, sp.erf) and power == 1 and _degree(base.args[0]) <= 1:
+                erfs += 1
+                continue
+            return None
+        if erfs > 1:
+            return None
+    return f
+
+
+def _degree(arg) -> float:
+    return sp.degree(arg, x) if arg.is_polynomial(x) else float("inf")
+
+
+def try_integrate_1d(f: sp.Expr, q: sp.Expr):
+    """E[f(√q z)] in closed form where :func:`gaussian_integrand` admits ``f`` and SymPy finishes; else None."""
+    g = gaussian_integrand(f)
+    if g is None:
+        return None
+    value = integrate_1d(g, q)
+    return None if value.has(sp.Integral) else value

@@ -15,6 +15,7 @@ import pytest
 import sympy as sp
 
 from sigprop.theory import ACTIVATIONS, FAMILIES, Dense, get_activation, parse
+from sigprop.theory.expectations import KINDS
 from sigprop.theory.parse import ArchitectureError
 
 CLOSED = sorted(n for n, a in ACTIVATIONS.items() if a.kernel_closed_form is not None)
@@ -104,8 +105,10 @@ def test_bad_family_arguments_are_named(text, message):
 def test_every_expectation_says_where_it_comes_from():
     for act in ACTIVATIONS.values():
         sources = act.expectation_sources()
-        assert set(sources) == {"mean", "square", "dsquare", "kernel", "dkernel", "xmean"}
-        assert all(s.split(":")[0] in ("registered", "derived", "numerical") for s in sources.values()), act
+        assert set(sources) == set(KINDS)
+        # undefined: the φ'' kinds of a φ that jumps (step, sign)
+        assert all(s.split(":")[0] in ("registered", "derived", "numerical", "undefined")
+                   for s in sources.values()), act
     assert get_activation("relu").expectation_sources()["kernel"].startswith("registered: arc-cosine")
     assert get_activation("tanh").expectation_sources()["kernel"].startswith("numerical")
     assert get_activation("linear").expectation_sources()["kernel"].startswith("derived")

@@ -8,6 +8,11 @@ The closed forms of relu, erf and linear (THEORY.md §3) are lambdified and comp
 Price's theorem (∂E[φ(u)φ(v)]/∂k = E[φ'(u)φ'(v)]) is checked by differentiating the lambdified kernel with
 mpmath (numerical, high precision) against quadrature of E[φ'φ'], independent of SymPy's diff.
 
+The kinds beyond the maps are checked by the identities that define their role, each side computed its own way:
+d/dq E[φ²] = E[φ'²] + E[φφ''] (SymPy's derivative of the closed form, or mpmath's of a 30-digit integral, against
+the curvature kind), Price's theorem ∂E[φ'φ']/∂k = E[φ''φ''] (mpmath's derivative of the closed form, or a
+Richardson difference of the quadrature), and Stein's lemma E[uφ(u)] = q E[φ'(u)] for xmean.
+
 Conventions: z, z1, z2 ~ N(0, 1); (u, v) ~ N(0, [[q1, k], [k, q2]]), k = c·√(q1 q2).
 """
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pytest
 import sympy as sp
 from scipy import integrate, special
 
-from sigprop.theory import erf, linear, relu, tanh
+from sigprop.theory import erf, get_activation, linear, relu, tanh
 from sigprop.theory.expectations import GaussianExpectation
 from sigprop.theory.symbols import k, q, q1, q2
 
@@ -250,3 +255,137 @@ def test_determinant_prints_products_and_sums_with_their_parentheses():
     for qa, qb, kab in [(a * b, a, a * b), (a + b, a, a - b), (a, b, a)]:
         text = str(covariance_determinant(qa, qb, kab))
         assert sp.simplify(sp.sympify(text, locals={"a": a, "b": b}) - (qa * qb - kab**2)) == 0, text
+
+
+# -- the kinds beyond the maps: the d/dq identity (curvature), Price (ddkernel), Stein (xmean) ----------------
+# φ'' is distributional: a kink t where φ' jumps by J adds J δ(x − t). The identities below hold exactly with it
+# (and fail without the deltas: hard tanh and the shifted relu have φ(t) ≠ 0 at their kinks).
+CURVATURE_CLOSED = ["relu", "erf", "linear", "abs", "sin", "cos", "exp", "hard_tanh", "leaky_relu(a=0.3)",
+                    "power(n=3)", "affine(relu,a=2,c=0.3,d=0.5)", "affine(erf,a=2,b=0.5,d=0.1)"]
+CURVATURE_NUMERICAL = ["tanh", "softplus", "selu", "gelu", "elu(a=0.5)", "softsign", "affine(tanh,a=1.5,b=0.7,d=0.2)"]
+
+
+def _mp_1d(expr, qv):
+    """E[f(√q z)] by mpmath quadrature (at the working precision) of f's SymPy definition, split at its kinks and
+    steep points."""
+    from sigprop.theory.piecewise import piecewise_form
+    from sigprop.theory.symbols import x
+    f = sp.lambdify(x, piecewise_form(expr), "mpmath")
+    s = mpmath.sqrt(qv)
+    pts = [-mpmath.inf] + [mpmath.mpf(t) / s for t in (-4, -1, 0, 1, 4)] + [mpmath.inf]
+    return mpmath.quad(lambda z: f(s * z) * mpmath.npdf(z), pts)
+
+
+@pytest.mark.parametrize("name", CURVATURE_CLOSED)
+def test_curvature_is_the_slope_of_the_second_moment_symbolic(name):
+    """d/dq E[φ²] = E[φ'²] + E[φφ''], SymPy's derivative of the closed-form second moment, at 30 digits."""
+    act = get_activation(name)
+    forms = (act.second_moment(q), act.dsecond_moment(q), act.curvature(q))
+    assert not any(f.has(GaussianExpectation) for f in forms), forms
+    gap = sp.diff(forms[0], q) - forms[1] - forms[2]
+    for qv in ("0.3", "1.7", "6"):
+        size = sp.N(abs(forms[1].subs(q, sp.Float(qv, 30))) + abs(forms[2].subs(q, sp.Float(qv, 30))), 30)
+        assert abs(sp.N(gap.subs(q, sp.Float(qv, 30)), 30)) <= 1e-13 * (1 + size), (name, qv)
+
+
+@pytest.mark.parametrize("name", CURVATURE_NUMERICAL)
+def test_curvature_is_the_slope_of_the_second_moment_numerical(name):
+    """The same identity where the expectations are quadrature: mpmath's derivative in q of a 30-digit
+    integral of φ² against numerics' E[φ'²] + E[φφ'']."""
+    from sigprop.numerics import expectation
+    act = get_activation(name)
+    for qv in (0.4, 1.3, 5.0):
+        with mpmath.workdps(30):
+            slope = float(mpmath.diff(lambda t: _mp_1d(act.phi**2, t), mpmath.mpf(qv)))
+        got = expectation(act, "dsquare", qv) + expectation(act, "curvature", qv)
+        assert abs(got - slope) <= 1e-10 * (1 + abs(slope)), (name, qv, got, slope)
+
+
+@pytest.mark.parametrize("name", ["step", "sign"])
+def test_curvature_and_ddkernel_are_undefined_where_phi_jumps(name):
+    from sigprop.theory.expectations import UndefinedExpectation
+    act = get_activation(name)
+    with pytest.raises(UndefinedExpectation, match=f"curvature of {name} is not defined: phi jumps"):
+        act.curvature(q)
+    with pytest.raises(ValueError, match=f"ddkernel of {name} is not defined: phi jumps"):
+        act.ddkernel(q1, q2, k)
+    assert act.expectation_sources()["curvature"].startswith("undefined: phi jumps")
+    assert act.dquartic(q) == 0                          # φ' = 0 almost everywhere: defined, and 0
+
+
+PRICE_CLOSED = ["relu", "erf", "abs", "sin", "exp", "leaky_relu(a=0.3)", "power(n=3)", "affine(erf,b=-2)"]
+
+
+@pytest.mark.parametrize("name", PRICE_CLOSED)
+@pytest.mark.parametrize("q1v,q2v,cv", PAIRS)
+def test_ddkernel_is_price_of_dkernel_closed_forms(name, q1v, q2v, cv):
+    """mpmath's numerical derivative in k (30 digits) of the closed-form E[φ'φ'] equals the closed-form E[φ''φ'']."""
+    act = get_activation(name)
+    dkernel = sp.lambdify((q1, q2, k), act.dkernel(q1, q2, k), modules="mpmath")
+    ddkernel = sp.lambdify((q1, q2, k), act.ddkernel(q1, q2, k), modules="mpmath")
+    with mpmath.workdps(30):
+        a, b = mpmath.mpf(q1v), mpmath.mpf(q2v)
+        kv = mpmath.mpf(cv) * mpmath.sqrt(a * b)
+        deriv = mpmath.diff(lambda kk: dkernel(a, b, kk), kv)
+        # 1e-14: parameters given as floats (a = 0.3) carry 53-bit precision into the expressions
+        assert abs(deriv - ddkernel(a, b, kv)) <= 1e-14 * (1 + abs(deriv)), (name, deriv, ddkernel(a, b, kv))
+
+
+@pytest.mark.parametrize("name", ["hard_tanh", "tanh", "selu", "softplus", "affine(relu,a=2,c=0.3,d=0.5)"])
+def test_ddkernel_is_price_of_dkernel_numerical(name):
+    """Where E[φ'φ'] is quadrature, its Richardson-extrapolated central difference in k equals E[φ''φ''] (closed
+    form from the Dirac deltas alone for hard tanh and the shifted relu, quadrature plus deltas for selu)."""
+    from sigprop.numerics import expectation
+    act = get_activation(name)
+    for q1v, q2v, cv in [(1.0, 1.0, 0.3), (0.5, 2.0, 0.7), (1.7, 0.4, -0.6)]:
+        kv, h = cv * math.sqrt(q1v * q2v), 1e-3
+        d = [(expectation(act, "dkernel", q1v, q2v, kv + hh) - expectation(act, "dkernel", q1v, q2v, kv - hh))
+             / (2 * hh) for hh in (h, h / 2)]
+        slope = (4 * d[1] - d[0]) / 3
+        got = expectation(act, "ddkernel", q1v, q2v, kv)
+        assert abs(got - slope) <= 1e-8 * (1 + abs(slope)), (name, q1v, q2v, cv, got, slope)
+
+
+def test_ddkernel_of_unevaluated_dkernel_symbolic():
+    assert sp.diff(tanh.dkernel(q1, q2, k), k) == tanh.ddkernel(q1, q2, k)
+    assert sp.diff(tanh.kernel(q1, q2, k), k, 2) == tanh.ddkernel(q1, q2, k)
+    assert sp.diff(tanh.dkernel(q1, q2, 2 * k), k) == 2 * tanh.ddkernel(q1, q2, 2 * k)
+    assert "tanh''" in str(tanh.ddkernel(q1, q2, k)) and r"\operatorname{tanh}''" in sp.latex(tanh.curvature(q))
+    assert str(tanh.dquartic(q)) == "E[tanh'(u)⁴ | u~N(0, q)]"
+    # relu: φ'' = δ, E[δ(u)δ(v)] is the density at the origin
+    assert sp.simplify(relu.ddkernel(q1, q2, k) - 1 / (2 * sp.pi * sp.sqrt(q1 * q2 - k**2))) == 0
+
+
+def test_ddkernel_of_a_jump_with_a_slope_refuses_to_differentiate():
+    """relu + step: φ' = Heaviside a.e. gives an unevaluated E[φ'φ'], but Price's theorem does not reach its φ''."""
+    from sigprop.theory import Activation
+    act = Activation("relu_plus_step", "Max(0, x) + Heaviside(x)")
+    assert isinstance(act.dkernel(q1, q2, k), GaussianExpectation)
+    with pytest.raises(ValueError, match="phi jumps"):
+        sp.diff(act.dkernel(q1, q2, k), k)
+
+
+@pytest.mark.parametrize("name", ["relu", "erf", "sin", "exp", "gelu", "hard_tanh", "leaky_relu(a=0.3)", "linear"])
+def test_xmean_is_stein(name):
+    """E[uφ(u)] = q E[φ'(u)] for continuous φ (Stein 1981), E[φ'] integrated by SymPy from φ' independently."""
+    from sigprop.theory.expectations import integrate_1d
+    act = get_activation(name)
+    gap = act.xmean(q) - q * integrate_1d(act.dphi, q)
+    for qv in ("0.3", "2.5"):
+        assert abs(sp.N(gap.subs(q, sp.Float(qv, 30)), 30)) < 1e-13, name
+
+
+def test_xmean_of_a_jump_counts_the_jump():
+    """step: E[u·1{u>0}] = √(q/2π), the jump's δ in Stein's lemma, while the a.e. φ' = 0 gives q E[φ'] = 0."""
+    step = get_activation("step")
+    assert sp.simplify(step.xmean(q) - sp.sqrt(q / (2 * sp.pi))) == 0 and step.dphi == 0
+
+
+@pytest.mark.parametrize("name", ["tanh", "softplus", "selu"])
+def test_xmean_is_stein_numerical(name):
+    from sigprop.numerics import expectation
+    act = get_activation(name)
+    for qv in (0.4, 3.0):
+        with mpmath.workdps(30):
+            ref = qv * _mp_1d(act.dphi, qv)
+        assert abs(expectation(act, "xmean", qv) - float(ref)) <= 1e-11 * (1 + abs(float(ref))), name
