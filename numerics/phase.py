@@ -1,13 +1,14 @@
 """Fixed points, slopes, depth scales and the phase of a deep dense network φ(Wx + b), for any activation.
 
-The maps are theory's (:mod:`sigprop.theory.laws`): the length map q' = σ_w² E[φ²] + σ_b², the correlation
-map c' at equal variances, χ₁ = σ_w² E[φ'²] and χ_c = σ_w² E[φ'(u)φ'(v)] (Poole et al. 2016; Schoenholz et al.
-2017), compiled once per activation with their expectations bound to closed forms or quadrature. On them:
+The maps are theory's (:mod:`sigprop.theory.laws`): the length map q' = σ_w² E[φ²] + σ_b², its slope χ_q, the
+correlation map c' at equal variances, χ₁ = σ_w² E[φ'²] and χ_c = σ_w² E[φ'(u)φ'(v)] (Poole et al. 2016;
+Schoenholz et al. 2017), compiled once per activation with their expectations bound to closed forms or quadrature. On them:
 
 - :func:`length_fixed_points`: every q* in [q_lo, q_hi] (sign changes of q'/q − 1 on a log grid, refined by
   Brent's method to relative 1e-13), and q* = 0 when σ_b² = 0 and φ(0) = 0; each with the slope
-  χ_∥ = dq'/dq (Richardson-extrapolated central differences, with their error estimate), stability |χ_∥| < 1
-  and the depth scale ξ_q = 1/|log|χ_∥||;
+  χ_∥ = dq'/dq = σ_w² (E[φ'²] + E[φφ'']) (``laws.chi_q``; for a φ that jumps without a closed-form E[φ²],
+  Richardson-extrapolated central differences with their error estimate), stability |χ_∥| < 1 and the depth
+  scale ξ_q = 1/|log|χ_∥||;
 - :func:`correlation_fixed_points`: every c* in [−1, 1] of the correlation map at a length fixed point, with
   χ_c (the map's slope there), stability and ξ_c = 1/|log|χ_c|| (c* = 1 is always one, with χ_c = χ₁);
 - :func:`phase_point`: the attracting q*, its stable c*, χ₁, χ_c, ξ_q, ξ_c and the phase (ordered χ₁ < 1,
@@ -33,6 +34,7 @@ from typing import Optional
 
 import numpy as np
 from scipy.optimize import brentq
+from sympy import Derivative
 
 from ..theory import get_activation, laws
 from ..theory import symbols as S
@@ -74,7 +76,10 @@ class PhasePoint:
 @lru_cache(maxsize=None)
 def _maps(act):
     sw2, sb2, q, c = S.sigma_w2, S.sigma_b2, S.q, S.c
+    chi_q = laws.chi_q(act, sw2, sb2, q).rhs
     return {"q": compile_expression((sw2, sb2, q), laws.length_map(act, sw2, sb2, q).rhs),
+            # a φ that jumps and has no closed-form E[φ²] leaves dq'/dq unevaluated: its slope is then differenced
+            "chi_q": None if chi_q.has(Derivative) else compile_expression((sw2, sb2, q), chi_q),
             "c": compile_expression((sw2, sb2, q, c), laws.correlation_map(act, sw2, sb2, q, c).rhs),
             "chi_1": compile_expression((sw2, q), laws.chi_1(act, sw2, q).rhs),
             "chi_c": compile_expression((sw2, q, c), laws.chi_c(act, sw2, q, c).rhs)}
@@ -102,17 +107,12 @@ def _slope(f, x0, h):
     return (4 * d2 - d1) / 3, abs(d2 - d1)
 
 
-def _fixed_point(f, x_star, h):
-    slope, err = _slope(f, x_star, h)
-    return FixedPoint(x_star, slope, err, abs(slope) < 1, _depth_scale(slope))
-
-
 def length_fixed_points(activation, sw2: float, sb2: float, q_lo: float = 1e-8, q_hi: float = 1e8,
                         grid: int = 161) -> list[FixedPoint]:
     """All fixed points q* of the length map in [q_lo, q_hi] (and q* = 0 where it is one), increasing."""
     act = get_activation(activation)
     sw2, sb2 = _check(sw2, sb2)
-    qmap = _maps(act)["q"]
+    qmap, chi_q = _maps(act)["q"], _maps(act)["chi_q"]
     g = lambda t: qmap(sw2, sb2, math.exp(t)) / math.exp(t) - 1        # noqa: E731 - in log q
     ts = np.linspace(math.log(q_lo), math.log(q_hi), grid)
     vals = [g(t) for t in ts]
@@ -132,7 +132,11 @@ def length_fixed_points(activation, sw2: float, sb2: float, q_lo: float = 1e-8, 
         else:
             continue
         q_star = math.exp(root)
-        out.append(_fixed_point(lambda q: qmap(sw2, sb2, q), q_star, 1e-3 * q_star))
+        if chi_q is None:
+            slope, err = _slope(lambda q: qmap(sw2, sb2, q), q_star, 1e-3 * q_star)
+        else:
+            slope, err = chi_q(sw2, sb2, q_star), 0.0
+        out.append(FixedPoint(q_star, slope, err, abs(slope) < 1, _depth_scale(slope)))
     return out
 
 

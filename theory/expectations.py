@@ -24,7 +24,8 @@ sign) those two raise :class:`UndefinedExpectation`.
 
 Where no closed form exists (tanh), an expectation stays an unevaluated SymPy function, e.g.
 ``E[tanh(u)·tanh(v) | (u,v)~N(0; q_1, q_2, k)]``, which prints, renders to LaTeX and differentiates in k by
-Price's theorem (∂E[φ(u)φ(v)]/∂k = E[φ'(u)φ'(v)] and ∂E[φ'(u)φ'(v)]/∂k = E[φ''(u)φ''(v)], Price 1958). The
+Price's theorem (∂E[φ(u)φ(v)]/∂k = E[φ'(u)φ'(v)] and ∂E[φ'(u)φ'(v)]/∂k = E[φ''(u)φ''(v)], Price 1958), and in q by
+Gaussian integration by parts (d/dq E[φ(√q z)²] = E[φ'²] + E[φφ''] for continuous φ, Stein 1981). The
 function carries the :class:`~sigprop.theory.activations.Activation` object itself, so ``numerics`` integrates
 exactly that φ — registered or not.
 
@@ -100,6 +101,10 @@ class GaussianExpectation(sp.Function):
             return expectation(self.activation, "dkernel")(*self.args)
         if self.kind == "dkernel" and argindex == 3:
             return self.activation.ddkernel(*self.args)
+        # Gaussian integration by parts (Stein 1981): d/dq E[φ(√q z)²] = E[φ'²] + E[φφ''], for continuous φ
+        if self.kind == "square" and self.activation.is_continuous:
+            q = self.args[0]
+            return self.activation.dsecond_moment(q) + self.activation.curvature(q)
         return super().fdiff(argindex)   # other derivatives stay unevaluated
 
 

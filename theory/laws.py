@@ -1,4 +1,4 @@
-"""Laws derived from the block maps: the length and correlation maps of a dense layer, χ₁, χ_c, and the
+"""Laws derived from the block maps: the length and correlation maps of a dense layer, their slopes χ_q, χ₁, χ_c, and the
 Pythagorean dilution of skips (their fixed points and depth scales are computed by ``sigprop.numerics.phase``).
 
 Example
@@ -47,6 +47,25 @@ def length_map(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q) -> Formula:
     act = get_activation(activation)
     pre, _ = _layer(act, sw2, sb2, q, q, q)
     return Formula(sp.Symbol("q'"), pre.q_a, "Poole et al. 2016, eq. 3", "length map")
+
+
+def chi_q(activation, sw2=S.sigma_w2, sb2=S.sigma_b2, q=S.q) -> Formula:
+    """χ_q = dq'/dq = σ_w² (E[φ'(u)²] + E[φ(u)φ''(u)]), the length map's slope: at a fixed point q* it is the
+    rate χ_∥ at which q approaches q*, the depth scale ξ_q = −1/log χ_∥ (Schoenholz et al. 2017, §3, there
+    written with ∫Dz). Derived by differentiating :func:`length_map` in q: closed forms differentiate directly,
+    and an unevaluated E[φ²] by Gaussian integration by parts, φ'' the distributional second derivative (a kink
+    where φ' jumps by J adds J φ(t) N(t; 0, q)). For a φ that jumps and has no closed-form E[φ²], the derivative
+    stays an unevaluated ``Derivative``.
+
+    >>> from sigprop.theory import laws
+    >>> print(laws.chi_q("relu", sw2=2).rhs)
+    1
+    >>> print(laws.chi_q("tanh").rhs)
+    sigma_w2*(E[tanh(u)·tanh''(u) | u~N(0, q)] + E[tanh'(u)² | u~N(0, q)])
+    """
+    act = get_activation(activation)
+    rhs = sp.factor_terms(sp.diff(length_map(act, sw2, sb2, S.q).rhs, S.q)).subs(S.q, q)
+    return Formula(sp.Symbol("chi_q"), rhs, "Schoenholz et al. 2017, depth scale xi_q", "chi_q")
 
 
 def chi_1(activation, sw2=S.sigma_w2, q=S.q) -> Formula:

@@ -11,7 +11,9 @@ import pytest
 
 from sigprop.numerics import predict
 from sigprop.numerics.phase import correlation_fixed_points, critical_sw2, length_fixed_points, phase_point
-from sigprop.theory import parse
+import sympy as sp
+
+from sigprop.theory import Activation, Dense, Network, get_activation, laws, parse
 
 CASES = [("tanh", 2.5, 0.05), ("erf", 3.0, 0.1), ("tanh", 1.2, 0.3), ("gelu", 1.7, 0.1)]
 
@@ -32,7 +34,7 @@ def test_fixed_points_are_where_the_iteration_settles(act, sw2, sb2):
     assert pt.phase == ("chaotic" if pt.chi_1 > 1 else "ordered")
 
 
-@pytest.mark.parametrize("act,sw2,sb2", [("tanh", 2.5, 0.05), ("erf", 3.0, 0.1)])
+@pytest.mark.parametrize("act,sw2,sb2", [("tanh", 2.5, 0.05), ("erf", 3.0, 0.1), ("hard_tanh", 1.5, 0.1)])
 def test_slopes_are_the_rates_of_approach(act, sw2, sb2):
     """(q_{l+1} − q*)/(q_l − q*) → χ_∥ and (c_{l+1} − c*)/(c_l − c*) → χ_c along the iteration."""
     pt = phase_point(act, sw2, sb2)
@@ -45,6 +47,31 @@ def test_slopes_are_the_rates_of_approach(act, sw2, sb2):
     assert dq[lq + 1] / dq[lq] == pytest.approx(qp.slope, rel=1e-5)
     assert dc[lc + 1] / dc[lc] == pytest.approx(pt.chi_c, rel=1e-4)
     assert qp.slope_error < 1e-6 and pt.xi_c == pytest.approx(-1 / math.log(pt.chi_c))
+
+
+@pytest.mark.parametrize("act,sw2,sb2", [("tanh", 2.5, 0.05), ("hard_tanh", 1.5, 0.1), ("elu", 1.5, 0.3),
+                                         ("softplus", 0.8, 0.2), ("relu", 1.5, 0.2)])
+def test_chi_q_formula_is_the_length_maps_difference_quotient(act, sw2, sb2):
+    """χ_∥ = σ_w² (E[φ'²] + E[φφ'']), the Dirac deltas of φ'' at kinks included, against central differences of
+    the length map q' = σ_w² E[φ²] + σ_b² itself, Richardson-extrapolated (error ~h⁴, h = 1e-3 q*)."""
+    from sigprop.numerics.phase import _maps, _slope
+    (qp,) = [p for p in length_fixed_points(act, sw2, sb2) if p.stable]
+    slope, err = _slope(lambda q: _maps(get_activation(act))["q"](sw2, sb2, q), qp.value, 1e-3 * qp.value)
+    assert qp.slope_error == 0.0
+    assert qp.slope == pytest.approx(slope, abs=10 * err + 1e-9)
+
+
+def test_a_phi_that_jumps_without_closed_forms_differences_its_length_map():
+    """φ = H(x)(1 + tanh x) jumps at 0: E[φφ''] is undefined, d/dq E[φ²] stays unevaluated and the slope comes from
+    Richardson-extrapolated differences, with their error; the iteration still approaches q* at that rate."""
+    act = Activation("jump_tanh", "Heaviside(x)*(1 + tanh(x))")           # not registered
+    assert laws.chi_q(act).rhs.has(sp.Derivative)
+    (qp,) = [p for p in length_fixed_points(act, 0.8, 0.2) if p.stable]
+    assert 0 < qp.slope_error < 1e-6
+    v = predict(Network([Dense(act, sw2=0.8, sb2=0.2)] * 60), q0=qp.value * 1.01, c0=0.3).values
+    dq = v["q"] - qp.value
+    lq = int(np.argmax(np.abs(dq) < 1e-7 * qp.value))
+    assert dq[lq + 1] / dq[lq] == pytest.approx(qp.slope, rel=1e-5)
 
 
 def test_relu_phases_and_their_limits():

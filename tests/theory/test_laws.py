@@ -16,6 +16,7 @@ import sympy as sp
 from sigprop.theory import ACTIVATIONS, Dense, PairState, Residual, balduzzi, get_activation, laws, relu, signs
 from sigprop.theory import symbols as S
 from sigprop.theory.catalog import linear
+from sigprop.theory.expectations import GaussianExpectation
 
 q, c, sw2, sb2 = S.q, S.c, S.sigma_w2, S.sigma_b2
 
@@ -46,6 +47,29 @@ def test_chi_laws_at_numbers_and_at_c_equal_one():
     assert laws.chi_1(relu, sw2=2).rhs == 1 and laws.chi_c(relu, sw2=2, q=1, c=0).rhs == sp.Rational(1, 2)
     assert laws.chi_1(linear, sw2=3).rhs == 3
     assert "Poole" in laws.chi_1("erf").source and laws.chi_1("erf").latex().startswith(r"\chi_{1} = ")
+
+
+@pytest.mark.parametrize("name", ["relu", "erf", "hard_tanh", "sin", "cos", "exp", "abs", "leaky_relu", "power"])
+def test_chi_q_by_differentiating_the_length_map_is_stein_s_identity(name):
+    """dq'/dq of a closed-form E[φ²] (differentiated by SymPy) against σ_w² (E[φ'²] + E[φφ'']), the kinds integrated
+    on their own (φφ'' exactly plus the Dirac deltas at the kinks): Gaussian integration by parts, at 40 digits."""
+    act = get_activation(name)
+    rhs = laws.chi_q(act).rhs
+    assert not rhs.has(sp.Derivative) and not rhs.atoms(GaussianExpectation)           # closed forms throughout
+    stein = sw2 * (act.dsecond_moment(q) + act.curvature(q))
+    for value in (0.3, 1.0, 4.5):
+        at = {q: sp.Float(value, 50), sw2: sp.Rational(3, 2), sb2: sp.Rational(1, 10)}
+        assert abs(_mp(rhs.subs(at)) - _mp(stein.subs(at))) < 1e-35
+
+
+def test_chi_q_forms():
+    assert laws.chi_q("relu", sw2=2).rhs == 1 and laws.chi_q("sign").rhs == 0      # E[sign²] = 1 for every q
+    assert laws.chi_q("tanh").rhs == sw2 * (get_activation("tanh").dsecond_moment(q)
+                                            + get_activation("tanh").curvature(q))
+    assert "Schoenholz" in laws.chi_q("tanh").source
+    # hard tanh: E[φ'²] = P(|u| < 1), and φ'' = δ(x + 1) − δ(x − 1) gives −2 N(1; 0, q)
+    expect = sp.erf(1 / sp.sqrt(2 * q)) - 2 * sp.exp(-1 / (2 * q)) / sp.sqrt(2 * sp.pi * q)
+    assert sp.simplify(laws.chi_q("hard_tanh", sw2=1).rhs - expect) == 0
 
 
 # --- signs -----------------------------------------------------------------------------------------------------
