@@ -169,6 +169,32 @@ def closed_form_function(act, kind: str):
     return sp.lambdify(args, for_numerics(expr), modules=[NUMERIC_FUNCTIONS, "scipy", "numpy"])
 
 
+@lru_cache(maxsize=None)
+def _sums_function(act, kind: str):
+    """The terms of every sum in the closed form, lambdified together (None where it has no sum): their
+    cancellation is what rounding turns into relative error."""
+    args = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
+    adds = [node for node in sp.preorder_traversal(for_numerics(_closed_form(act, kind))) if isinstance(node, sp.Add)]
+    if not adds:
+        return None
+    return sp.lambdify(args, [list(a.args) for a in adds], modules=[NUMERIC_FUNCTIONS, "scipy", "numpy"])
+
+
+def _condition(act, kind, args) -> float:
+    """Σ over the closed form's sums of Σ|terms| / |Σ terms|: relative rounding error ≈ this times 2⁻⁵³ (to first
+    order; inf where a sum cancels to exactly 0)."""
+    sums = _sums_function(act, kind)
+    if sums is None:
+        return 0.0
+    total = 0.0
+    for terms in sums(*args):
+        terms = np.asarray(terms, dtype=float)
+        size, value = np.sum(np.abs(terms)), abs(np.sum(terms))
+        if size > 0:
+            total += size / value if value > 0 else np.inf
+    return total
+
+
 def _closed_form(act, kind):
     args = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
     return getattr(act, METHOD[kind])(*args)
@@ -177,7 +203,10 @@ def _closed_form(act, kind):
 def expectation(activation, kind: str, *args, error: bool = False):
     """E of one kind (see ``sigprop.theory.expectations.KINDS``) for ``activation`` at (q) or (q₁, q₂, k).
 
-    Closed forms are evaluated in float64 (error estimate 0: rounding only); the others by quadrature.
+    Closed forms are evaluated in float64 where that is accurate: the cancellation in their sums bounds the
+    rounding (the error estimate is that bound), and where it would exceed 1e-13 relative (E[sin⁴u] = 3/8 − e^(−2q)/2
+    + e^(−8q)/8 at small q; a difference of densities at small k) or float64 overflows in an intermediate, the
+    same closed form is evaluated in mpmath with the digits the cancellation needs. The others by quadrature.
     """
     from ..theory import get_activation
     act = get_activation(activation)
@@ -193,23 +222,30 @@ def expectation(activation, kind: str, *args, error: bool = False):
     with np.errstate(all="ignore"):
         try:
             value = float(closed(*args))
+            cond = _condition(act, kind, args)
         except ZeroDivisionError:                # Python floats: a singular covariance (δ·δ of φ'' at |c| = 1)
-            value = np.inf
-    if not np.isfinite(value):
-        value = _high_precision(act, kind, args)
-    return (value, 0.0) if error else value
+            value, cond = np.inf, np.inf
+    rounding = 4 * _EPS * (1 + cond)
+    if not np.isfinite(value) or rounding > 1e-13:
+        value = _high_precision(act, kind, args, 30 + (int(np.log10(max(cond, 1.0))) if cond < 1e270 else 30))
+        rounding = _EPS                          # the result's own rounding to float64
+    return (value, rounding * abs(value)) if error else value
 
 
-def _high_precision(act, kind, args) -> float:
-    """A closed form whose float64 evaluation overflowed in an intermediate (e^(−q) cosh q at q = 10⁶), evaluated
-    in mpmath at 30 digits; a value beyond float64 itself raises OutOfRangeError."""
+_EPS = float(np.finfo(float).eps) / 2
+
+
+def _high_precision(act, kind, args, digits: int = 30) -> float:
+    """A closed form evaluated in mpmath at ``digits`` digits: where float64 overflows in an intermediate
+    (e^(−q) cosh q at q = 10⁶) or its sums cancel; a value beyond float64 itself raises OutOfRangeError."""
     import mpmath as mp
 
     from .iterate import OutOfRangeError
     names = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
     # the determinant clipped at 0 as in float64 (k² may exceed q₁q₂ by rounding, at |c| = 1)
     expr = _closed_form(act, kind).replace(theory_determinant, lambda a, b, c: sp.Max(a * b - c**2, 0))
-    exact = sp.N(expr.subs({n: sp.Float(v, 40) for n, v in zip(names, args)}), 30)
+    digits = min(digits, 300)
+    exact = sp.N(expr.subs({n: sp.Float(v, digits + 10) for n, v in zip(names, args)}), digits)
     if not exact.is_finite:      # E[φ''(u)φ''(v)] of relu at |c| = 1: the density of a singular pair
         raise OutOfRangeError(f"E[{kind}] of {act.describe()} at {', '.join(f'{a!r}' for a in args)} is infinite "
                               "or undefined")

@@ -165,3 +165,46 @@ def test_identical_inputs_stay_identical(arch):
     pred = predict(parse(arch), q0=1.3, c0=1.0)
     assert np.all(pred.values["c"] == 1.0), pred.values["c"]
     assert np.all(pred.values["grad_corr"] == 1.0), pred.values["grad_corr"]
+
+
+def _closed_forms():
+    from sigprop.theory import ACTIVATIONS
+    from sigprop.theory.expectations import ARITY, KINDS, METHOD, GaussianExpectation, UndefinedExpectation
+    from sigprop.theory.symbols import k as K, q as Q, q1 as Q1, q2 as Q2
+    out = []
+    for name in sorted(ACTIVATIONS):
+        for kind in KINDS:
+            syms = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
+            try:
+                expr = getattr(ACTIVATIONS[name], METHOD[kind])(*syms)
+            except UndefinedExpectation:
+                continue
+            if not expr.has(GaussianExpectation) and expr.free_symbols:
+                out.append((name, kind, syms, expr))
+    return out
+
+
+EXTREME_1D = [(1e-8,), (1e-4,), (0.3,), (1e4,)]
+EXTREME_2D = [(1e-8, 1e-8, 5e-9), (1e-4, 2e-4, 1e-4), (1.0, 1.0, 1e-9), (1.0, 3.7, -1.9), (1e4, 1e4, 9e3)]
+
+
+@pytest.mark.parametrize("name,kind,syms,expr", _closed_forms(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_closed_form_is_evaluated_to_its_own_digits(name, kind, syms, expr):
+    """Each closed form, evaluated by numerics from doubles, against the same expression at 60 digits: the
+    float64 route's sums cancel at small q or small k (E[sin⁴u] = 3/8 − e^(−2q)/2 + e^(−8q)/8 ≈ 3q², hard tanh's
+    E[φ''(u)φ''(v)] a difference of two densities, abs's E[φ'(u)φ'(v)] = 1 − 2 atan2(√D, k)/π), where numerics
+    must notice and take more digits. Relative 1e-12 of the value itself, and the reported error must cover the
+    actual one. Whether each formula is the right one is tested against integrals elsewhere."""
+    import sympy as sp
+
+    from sigprop.numerics.iterate import OutOfRangeError
+    from sigprop.theory.determinant import covariance_determinant
+    exact_expr = expr.replace(covariance_determinant, lambda a, b, c: a * b - c**2)
+    for point in EXTREME_1D if len(syms) == 1 else EXTREME_2D:
+        try:
+            got, err = expectation(name, kind, *point, error=True)
+        except OutOfRangeError:
+            continue                       # beyond float64 (e^q at q = 1e4): said, not returned
+        ref = float(sp.N(exact_expr.subs({s: sp.Float(v, 80) for s, v in zip(syms, point)}), 60))
+        assert abs(got - ref) <= 1e-12 * abs(ref) + 1e-300, (name, kind, point, got, ref)
+        assert abs(got - ref) <= max(err, 2.3e-16 * abs(ref)), (name, kind, point, got, ref, err)
