@@ -85,7 +85,9 @@ def grammar(activations: bool = True) -> str:
     lines.append(f"{'':12s}L in a V is the number of top-level blocks using it: 20*residual(...,beta=1/sqrt(L))")
     defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params()
                 if not p.required and p.kind not in ("choice", "blocks")}
-    lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+    bare = [cls.kind for cls in BLOCKS.values() if not any(p.positional for p in cls.params())]
+    lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items())
+                 + (f"; with every parameter at its default, {' and '.join(bare)} may be written bare" if bare else ""))
     return "\n".join(lines)
 
 
@@ -205,6 +207,8 @@ class _Parser:
             raise self.error(f"expected a block: {', '.join(f'{k}(...)' for k in BLOCKS)} or (...)")
         cls = BLOCKS[tok[1].lower()]
         self.i += 1
+        if not self.peek("(") and not any(p.positional for p in cls.params()):
+            return self._make(cls, {}, tok)          # a bare word: every parameter at its default
         self.expect("(")
         self.nesting += 1
         if self.nesting > MAX_NESTING:
@@ -220,6 +224,9 @@ class _Parser:
                 args[p.name] = self.network().blocks
         args.update(self.keywords(cls, first=not positional))
         self.nesting -= 1
+        return self._make(cls, args, tok)
+
+    def _make(self, cls, args, tok):
         try:
             return (cls(**args),)
         except ArchitectureError:

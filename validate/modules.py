@@ -30,7 +30,7 @@ import sympy as sp
 import torch
 from torch import nn
 
-from ..theory import Act, Dense, Dropout, Residual
+from ..theory import Act, Dense, Dropout, LayerNorm, Residual
 from ..theory.piecewise import piecewise_form
 from ..theory.symbols import x
 
@@ -175,7 +175,21 @@ class DropoutLayer(nn.Module):
         return x * keep.to(device=x.device, dtype=x.dtype) / self.rho, None
 
 
+class LayerNormLayer(nn.Module):
+    """torch's layer_norm over the units of each input, its affine weight and bias at g·1 and b·1."""
+
+    def __init__(self, block: LayerNorm, width: int, generator: torch.Generator, dtype, device):
+        super().__init__()
+        self.width, self.eps = width, float(block.eps)
+        self.weight = torch.full((width,), float(block.gain), dtype=dtype, device=device)
+        self.bias = torch.full((width,), float(block.bias), dtype=dtype, device=device)
+
+    def forward(self, x):
+        return nn.functional.layer_norm(x, (self.width,), self.weight, self.bias, self.eps), None
+
+
 register_module(Dense)(DenseLayer)
+register_module(LayerNorm)(LayerNormLayer)
 register_module(Dropout)(DropoutLayer)
 register_module(Residual)(ResidualBlock)
 register_module(Act)(ActLayer)

@@ -10,6 +10,7 @@ from .dense import Dense
 from .act import Act
 from .residual import Residual
 from .dropout import Dropout
+from .layernorm import LayerNorm
 
-__all__ = ["Act", "BLOCKS", "Block", "Dense", "Dropout", "Param", "Residual", "check_gaussian_inputs", "compose", "param",
+__all__ = ["Act", "BLOCKS", "Block", "Dense", "Dropout", "LayerNorm", "Param", "Residual", "check_gaussian_inputs", "compose", "param",
            "register_block"]

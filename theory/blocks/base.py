@@ -330,7 +330,7 @@ class Block:
                 args.append(f"{p.name}={value}")
             else:
                 args.append(f"{p.name}={format_number(value)}")
-        return f"{self.kind}({','.join(args)})"
+        return f"{self.kind}({','.join(args)})" if args else self.kind      # every parameter at a hidden default
 
     @property
     def depth(self) -> int:
