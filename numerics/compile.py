@@ -1,7 +1,8 @@
 """Compile theory's symbolic block maps into numeric step functions.
 
-A block's maps are lambdified once per *signature* (kind, activation, children), on its template: the block
-with each numeric parameter replaced by a symbol (``Block.template``), so the parameters are arguments of
+A block's maps are lambdified once per *signature* (kind, activation, children, and choices that change the maps,
+such as dense weights), on its template: the block with each numeric parameter replaced by a symbol
+(``Block.template``), so the parameters are arguments of
 the compiled function and fifty layers with different σ_w² share one compilation. Unevaluated Gaussian
 expectations are bound to quadrature of the activation they carry; the covariance determinant to its exact
 evaluation. A block with children is compiled as its child sequences plus its ``combine``, lambdified on

@@ -69,7 +69,7 @@ def grammar(activations: bool = True) -> str:
     """The architecture grammar, generated from the registered block kinds and activations.
 
     >>> print(grammar().splitlines()[2])
-    atom     := dense(ACT [,sw2=V] [,sb2=V] [,width=V] [,init=he|glorot|lecun|selu])  phi(W x + b), W_ij ~ N(0, sw2/n_in), b_i ~ N(0, sb2)
+    atom     := dense(ACT [,sw2=V] [,sb2=V] [,width=V] [,init=he|glorot|lecun|selu] [,weights=gaussian|orthogonal|looks_linear])  phi(W x + b), W_ij ~ N(0, sw2/n_in), b_i ~ N(0, sb2)
     """
     heads = [(_signature(cls), cls.summary) for cls in BLOCKS.values()]
     width = max(len(h) for h, _ in heads) + 2

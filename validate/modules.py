@@ -105,19 +105,37 @@ def gaussian(shape, std: float, generator, dtype, device) -> torch.Tensor:
     return (torch.randn(*shape, generator=generator, dtype=torch.float64) * std).to(device=device, dtype=dtype)
 
 
+def orthogonal(shape, sw2: float, generator, dtype, device) -> torch.Tensor:
+    """√(σ_w² max(n_out, n_in)/n_in)·Q, Q Haar-distributed with orthonormal rows or columns (QR of a Gaussian
+    matrix, signs fixed by R's diagonal; Mezzadri 2007), so that Var(W_ij) = σ_w²/n_in as for Gaussian weights."""
+    n_out, n_in = shape
+    a = torch.randn(max(shape), min(shape), generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)
+    q = q * torch.sign(torch.diagonal(r))
+    q = q if n_out >= n_in else q.T
+    return (q * (sw2 * max(shape) / n_in) ** 0.5).to(device=device, dtype=dtype)
+
+
 class DenseLayer(nn.Module):
-    """φ(x Wᵀ + b), W_ij ~ N(0, σ_w²/n_in), b_i ~ N(0, σ_b²), n_out = round(r·n_in) units."""
+    """φ(x Wᵀ + b), W_ij ~ N(0, σ_w²/n_in) (or scaled orthogonal), b_i ~ N(0, σ_b²), n_out = round(r·n_in) units;
+    looks-linear: φ(h) − φ(−h), the CReLU pair as mirrored weights of the next layer read it."""
 
     def __init__(self, block: Dense, width: int, generator: torch.Generator, dtype, device):
         super().__init__()
         self.phi = torch_function(block.activation)
         sw2, sb2 = float(block.sw2), float(block.sb2)
         self.n_out = scaled_width(block, block.width, width)
-        self.weight = nn.Parameter(gaussian((self.n_out, width), (sw2 / width) ** 0.5, generator, dtype, device))
+        self.looks_linear = block.weights == "looks_linear"
+        if block.weights in ("orthogonal", "looks_linear"):
+            self.weight = nn.Parameter(orthogonal((self.n_out, width), sw2, generator, dtype, device))
+        else:
+            self.weight = nn.Parameter(gaussian((self.n_out, width), (sw2 / width) ** 0.5, generator, dtype, device))
         self.bias = nn.Parameter(gaussian((self.n_out,), sb2 ** 0.5, generator, dtype, device))
 
     def forward(self, x):
         h = x @ self.weight.T + self.bias
+        if self.looks_linear:         # the CReLU pair (φ(h), φ(−h)) read by mirrored weights: W̃'(φ(h) − φ(−h))
+            return self.phi(h) - self.phi(-h), h
         return self.phi(h), h
 
 

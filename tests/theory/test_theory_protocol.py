@@ -84,7 +84,8 @@ def test_unregistered_activation_works_in_numerics():
 def test_declared_parameters():
     assert [(p.name, p.kind, p.positional) for p in Dense.params()] == [
         ("activation", "activation", True), ("sw2", "variance", False), ("sb2", "variance", False),
-        ("width", "positive", False), ("init", "choice", False)]
+        ("width", "positive", False), ("init", "choice", False),
+        ("weights", "choice", False)]
     assert [(p.name, p.kind) for p in Residual.params()] == [("branch", "blocks"), ("skip", "blocks"),
                                                              ("alpha", "real"), ("beta", "real")]
     assert BLOCKS == {"dense": Dense, "residual": Residual} | {k: v for k, v in BLOCKS.items()

@@ -31,7 +31,7 @@ Example
 -------
 >>> from sigprop.theory import Dense
 >>> [p.name for p in Dense.params()]
-['activation', 'sw2', 'sb2', 'width', 'init']
+['activation', 'sw2', 'sb2', 'width', 'init', 'weights']
 """
 from __future__ import annotations
 
@@ -133,6 +133,9 @@ class Block:
     needs_gaussian_input: ClassVar[bool] = False
     #: the same input always gives the same output (so identical inputs stay identical); dropout's masks do not
     deterministic: ClassVar[bool] = True
+    #: choice parameters that change the maps themselves (kept in the compiled template and its signature); the
+    #: others only imply numbers (presets), which the template holds as symbols
+    structural_choices: ClassVar[tuple] = ()
     gsc_source: ClassVar[str] = ("GSC: Philipp, Song & Carbonell 2018; one-block mean-field form derived "
                                  "(docs/theory.md)")
 
@@ -290,17 +293,21 @@ class Block:
         assumptions = {"variance": {"nonnegative": True}, "positive": {"positive": True}, "real": {"real": True}}
         symbols = {p.name: sp.Symbol(f"param_{p.name}", **assumptions[p.kind])
                    for p in self.params() if p.kind in NUMERIC_KINDS}
-        choices = {p.name: None for p in self.params() if p.kind == "choice"}   # presets are in the numbers now
+        choices = {p.name: None for p in self.params()                   # presets are in the numbers now
+                   if p.kind == "choice" and p.name not in self.structural_choices}
         return replace(self, **symbols, **choices), tuple(symbols.values())
 
     def signature(self) -> tuple:
-        """What the compiled form depends on besides the numeric parameters: kind, activation, children."""
+        """What the compiled form depends on besides the numeric parameters: kind, activation, children, and the
+        choices in ``structural_choices``."""
         parts = [type(self)]
         for p in self.params():
             if p.kind == "activation":
                 parts.append(getattr(self, p.name))
             elif p.kind == "blocks":
                 parts.append(tuple(b.signature() for b in getattr(self, p.name)))
+            elif p.name in self.structural_choices:
+                parts.append(getattr(self, p.name))
         return tuple(parts)
 
     def forward(self, s: PairState) -> BlockMaps:
