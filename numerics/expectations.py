@@ -29,9 +29,10 @@ import sympy as sp
 
 from ..theory.determinant import covariance_determinant as theory_determinant
 from ..theory.expectations import ARITY, KINDS, METHOD, GaussianExpectation
+from ..theory.gaussian import bivariate_normal_density, normal_density
 from ..theory.symbols import k as K, q as Q, q1 as Q1, q2 as Q2, x
 from .determinant import covariance_determinant
-from .quadrature import bivariate_normal_pdf, expect1, expect2, expect_given, normal_pdf
+from .quadrature import expect1, expect2, expect_given
 
 #: functions the lambdified closed forms call, beyond numpy: the exact determinant, and a square root that
 #: reads a determinant rounded a hair below 0 as 0 (at |c| = 1)
@@ -67,6 +68,17 @@ def second_derivative_functions(act) -> tuple[Callable, tuple]:
     s = sp.lambdify(x, act.ddphi_smooth.replace(sp.Heaviside, lambda a, *rest: sp.Heaviside(a, sp.S.Half)),
                     modules=["scipy", "numpy"])
     return s, tuple((float(t), float(j)) for t, j in act.dphi_jumps)
+
+
+@lru_cache(maxsize=None)
+def densities() -> tuple[Callable, Callable]:
+    """theory's Gaussian densities as float functions: N(t; 0, q) and p(t₁, t₂) of N(0, [[q₁, k], [k, q₂]]) (what
+    the Dirac deltas of φ″ pick out)."""
+    t1, t2 = sp.symbols("t1 t2", real=True)
+    one = sp.lambdify((t1, Q), normal_density(t1, Q), modules="numpy")
+    two = sp.lambdify((t1, t2, Q1, Q2, K), for_numerics(bivariate_normal_density(t1, t2, Q1, Q2, K)),
+                      modules=[NUMERIC_FUNCTIONS, "numpy"])
+    return (lambda *a: float(one(*a))), (lambda *a: float(two(*a)))
 
 
 def kinks(act) -> tuple:
@@ -128,6 +140,7 @@ def _curvature(act, phi, s, jumps, kk):
             # the limit q → 0: φ(0) times the mean of s's one-sided values at 0
             value = (_at(f, 1e-300) + _at(f, -1e-300)) / 2
             return (value, 0.0) if error else value
+        normal_pdf = densities()[0]
         deltas = sum(j * _at(phi, t) * normal_pdf(t, q) for t, j in jumps)
         return _total([_pair(expect1(f, q, error=error, kinks=kk), error), (deltas, 0.0)], error)
     return lru_cache(maxsize=256)(curvature)
@@ -144,6 +157,7 @@ def _ddkernel(act, phi, s, jumps, kk):
             raise OutOfRangeError(f"E[ddkernel] of {act.describe()} at {q1!r}, {q2!r}, {k!r} is undefined: phi'' has "
                                   f"Dirac deltas (phi' jumps at {', '.join(repr(t) for t, _ in jumps)}) and the "
                                   "pair's covariance is singular (|c| = 1 or a zero variance: no density there)")
+        normal_pdf, bivariate_normal_pdf = densities()
         parts = [(sum(j1 * j2 * bivariate_normal_pdf(t1, t2, q1, q2, k) for t1, j1 in jumps for t2, j2 in jumps),
                   0.0)]
         if smooth:

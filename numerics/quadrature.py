@@ -21,8 +21,7 @@ geometrically towards it from the finest scale min(1, √q)/64 up to the Gaussia
   for v | u = t ~ N(k t/q₁, (q₁q₂ − k²)/q₁), its kinks shifted by the mean.
 
 Each function takes ``m`` nodes per panel; ``error=True`` also returns |I_m − I_{m+4}| as an error estimate
-(the rules converge geometrically in m on analytic panels). :func:`normal_pdf` and :func:`bivariate_normal_pdf`
-give the densities that the Dirac deltas of φ'' pick out.
+(the rules converge geometrically in m on analytic panels).
 
 Example
 -------
@@ -226,17 +225,6 @@ def expect2(f, g, q1, q2, k, m: int = 8, error: bool = False, kinks_f=(), kinks_
         val = _conditional(f, g, q1, q2, k, m, kinks_f, kinks_g)
         other = _conditional(f, g, q1, q2, k, m + 4, kinks_f, kinks_g) if error else None
     return (val, abs(val - other)) if error else val
-
-
-def normal_pdf(t: float, q: float) -> float:
-    """The density of u ~ N(0, q) at t (q > 0)."""
-    return float(np.exp(-t * t / (2 * q)) / sqrt(2 * np.pi * q))
-
-
-def bivariate_normal_pdf(t1: float, t2: float, q1: float, q2: float, k: float) -> float:
-    """The density of (u, v) ~ N(0, [[q1, k], [k, q2]]) at (t1, t2) (q1 q2 > k²; the determinant exactly)."""
-    det = covariance_determinant(q1, q2, k)
-    return float(np.exp(-(q2 * t1 * t1 - 2 * k * t1 * t2 + q1 * t2 * t2) / (2 * det)) / (2 * np.pi * sqrt(det)))
 
 
 def expect_given(f, q1, q2, k, t, m: int = 10, error: bool = False, kinks=()):

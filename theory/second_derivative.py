@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .determinant import covariance_determinant
+from .gaussian import bivariate_normal_density, normal_density
 from .piecewise import piecewise_form
 from .symbols import x
 
@@ -65,17 +65,6 @@ def _side(pw, t, sign, generic):
         if sp.sympify(cond).subs(generic).subs(x, at) == sp.true:
             return sp.piecewise_fold(expr).subs(x, t)
     raise ValueError(f"no piece of {pw} holds beside x = {t}")
-
-
-def normal_density(t, q):
-    """N(t; 0, q), the density of u ~ N(0, q) at t."""
-    return sp.exp(-t**2 / (2 * q)) / sp.sqrt(2 * sp.pi * q)
-
-
-def bivariate_normal_density(t1, t2, q1, q2, k):
-    """The density of (u, v) ~ N(0, [[q₁, k], [k, q₂]]) at (t₁, t₂), in terms of the covariance determinant."""
-    det = covariance_determinant(q1, q2, k)
-    return sp.exp(-(q2 * t1**2 - 2 * k * t1 * t2 + q1 * t2**2) / (2 * det)) / (2 * sp.pi * sp.sqrt(det))
 
 
 def curvature_deltas(phi: sp.Expr, dphi_jumps, q) -> sp.Expr:

@@ -46,6 +46,7 @@ from mpmath.libmp import prec_to_dps
 from . import symbols as S
 from .activations import get_activation
 from .formula import Formula
+from .gaussian import normal_cdf, normal_pdf
 
 SHEPPARD = "Sheppard 1899 (orthant probability 1/4 + arcsin(c)/(2 pi)); the step activation's kernel (Cho & Saul 2009)"
 OWEN = "Owen 1956, 'Tables for computing bivariate normal probabilities' (Phi_2 in Owen's T function)"
@@ -56,16 +57,6 @@ PHILIPP = ("Philipp, Song & Carbonell 2018, arXiv:1712.05577 (sign diversity min
 mu, mu_a, mu_b = sp.symbols("mu mu_a mu_b", real=True)
 sigma = sp.Symbol("sigma", positive=True)
 _h, _l, _rho, _a, _z = sp.symbols("h l rho a z", real=True)
-
-
-def normal_cdf(x):
-    """Φ(x) = erfc(−x/√2)/2, the standard normal distribution function (erfc keeps the lower tail's digits)."""
-    return sp.erfc(-x / sp.sqrt(2)) / 2
-
-
-def normal_pdf(x):
-    """φ(x) = exp(−x²/2)/√(2π)."""
-    return sp.exp(-x**2 / 2) / sp.sqrt(2 * sp.pi)
 
 
 def _to_mpmath(args, prec):
