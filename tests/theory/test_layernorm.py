@@ -13,14 +13,22 @@ from sigprop.theory import LayerNorm, parse
 from sigprop.theory.state import PairState
 
 
-def test_maps_on_a_symbolic_state():
-    p_a, p_b, p_ab, m_a, m_b, g, b = sp.symbols("p_a p_b p_ab m_a m_b g b", real=True)
-    maps = LayerNorm(gain=g, bias=b).maps(PairState(p_a, p_b, p_ab, m_a, m_b))
-    v_a, v_b = p_a - m_a**2, p_b - m_b**2
+def test_properties_on_a_symbolic_state():
+    """What normalizing each input must give, whatever the formulas' form: mean square g² + b² and unit mean b for
+    any input; two identical inputs stay identical; centred inputs keep their correlation; GSC² = χ p/p' is 1 for a
+    centred input without bias (the projection removes no gradient norm at n → ∞); gradient correlation kept."""
+    p_a, p_b, p_ab, m_a, m_b = sp.symbols("p_a p_b p_ab m_a m_b", real=True)
+    g, b = sp.symbols("g b", positive=True)
+    ln = LayerNorm(gain=g, bias=b)
+    maps = ln.maps(PairState(p_a, p_b, p_ab, m_a, m_b))
     assert sp.simplify(maps.out.p_a - (g**2 + b**2)) == 0
-    assert sp.simplify(maps.out.p_ab - (g**2 * (p_ab - m_a * m_b) / (sp.sqrt(v_a) * sp.sqrt(v_b)) + b**2)) == 0
     assert (maps.out.m_a, maps.out.m_b) == (b, b) and maps.pre is None
-    assert sp.simplify(maps.chi.chi_a - g**2 / v_a) == 0
+    same = ln.maps(PairState(p_a, p_a, p_a, m_a, m_a))
+    assert sp.simplify(same.out.p_ab - same.out.p_a) == 0 and sp.simplify(same.chi.chi_ab - same.chi.chi_a) == 0
+    pa, pb = sp.symbols("pa pb", positive=True)
+    centred = LayerNorm(gain=g).maps(PairState(pa, pb, p_ab, 0, 0))
+    assert sp.simplify(centred.out.p_ab / centred.out.p_a - p_ab / sp.sqrt(pa * pb)) == 0
+    assert sp.simplify(centred.chi.chi_a * pa / centred.out.p_a) == 1
     assert sp.simplify(maps.chi.chi_ab**2 - maps.chi.chi_a * maps.chi.chi_b) == 0   # gradient correlation kept
 
 
