@@ -65,19 +65,32 @@ def parse_activation(text: str):
     return get_activation(act)
 
 
+#: signatures up to this long share one column for the summaries
+HEAD_COLUMN = 60
+
+
 def grammar(activations: bool = True) -> str:
     """The architecture grammar, generated from the registered block kinds and activations.
 
+    A block whose signature is longer than ``HEAD_COLUMN`` has its summary on the next line.
+
     >>> print(grammar().splitlines()[2])
-    atom     := dense(ACT [,sw2=V] [,sb2=V] [,width=V] [,init=he|glorot|lecun|selu] [,weights=gaussian|orthogonal|looks_linear])  phi(W x + b), W_ij ~ N(0, sw2/n_in), b_i ~ N(0, sb2)
+    atom     := dense(ACT [,sw2=V] [,sb2=V] [,width=V] [,init=he|glorot|lecun|selu] [,weights=gaussian|orthogonal|looks_linear])
+    >>> print(grammar().splitlines()[3].strip())
+    phi(W x + b), W_ij ~ N(0, sw2/n_in), b_i ~ N(0, sb2)
     """
     heads = [(_signature(cls), cls.summary) for cls in BLOCKS.values()]
-    width = max(len(h) for h, _ in heads) + 2
     rows = [("network", ":=", 'item ("," item)*', "blocks in order, from the input"),
             ("item", ":=", '[N "*"] atom', "N repetitions (N a positive integer)")]
     rows += [("atom" if i == 0 else "", ":=" if i == 0 else " |", h, summary) for i, (h, summary) in enumerate(heads)]
     rows.append(("", " |", '"(" network ")"', "a group (repeat it with N*)"))
-    lines = [f"{name:8s} {op} {head:{width}s}{text}" for name, op, head, text in rows]
+    width = max(len(head) for _, _, head, _ in rows if len(head) <= HEAD_COLUMN) + 2
+    lines = []
+    for name, op, head, text in rows:
+        if len(head) < width:
+            lines.append(f"{name:8s} {op} {head:{width}s}{text}")
+        else:
+            lines += [f"{name:8s} {op} {head}", " " * (12 + width) + text]
     if activations:
         lines += _wrap("ACT", activation_words())
     lines.append(f"{'V':8s} := a number, a name (a SymPy symbol: theory only), or an expression of them with "
@@ -86,8 +99,9 @@ def grammar(activations: bool = True) -> str:
     defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params()
                 if not p.required and p.kind not in ("choice", "blocks")}
     bare = [cls.kind for cls in BLOCKS.values() if not any(p.positional for p in cls.params())]
-    lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items())
-                 + (f"; with every parameter at its default, {' and '.join(bare)} may be written bare" if bare else ""))
+    lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+    if bare:
+        lines.append(f"with every parameter at its default, {' and '.join(bare)} may be written bare")
     return "\n".join(lines)
 
 

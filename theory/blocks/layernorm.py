@@ -41,7 +41,7 @@ class LayerNorm(Block):
     """g (x − x̄1)/√(v + ε) + b over the units of each input (layer normalization at initialization)."""
 
     kind: ClassVar[str] = "layernorm"
-    summary: ClassVar[str] = "g*(x - mean(x))/sqrt(var(x) + eps) + b over the units of each input (layer norm)"
+    summary: ClassVar[str] = "g*(x - mean)/sqrt(var + eps) + b over each input's units (layer norm)"
     example: ClassVar[str] = "10*(dense(linear,sw2=2),layernorm,act(relu))"
 
     gain: Number = param(1, kind="real", doc="g, the affine weight's initial value (all units)", hide_default=True)
