@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ..checks import check_inputs
-from .build import build
+from .build import build, resolve_dtype
 from .intervals import t_interval
-from .measure import make_inputs
+from .measure import check_measurement, make_inputs
 
 
 def jacobian_eigenvalues(net, x: torch.Tensor) -> torch.Tensor:
@@ -34,15 +34,13 @@ def measure_jacobian_spectrum(network, width: int = 256, seeds: int = 5, q0: flo
     """``{"log_mean": interval, "variance": interval}``: log m₁ and Var(λ)/m₁² of the squared singular values of
     the end-to-end Jacobian, each ``{"mean", "lo", "hi", "n"}`` over ``seeds`` sampled networks."""
     check_inputs(q0, 0.0)
+    check_measurement([width], seeds, "exact", dtype, device)
     log_mean, variance = np.empty(seeds), np.empty(seeds)
     for seed in range(seeds):
         net = build(network, width, seed=seed, dtype=dtype, device=device)
-        x = make_inputs(width, q0, 0.0, torch.Generator().manual_seed(10_000 + seed), net_dtype(net), device)[0]
+        x = make_inputs(width, q0, 0.0, torch.Generator().manual_seed(10_000 + seed), resolve_dtype(dtype), device)[0]
         lam = jacobian_eigenvalues(net, x).detach().to(torch.float64)
         m1 = lam.mean()
         log_mean[seed], variance[seed] = float(torch.log(m1)), float(lam.var(unbiased=False) / m1**2)
     return {"log_mean": t_interval(log_mean), "variance": t_interval(variance)}
 
-
-def net_dtype(net) -> torch.dtype:
-    return next((p.dtype for p in net.parameters()), torch.float64)

@@ -52,6 +52,13 @@ def test_predicted_spread_against_sampled_jacobians(text):
         assert abs(m["mean"] - value) <= half + slack, (key, value, m)
 
 
+def test_bad_measurement_settings():
+    with pytest.raises(ValueError, match="seeds=1 is not allowed"):
+        measure_jacobian_spectrum(parse("dense(relu)"), width=16, seeds=1)
+    with pytest.raises(ValueError, match="q0"):
+        measure_jacobian_spectrum(parse("dense(relu)"), width=16, q0=-1.0)
+
+
 def test_only_dense_networks_of_equal_widths():
     with pytest.raises(ValueError, match="block 2 .*dense blocks of equal widths"):
         jacobian_spectrum(parse("dense(relu,sw2=2),layernorm"))
