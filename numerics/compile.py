@@ -99,13 +99,20 @@ class Step:
 
 def _compose(steps, s: PairState, cross: Cross | None = None) -> tuple[BlockMaps, Cross | None]:
     """The composed maps of a sequence of steps and, given the cross moments ``cross`` of its input, its output's."""
-    chi, pre = Backward.identity(), None
-    for step in steps:
+    chi, pre, i = Backward.identity(), None, 0
+    while i < len(steps):
+        step = steps[i]
         maps = step(s)
+        if step.block.joins_next_pointwise and i + 1 < len(steps) and steps[i + 1].block.pointwise:
+            from .batchnorm import joint_maps          # a batchnorm and the act after it, jointly
+            act_maps, joint, _ = joint_maps(step.block, steps[i + 1].block, s, maps.out)
+            s, chi, pre, cross, i = act_maps.out, chi.then(joint), act_maps.pre, None, i + 2
+            continue
         if cross is not None:
             cross = step.cross(s, cross)
         s, chi = maps.out, chi.then(maps.chi)
         pre = maps.pre if maps.pre is not None else pre
+        i += 1
     return BlockMaps(s, pre, chi), cross
 
 
@@ -124,7 +131,7 @@ def _compile_container(signature, template: Block, params: tuple, has_pre: tuple
     placeholders = []
     for i, pre in enumerate(has_pre):
         out = PairState(*sp.symbols(f"F{i}_p_a F{i}_p_b F{i}_p_ab F{i}_m_a F{i}_m_b", real=True))
-        chi = Backward(*sp.symbols(f"F{i}_chi_a F{i}_chi_b F{i}_chi_ab", real=True))
+        chi = Backward(*sp.symbols(" ".join(f"F{i}_{f.name}" for f in fields(Backward)), real=True))
         placeholders.append(BlockMaps(out, PreActivation(*sp.symbols(f"F{i}_q_a F{i}_q_b F{i}_q_ab", real=True))
                                       if pre else None, chi))
     args = [v for ph in placeholders for v in ph.flatten()]

@@ -1,9 +1,12 @@
 """Iterate the compiled block maps over depth: the mean-field prediction of a network, in log space.
 
-Forward, block by block, for a pair of inputs a, b: q, c of each block's pre-activation, the mean square p and
-unit mean m of each representation. Backward, the per-input factors χ multiply (gradient independence):
-log GSC(l, L) = ½ Σ_{j>l} [log χ_j + log p^{j-1} − log p^j], and the gradient correlation obeys
-ρ^{l-1} = ρ^l χ_ab/√(χ_a χ_b) with ρ^L = 1 (one probe v shared by both inputs).
+Forward, block by block, for a pair of inputs a, b (or two members of an exchangeable batch): q, c of each
+block's pre-activation, the mean square p and unit mean m of each representation. Backward, the gradient second
+moments (G_aa, G_bb, G_ab) run from the output down through each block's map (:class:`~sigprop.theory.state.Backward`;
+gradient independence): for blocks that act on each input alone the factors χ multiply, so
+log GSC(l, L) = ½ Σ_{j>l} [log χ_j + log p^{j-1} − log p^j] and the gradient correlation obeys
+ρ^{l-1} = ρ^l χ_ab/√(χ_a χ_b) with ρ^L = 1 (one probe v shared by both inputs); a training-mode batchnorm mixes
+G_aa and G_ab. GSC starts from probes independent across the inputs (G_ab = 0), the correlation from a shared one.
 
 Log space follows from each block's declared degree d (block(λx) = λ^d block(x) for λ > 0): such a block is
 evaluated on its input normalized to p = 1, and the scale is carried as a logarithm (times d at its output,
@@ -25,11 +28,16 @@ import math
 import time
 
 import numpy as np
+import sympy as sp
 
 from .. import __version__
-from ..checks import check_inputs, input_norms
-from ..theory import as_network, gradient_correlation_factor, gsc_squared
-from ..theory.state import PairState
+from ..checks import check_batch, check_inputs, input_norms
+from ..theory import as_network, gsc_squared
+from ..theory.blocks.batchnorm import training_batchnorms, with_batch
+from ..theory.blocks.params import format_number
+from ..theory.network import Network
+from ..theory.state import Backward, PairState, as_tuple
+from .batchnorm import SAMPLES, joint_maps
 from .compile import compile_block
 from .prediction import Prediction
 
@@ -38,7 +46,7 @@ class OutOfRangeError(ArithmeticError):
     """A mean-field quantity left the range of float64 (or became undefined); the message names the layer."""
 
 
-def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Prediction:
+def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=None) -> Prediction:
     """Mean-field prediction for ``network`` (a Network, a block, or a list of blocks).
 
     Parameters
@@ -47,9 +55,24 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
         norms.
     c0: correlation ⟨x⁰_a, x⁰_b⟩/(‖x⁰_a‖‖x⁰_b‖) of the two inputs, in [-1, 1].
     m0: mean over units of each input (0 for inputs in a random direction).
+    batch: None (a pair of inputs), or B: the two inputs are members of an exchangeable batch of B inputs (one
+        q0, every pair at correlation c0 >= −1/(B − 1)), an integer >= 2 or ``math.inf``. It sets the batch of
+        every training-mode ``batchnorm`` left at the large-batch default; blocks that act on each input alone
+        predict the same as for a pair. A network with training-mode batchnorm is a batch network whether or not
+        ``batch`` is given (its batchnorm blocks name their batch, by default inf).
+
+    GSC is that of the whole batch as one input (Philipp, Song & Carbonell 2018): probes independent across the
+    inputs. The gradient correlation uses one probe shared by all inputs; where a batchnorm makes that gradient
+    vanish exactly (Σ_a of its outputs is 0 per unit), it is undefined (NaN, said in ``meta['notes']``).
     """
     net = as_network(network)
     check_inputs(q0, c0, m0)
+    batch = check_batch(batch)
+    if batch is not None:
+        net = Network(with_batch(net.blocks, batch))
+    norms = training_batchnorms(net.blocks)
+    if norms:
+        _check_batch_inputs(norms, q0, c0)
     start = time.perf_counter()
     L = net.depth
     q_a, q_b = (float(v) for v in input_norms(q0))
@@ -58,26 +81,34 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
     scale = np.zeros(2)                      # log of the factor that multiplies the normalized p of each input
     log_p, m = np.empty((L + 1, 2)), np.empty((L + 1, 2))
     log_q, c, pre_layers = [], [], []
-    log_factor = np.empty((L, 2))            # log GSC of each block, per input
-    chi_corr = np.empty(L)
-    chi_all = np.empty((L, 3))               # each block's backward factors χ_a, χ_b, χ_ab
+    chi_all = np.empty((L, 6))               # each block's backward map: χ_a, χ_b, χ_ab, μ_a, μ_b, ν
+    ratio = np.empty((L, 2))                 # log of p_in/(r p_out) per block and input
+    joint = {}                               # block index -> backward map from two layers up (batchnorm + act)
     rho = np.empty(L + 1)                    # correlation of the two representations
     log_p[0], m[0], rho[0] = np.log([q_a, q_b]), m0, c0
+    mc_error, pending, monte_carlo = 0.0, None, False
     for i, block in enumerate(net.blocks):
         layer = i + 1
-        step = compile_block(block)
-        degree, pre_degree = block.degree, block.pre_degree
-        if degree is not None and (pre_degree is not None or not step.has_pre):
-            state, scale = _normalize(state, scale, layer)
-        else:                                # evaluated at the true scale: nothing to carry (scale = 0)
-            state, scale = _denormalize(state, scale, layer)
+        if pending is not None:              # the pointwise block after a finite-batch batchnorm: joint maps
+            maps, pending = pending, None
             degree = pre_degree = 0
-        try:
-            maps = step(state)
-        except (OverflowError, ZeroDivisionError) as exc:
-            raise OutOfRangeError(f"layer {layer} ({block.describe()}): {exc} evaluating the mean-field map "
-                                  f"at state {state}") from None
-        _check_step(maps, layer, block)
+        else:
+            step = compile_block(block)
+            degree, pre_degree = block.degree, block.pre_degree
+            if degree is not None and (pre_degree is not None or not step.has_pre):
+                state, scale = _normalize(state, scale, layer)
+            else:                            # evaluated at the true scale: nothing to carry (scale = 0)
+                state, scale = _denormalize(state, scale, layer)
+                degree = pre_degree = 0
+            try:
+                maps = step(state)
+            except (OverflowError, ZeroDivisionError) as exc:
+                raise OutOfRangeError(f"layer {layer} ({block.describe()}): {exc} evaluating the mean-field map "
+                                      f"at state {state}") from None
+            _check_step(maps, layer, block)
+            if block.joins_next_pointwise and layer < L and net.blocks[i + 1].pointwise:
+                pending, joint[i], err = joint_maps(block, net.blocks[i + 1], state, maps.out)
+                mc_error, monte_carlo = max(mc_error, err), monte_carlo or block.finite_batch
         out, pre, chi = maps.out, maps.pre, maps.chi
         if pre is not None:
             pre_layers.append(layer)
@@ -88,26 +119,88 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0) -> Predi
         with np.errstate(over="ignore"):
             m[layer] = np.array([out.m_a, out.m_b]) * np.exp(out_scale / 2)
         # state and out are in the block's own normalization, so their ratio is the true p_in/p_out
-        log_factor[i] = 0.5 * np.log(gsc_squared(np.array([chi.chi_a, chi.chi_b]), np.array([state.p_a, state.p_b]),
-                                                 np.array([out.p_a, out.p_b]), float(block.width_ratio)))
-        chi_corr[i] = gradient_correlation_factor(chi.chi_a, chi.chi_b, chi.chi_ab)
-        chi_all[i] = chi.chi_a, chi.chi_b, chi.chi_ab
+        ratio[i] = np.log(gsc_squared(1.0, np.array([state.p_a, state.p_b]), np.array([out.p_a, out.p_b]),
+                                      float(block.width_ratio)))
+        chi_all[i] = as_tuple(chi)
         rho[layer] = out.p_ab / math.sqrt(out.p_a * out.p_b)
         state, scale = out, out_scale
-    # Backward: GSC(l, L) from the per-block factors, accumulated from the output down.
+    # Backward from the output: the batch GSC with probes independent across inputs (G_ab = 0 at the output), the
+    # gradient correlation with one probe shared by them (G_ab = G_aa).
+    log_g, _ = _backward(chi_all, joint, (1.0, 1.0, 0.0))
+    log_g_shared, corr = _backward(chi_all, joint, (1.0, 1.0, 1.0))
+    log_factor = 0.5 * (log_g[:-1, :2] - log_g[1:, :2] + ratio)
     log_gsc = np.zeros((L + 1, 2))
     log_gsc[:-1] = np.cumsum(log_factor[::-1], axis=0)[::-1]
-    grad_corr = np.ones(L + 1)
-    grad_corr[:-1] = np.cumprod(chi_corr[::-1])[::-1]
+    notes = []
+    if not np.all(np.isfinite(corr)):
+        below = int(np.max(np.nonzero(~np.isfinite(corr))[0]))
+        notes.append(f"grad_corr is undefined (NaN) at layers <= {below}: the gradient of a probe shared by the "
+                     "batch vanishes exactly below a batchnorm whose outputs it reads directly")
     raw = {"log_p": log_p, "m": m, "log_q": np.array(log_q).reshape(-1, 2), "c": np.array(c),
-           "log_gsc": log_gsc, "grad_corr": grad_corr, "chi": chi_all, "rho": rho}
+           "log_gsc": log_gsc, "grad_corr": corr, "chi": chi_all[:, :3], "mix": chi_all[:, 3:], "rho": rho}
     inputs_q0 = q_a if q_a == q_b else [q_a, q_b]
-    return Prediction(
-        architecture=net.describe(), inputs={"q0": inputs_q0, "c0": float(c0), "m0": float(m0)}, depth=L,
-        pre_layers=np.array(pre_layers, dtype=int), raw=raw,
-        meta={"sigprop_version": __version__, "seconds": time.perf_counter() - start,
-              "method": "mean field, gradient independence; closed forms or composite Gauss-Legendre quadrature"},
-    )
+    inputs = {"q0": inputs_q0, "c0": float(c0), "m0": float(m0)}
+    if norms or batch is not None:
+        inputs["batch"] = _batch_record(norms, batch)
+    method = "mean field, gradient independence; closed forms or composite Gauss-Legendre quadrature"
+    if monte_carlo:
+        method += (f"; batchnorm + pointwise block at a finite batch by Monte Carlo over the sphere "
+                   f"({SAMPLES} samples, relative standard error <= {mc_error:.1e})")
+    meta = {"sigprop_version": __version__, "seconds": time.perf_counter() - start, "method": method}
+    if notes:
+        meta["notes"] = notes
+    return Prediction(architecture=net.describe(), inputs=inputs, depth=L,
+                      pre_layers=np.array(pre_layers, dtype=int), raw=raw, meta=meta)
+
+
+def _check_batch_inputs(norms, q0, c0):
+    """A batch network's inputs are an exchangeable batch: one mean square, one correlation c0 < 1 that a batch
+    of B inputs can have (c0 >= −1/(B − 1))."""
+    if isinstance(q0, (tuple, list)):
+        raise ValueError(f"q0={q0!r} is not allowed with batchnorm in training mode: the batch is exchangeable "
+                         "(every input has the same mean square); give one q0")
+    if c0 >= 1:
+        raise ValueError(f"c0={c0!r} is not allowed with batchnorm in training mode: identical inputs have no "
+                         "batch variance; use c0 < 1")
+    finite = [b.batch for b in norms if b.batch is not sp.oo]
+    if finite and c0 < -1 / (int(finite[0]) - 1):
+        raise ValueError(f"c0={c0!r} is not allowed: {int(finite[0])} inputs cannot all have correlation below "
+                         f"-1/(B - 1) = {-1 / (int(finite[0]) - 1):.6g}")
+
+
+def _batch_record(norms, batch):
+    sizes = {b.batch for b in norms}
+    if not sizes:
+        return batch if batch != math.inf else "inf"
+    if len(sizes) > 1:
+        return sorted(format_number(s) for s in sizes)
+    size = sizes.pop()
+    return "inf" if size is sp.oo else int(size)
+
+
+def _backward(chi_all, joint, start):
+    """log G_aa, log G_bb (rows: layers 0..L) and G_ab/√(G_aa G_bb) from the output down, for the output's
+    second moments ``start``; each step normalized, its scale carried as a logarithm."""
+    L = len(chi_all)
+    g = np.array(start, dtype=float)
+    log_scale = 0.0
+    logs, corr = np.zeros((L + 1, 2)), np.ones(L + 1)
+    corr[L] = start[2] / math.sqrt(start[0] * start[1])
+    kept = {L: (g, log_scale)}
+    for i in range(L - 1, -1, -1):
+        if i in joint:                       # batchnorm + pointwise block: from the pointwise block's output
+            g, log_scale = kept[i + 2]
+            g = np.array(joint[i].apply(*g))
+        else:
+            g = np.array(Backward(*chi_all[i]).apply(*g))
+        top = np.max(np.abs(g[:2]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs[i] = np.log(g[:2] / top) + log_scale + math.log(top) if top > 0 else -np.inf
+            corr[i] = g[2] / math.sqrt(g[0] * g[1]) if min(g[0], g[1]) > 0 else np.nan
+        if top > 0:
+            g, log_scale = g / top, log_scale + math.log(top)
+        kept[i] = (g, log_scale)
+    return logs, corr
 
 
 def _normalize(state: PairState, scale, layer):

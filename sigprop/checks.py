@@ -46,3 +46,25 @@ def parse_q0(text: str):
     if len(values) > 2:
         raise ValueError(f"q0={text!r} is not allowed: give a number or two separated by a comma")
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def check_batch(batch):
+    """A batch size: None (a pair of inputs), an integer >= 2, or inf (the large-batch limit)."""
+    if batch is None:
+        return None
+    if isinstance(batch, float) and batch == math.inf:
+        return math.inf
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 2:
+        raise ValueError(f"batch={batch!r} is not allowed: give an integer >= 2 (a batch of that many inputs) or "
+                         "inf (the large-batch limit)")
+    return int(batch)
+
+
+def parse_batch(text: str):
+    """A command-line batch size: an integer >= 2 or ``inf``."""
+    if text.strip().lower() == "inf":
+        return math.inf
+    try:
+        return check_batch(int(text))
+    except ValueError:
+        raise ValueError(f"batch={text!r} is not allowed: give an integer >= 2 or inf") from None

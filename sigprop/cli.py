@@ -66,6 +66,14 @@ def _probes(text):
         raise argparse.ArgumentTypeError(f"probes={text!r}: use 'exact' or an integer >= 1") from None
 
 
+def _batch(text):
+    from .checks import parse_batch
+    try:
+        return parse_batch(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _definition(text):
     name, sep, expr = text.partition("=")
     if not sep or not name.strip() or not expr.strip():
@@ -76,9 +84,9 @@ def _definition(text):
 def _measure_options(p, seeds: int):
     p.add_argument("--seeds", type=_positive_int, default=seeds,
                    help=f"number of sampled networks (default {seeds}; >= 2)")
-    p.add_argument("--probes", type=_probes, default="exact",
+    p.add_argument("--probes", type=_probes, default=None,
                    help="'exact' (all output directions, exact Frobenius norms) or a number of Hutchinson probes "
-                        "(a number >= the width means exact)")
+                        "(a number >= the width means exact; default exact, 8 for a --batch above 2)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="network dtype (default float64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -124,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--q0", type=_q0, default=1.0,
                      help="mean square ||x||^2/n of each input, or qa,qb for inputs of different norms (default 1)")
     pre.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
+    pre.add_argument("--batch", type=_batch, default=None,
+                     help="the two inputs are members of a batch of B inputs, every pair at correlation c0 (an "
+                          "integer >= 2, or inf for the large-batch limit); sets the batch of training-mode "
+                          "batchnorm blocks")
     pre.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _extension_options(pre)
 
@@ -137,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--q0", type=_q0, default=1.0,
                      help="mean square of each input, or qa,qb for inputs of different norms (default 1)")
     mea.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
+    mea.add_argument("--batch", type=_batch, default=None,
+                     help="feed B inputs at once, every pair at correlation c0 (needs width >= B + 1); networks "
+                          "with training-mode batchnorm need it unless they name their batch")
     mea.add_argument("--out", default=None, help="folder for measure.csv, measure.json and figures (optional)")
     _measure_options(mea, seeds=10)
     _extension_options(mea)
@@ -179,12 +194,17 @@ def _cmd_predict(args):
     from .theory import parse
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
-    pred = predict(net, q0=args.q0, c0=args.c0)
+    pred = predict(net, q0=args.q0, c0=args.c0, batch=args.batch)
     if args.json:
         print(pred.to_json(), end="")
         return
     names = list(pred.values)
-    print(f"# {pred.architecture}   q0={pred.inputs['q0']} c0={args.c0}")
+    batch = f" batch={pred.inputs['batch']}" if "batch" in pred.inputs else ""
+    print(f"# {pred.architecture}   q0={pred.inputs['q0']} c0={args.c0}{batch}")
+    if "Monte Carlo" in pred.meta["method"]:
+        print(f"# {pred.meta['method']}")
+    for note in pred.meta.get("notes", []):
+        print(f"# note: {note}")
     print("layer " + " ".join(f"{n:>12s}" for n in names))
     for layer in range(pred.depth + 1):
         cells = []
@@ -201,8 +221,24 @@ def _probes_note(probes, widths):
               "only width probes)", file=sys.stderr)
 
 
+def _at_batch(net, batch):
+    """The network with its batchnorm blocks at ``batch``; where a finite batch has no prediction (an act after a
+    batchnorm inside a residual branch), the network as it is: its large-batch prediction is then compared."""
+    from .theory.blocks.batchnorm import with_batch
+    from .theory.network import Network
+    try:
+        return Network(with_batch(net.blocks, batch))
+    except ValueError as exc:
+        if "batch=inf" not in str(exc):
+            raise
+        print(f"sigprop: note: no finite-batch prediction here ({' '.join(str(exc).split())}); the large-batch "
+              f"prediction is compared with networks fed {batch} inputs", file=sys.stderr)
+        return net
+
+
 def _cmd_reproduce(args):
     from .validate.experiments import check_settings, run_experiment
+    args.probes = "exact" if args.probes is None else args.probes
     check_settings(args.experiment, args.width, args.seeds, args.depth, args.probes, args.dtype, args.device)
     _probes_note(args.probes, args.width)
     run_experiment(args.experiment, out=args.out, widths=args.width, seeds=args.seeds, depth=args.depth,
@@ -217,18 +253,23 @@ def _cmd_measure(args):
     from .validate import plots
     from .validate.compare import COLUMNS, agreement, compare, inside_fraction
     from .validate.experiments import HEADLINE, check_measurement, progress_bar, save_figure, summary_table
-    from .validate.measure import measure
+    from .validate.measure import measure, resolve_batch
 
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
+    net, batch = resolve_batch(net, args.batch)
+    if args.probes is None:
+        args.probes = "exact" if batch == 2 else 8
     check_measurement([args.width], args.seeds, args.probes, args.dtype, args.device)
     if args.out:
         check_output_folder(args.out)
     _probes_note(args.probes, [args.width])
+    if args.batch is not None and batch > 2:
+        net = _at_batch(net, batch)
     pred = predict(net, q0=args.q0, c0=args.c0)
     bar = progress_bar(args.seeds, not args.no_progress, "measuring")
     meas = measure(net, width=args.width, seeds=args.seeds, q0=args.q0, c0=args.c0, probes=args.probes,
-                   dtype=args.dtype, device=args.device, progress=bar.update if bar else None)
+                   dtype=args.dtype, device=args.device, progress=bar.update if bar else None, batch=batch)
     if bar:
         bar.close()
     rows = compare(pred, meas, experiment="measure")

@@ -164,6 +164,21 @@ def test_predict_with_an_activation_defined_on_the_command_line(capsys):
     assert all(math.isfinite(v) for v in data["values"]["log_gsc"])
 
 
+def test_predict_and_measure_with_a_batch(capsys):
+    """--batch: the batch-ReLU rate in the table, the Monte Carlo labelled; measure feeds the batch and compares."""
+    assert main(["predict", "6*(dense(linear,sw2=2),batchnorm,act(relu))", "--batch", "inf", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["inputs"]["batch"] == "inf"
+    log_gsc = data["values"]["log_gsc"]
+    assert log_gsc[3] - log_gsc[6] == pytest.approx(0.5 * math.log(math.pi / (math.pi - 1)), rel=1e-12)
+    assert main(["predict", "3*(dense(linear,sw2=2),batchnorm,act(relu))", "--batch", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "batch=16" in out.splitlines()[0] and "Monte Carlo" in out.splitlines()[1]
+    assert main(["measure", "3*(dense(linear,sw2=2),batchnorm,act(relu))", "--batch", "8", "--width", "32",
+                 "--seeds", "2", "--no-progress"]) == 0
+    assert "predicted values lie in the measured 95% intervals" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------------------- bad input
 
 DEEP = "(" * 2000 + "dense(relu)" + ")" * 2000
@@ -196,6 +211,9 @@ CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CU
     (["measure", "2*dense(tanh)", "--device", "nonsense"], "device"),
     pytest.param(["reproduce", "--device", "cuda", "--no-progress"], "CUDA", marks=CUDA),
     (["reproduce", "--experiment", "nope"], "experiment"),
+    (["reproduce", "--experiment", "philipp", "--width", "32", "--no-progress"], "width >= 65"),
+    (["predict", "3*(dense(linear),batchnorm)", "--batch", "3"], "batch=3"),
+    (["measure", "3*(dense(linear),batchnorm)", "--width", "8", "--seeds", "2", "--no-progress"], "batch=B"),
 ])
 def test_bad_input_one_line_error(argv, mentions, capsys):
     assert _exit_code(argv) == 2
@@ -217,6 +235,7 @@ def test_bad_input_one_line_error(argv, mentions, capsys):
     ["reproduce", "--depth", "0"],
     ["predict", "3*dense(tanh)", "--c0", "abc"],
     ["predict", "3*dense(tanh)", "--activation", "noequals"],
+    ["predict", "3*dense(tanh)", "--batch", "1"],
     ["frobnicate"],
 ])
 def test_argparse_usage_errors_exit_2(argv, capsys):

@@ -20,6 +20,7 @@ import sympy as sp
 from sympy.parsing.sympy_parser import auto_number, auto_symbol, parse_expr
 
 from .activations import ACTIVATIONS, FAMILIES, get_activation
+from .blocks.params import format_number
 from .blocks import BLOCKS
 from .network import MAX_DEPTH, Network
 
@@ -99,9 +100,10 @@ def grammar(activations: bool = True) -> str:
     defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params()
                 if not p.required and p.kind not in ("choice", "blocks")}
     bare = [cls.kind for cls in BLOCKS.values() if not any(p.positional for p in cls.params())]
-    lines.append("defaults: " + ", ".join(f"{k}={v}" for k, v in defaults.items()))
+    lines.append("defaults: " + ", ".join(f"{k}={format_number(sp.sympify(v))}" for k, v in defaults.items()))
     if bare:
-        lines.append(f"with every parameter at its default, {' and '.join(bare)} may be written bare")
+        lines.append(f"with every parameter at its default, {', '.join(bare)} may be written bare")
+    lines.append("a choice may be written by its value alone: batchnorm(eval) is batchnorm(mode=eval)")
     return "\n".join(lines)
 
 
@@ -133,7 +135,7 @@ def _wrap(head: str, words: list, width: int = 110) -> list:
 
 def _signature(cls) -> str:
     positional = ["ACT" if p.kind == "activation" else "network" for p in cls.params() if p.positional]
-    value = {"choice": lambda p: "|".join(p.choices), "blocks": lambda p: "item"}
+    value = {"choice": lambda p: "|".join(p.choices), "blocks": lambda p: "item", "size": lambda p: "N|inf"}
     keywords = [f"[,{p.name}={value.get(p.kind, lambda p: 'V')(p)}]" for p in cls.params() if not p.positional]
     if not positional and keywords:
         keywords[0] = keywords[0].replace("[,", "[", 1)
@@ -315,6 +317,10 @@ class _Parser:
                 break
             if kind == "name":
                 low = text.lower()
+                if low == "inf" and self.i == start and self.i + 1 < len(self.tokens) and \
+                        self.tokens[self.i + 1][1] in (",", ")"):
+                    self.i += 1
+                    return sp.oo                    # a size (e.g. batch=inf); other parameters refuse it
                 if low in ("inf", "nan", "oo", "infinity", "zoo"):
                     raise self.error("expected a finite number or a symbol name")
                 names[text] = _VALUE_FUNCTIONS.get(text, sp.Symbol(text, real=True))
@@ -336,6 +342,18 @@ class _Parser:
             raise self.error(f"{source!r} is not a finite number or an expression of symbols")
         return expr
 
+    def _bare_choice(self, choices: dict, given: dict):
+        """A choice written by its value alone (``batchnorm(eval)``): {name: value} when the next word is not a
+        keyword and is the value of exactly one choice parameter not given yet; None otherwise."""
+        tok = self.peek()
+        if not tok or tok[0] != "name" or (self.i + 1 < len(self.tokens) and self.tokens[self.i + 1][1] == "="):
+            return None
+        owners = [name for name, values in choices.items() if tok[1].lower() in values and name not in given]
+        if len(owners) != 1:
+            return None
+        self.i += 1
+        return {owners[0]: tok[1].lower()}
+
     def keywords(self, cls, first: bool):
         names = [p.name for p in cls.params() if not p.positional]
         choices = {p.name: p.choices for p in cls.params() if p.kind == "choice"}
@@ -344,7 +362,8 @@ class _Parser:
         while self.peek(",") or (first and not kwargs and self.peek() and self.peek()[0] == "name"):
             if self.peek(","):
                 self.i += 1
-            kwargs.update(self._keyword(cls.kind, names, kwargs, choices, sequences))
+            bare = self._bare_choice(choices, kwargs)
+            kwargs.update(bare or self._keyword(cls.kind, names, kwargs, choices, sequences))
         self.expect(")")
         return kwargs
 

@@ -61,21 +61,56 @@ class PreActivation:
     q_ab: object
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Backward:
-    """Backward factors from a block's output to its input (they multiply along a sequence of blocks)."""
+    """Backward factors from a block's output to its input (they compose along a sequence of blocks).
+
+    The gradient second moments G_aa = ‖g_a‖²/n, G_bb and G_ab = ⟨g_a, g_b⟩/n map as
+
+        G_aa,in = χ_a G_aa + μ_a G_ab,   G_bb,in = χ_b G_bb + μ_b G_ab,   G_ab,in = χ_ab G_ab + ν (G_aa + G_bb)/2.
+
+    Pointwise and weight blocks have μ = ν = 0 (each entry maps on its own). A block whose Jacobian couples the
+    inputs of a batch (batch normalization) mixes them; the mixing terms ``mix_a`` = μ_a, ``mix_b`` = μ_b,
+    ``mix_ab`` = ν are used where the two inputs are members of an exchangeable batch, so that G_aa = G_bb.
+    """
 
     chi_a: object
     chi_b: object
     chi_ab: object
+    mix_a: object = 0
+    mix_b: object = 0
+    mix_ab: object = 0
 
     @classmethod
     def identity(cls) -> "Backward":
         return cls(1, 1, 1)
 
+    @property
+    def mixes(self) -> bool:
+        """Whether the map couples G's diagonal and cross entries (known to be so for symbols)."""
+        return not all(isinstance(v, (int, float)) and v == 0 or v is sp.S.Zero
+                       for v in (self.mix_a, self.mix_b, self.mix_ab))
+
     def then(self, other: "Backward") -> "Backward":
-        """The factors of this block followed by ``other`` (products, by gradient independence)."""
-        return Backward(self.chi_a * other.chi_a, self.chi_b * other.chi_b, self.chi_ab * other.chi_ab)
+        """The factors of this block followed by ``other``: G_in = M_self(M_other(G_out)) (products of the
+        factors when neither mixes, by gradient independence)."""
+        if not (self.mixes or other.mixes):
+            return Backward(self.chi_a * other.chi_a, self.chi_b * other.chi_b, self.chi_ab * other.chi_ab)
+        s, o = self, other
+        return Backward(s.chi_a * o.chi_a + s.mix_a * o.mix_ab, s.chi_b * o.chi_b + s.mix_b * o.mix_ab,
+                        s.chi_ab * o.chi_ab + s.mix_ab * (o.mix_a + o.mix_b) / 2,
+                        s.chi_a * o.mix_a + s.mix_a * o.chi_ab, s.chi_b * o.mix_b + s.mix_b * o.chi_ab,
+                        s.mix_ab * (o.chi_a + o.chi_b) / 2 + s.chi_ab * o.mix_ab)
+
+    def apply(self, g_aa, g_bb, g_ab):
+        """(G_aa, G_bb, G_ab) at the block's input, given them at its output."""
+        mean = (g_aa + g_bb) / 2
+        return (self.chi_a * g_aa + self.mix_a * g_ab, self.chi_b * g_bb + self.mix_b * g_ab,
+                self.chi_ab * g_ab + self.mix_ab * mean)
+
+    def __repr__(self):
+        names = ["chi_a", "chi_b", "chi_ab"] + (["mix_a", "mix_b", "mix_ab"] if self.mixes else [])
+        return f"Backward({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
 
 
 @dataclass(frozen=True)
@@ -134,4 +169,4 @@ class BlockMaps:
         """The maps of identical inputs: input b's entries and the cross entries are input a's (exactly)."""
         o, c, p = self.out, self.chi, self.pre
         return BlockMaps(PairState(o.p_a, o.p_a, o.p_a, o.m_a, o.m_a), p and PreActivation(p.q_a, p.q_a, p.q_a),
-                         Backward(c.chi_a, c.chi_a, c.chi_a))
+                         Backward(c.chi_a, c.chi_a, c.chi_a, c.mix_a, c.mix_a, c.mix_a))

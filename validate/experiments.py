@@ -8,6 +8,11 @@ The headline figure and table show GSC as a ratio of quadratic means over inputs
 which mean field predicts without bias at finite width; the geometric mean over seeds (``log_gsc``) is reported
 beside it and carries the O(depth/width) finite-width bias of the mean of a log (Hanin 2018).
 
+``philipp`` is the Fig. 1 set of Philipp, Song & Carbonell (ReLU, layer-/batch-ReLU, tanh, layer-/batch-tanh,
+SeLU, looks-linear) and ``shattering`` the gradient-correlation panel of Balduzzi et al. (feedforward, batch-norm
+feedforward, ResNet, batch-norm ResNet, looks-linear); depth counts dense layers, so a normalized layer is three
+blocks. Networks with batchnorm are fed ``batch`` inputs at once (Hutchinson probes, 8 unless given).
+
 All files of a run are staged and moved into the output folder together (:class:`sigprop.io.RunOutput`).
 """
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ..checks import check_inputs, check_positive_int
 from ..io import RunOutput, rows_to_csv
 from ..numerics import predict
 from ..theory import parse
+from ..theory.blocks.batchnorm import training_batchnorms
 from . import plots
 from .compare import COLUMNS, agreement, compare, inside_fraction
 from .measure import check_measurement, measure
@@ -40,6 +46,7 @@ class Experiment:
     architectures: tuple          # (label, grammar template with {L} for the depth)
     q0: float = 1.0
     c0: float = 0.5
+    batch: int = 64               # inputs fed at once to networks with training-mode batchnorm
 
     def networks(self, depth: int):
         return [(label, parse(template.format(L=depth))) for label, template in self.architectures]
@@ -52,6 +59,24 @@ EXPERIMENTS = {
          ("tanh (σ_w²=1)", "{L}*dense(tanh,sw2=1)"),
          ("tanh chaotic (σ_w²=2.5, σ_b²=0.05)", "{L}*dense(tanh,sw2=2.5,sb2=0.05)"),
          ("tanh ResNet (x + W₂ tanh(W₁x))", "{L}*residual(dense(tanh,sw2=1),dense(linear,sw2=1))"))),
+    "philipp": Experiment(
+        "philipp", "GSC vs depth: Philipp, Song & Carbonell's Fig. 1 set (depth in layers, batch 64)",
+        (("ReLU (He)", "{L}*dense(relu,sw2=2)"),
+         ("layer-ReLU", "{L}*(dense(linear,sw2=2),layernorm,act(relu))"),
+         ("batch-ReLU", "{L}*(dense(linear,sw2=2),batchnorm(batch=64),act(relu))"),
+         ("tanh", "{L}*dense(tanh)"),
+         ("layer-tanh", "{L}*(dense(linear),layernorm,act(tanh))"),
+         ("batch-tanh", "{L}*(dense(linear),batchnorm(batch=64),act(tanh))"),
+         ("SeLU", "{L}*dense(selu,init=lecun)"),
+         ("looks-linear", "{L}*dense(relu,weights=looks_linear)"))),
+    "shattering": Experiment(
+        "shattering", "Gradient correlation vs depth: Balduzzi et al.'s panel (batch 64)",
+        (("feedforward ReLU", "{L}*dense(relu,sw2=2)"),
+         ("batch-norm feedforward", "{L}*(dense(linear,sw2=2),batchnorm(batch=64),act(relu))"),
+         ("ResNet (β = 1/√L)", "{L}*residual(dense(relu,sw2=2),dense(linear),beta=1/sqrt(L))"),
+         ("batch-norm ResNet (β = 1/√L, large-batch theory)",
+          "{L}*residual(dense(linear,sw2=2),batchnorm,act(relu),dense(linear),beta=1/sqrt(L))"),
+         ("looks-linear", "{L}*dense(relu,weights=looks_linear)"))),
 }
 
 
@@ -60,7 +85,12 @@ def check_settings(name, widths, seeds, depth, probes, dtype, device) -> list:
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment={name!r} is not known; allowed: {', '.join(EXPERIMENTS)}")
     check_positive_int("depth", depth)
-    return check_measurement(widths, seeds, probes, dtype, device)
+    widths = check_measurement(widths, seeds, probes, dtype, device)
+    exp = EXPERIMENTS[name]
+    if any(training_batchnorms(net.blocks) for _, net in exp.networks(1)) and min(widths) < exp.batch + 1:
+        raise ValueError(f"width={min(widths)} is not allowed for experiment {name}: its batch-normalized networks "
+                         f"are fed {exp.batch} inputs at once, which needs width >= {exp.batch + 1}")
+    return widths
 
 
 def run_experiment(name: str = "gsc", out="results", widths=(512,), seeds: int = 20, depth: int = 50,
@@ -89,8 +119,10 @@ def run_experiment(name: str = "gsc", out="results", widths=(512,), seeds: int =
         for width in widths:
             for label, net in nets:
                 t = time.perf_counter()
-                meas = measure(net, width=width, seeds=seeds, q0=exp.q0, c0=exp.c0, probes=probes, dtype=dtype,
-                               device=device, progress=bar.update if bar else None)
+                batch = exp.batch if training_batchnorms(net.blocks) else None
+                meas = measure(net, width=width, seeds=seeds, q0=exp.q0, c0=exp.c0,
+                               probes=8 if batch and probes == "exact" else probes, dtype=dtype, device=device,
+                               progress=bar.update if bar else None, batch=batch)
                 timings[f"measure {label} width {width}"] = time.perf_counter() - t
                 rows += compare(predictions[label], meas, experiment=name)
         if bar:

@@ -28,12 +28,14 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy as sp
 import torch
 
 from .. import __version__
-from ..checks import check_inputs, check_positive_int, input_norms
+from ..checks import check_batch, check_inputs, check_positive_int, input_norms
 from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import as_network
+from ..theory.blocks.batchnorm import training_batchnorms
 from .build import build, resolve_device, resolve_dtype
 from .intervals import bootstrap_interval, t_interval
 
@@ -49,10 +51,12 @@ def check_width(width) -> int:
     return width
 
 
-def make_inputs(width: int, q0, c0: float, generator: torch.Generator, dtype, device) -> torch.Tensor:
-    """Two inputs (rows) with ‖x‖²/n = q0 exactly (one value, or a pair (q_a, q_b)), correlation c0 exactly, and
-    zero unit mean (width >= 3)."""
+def make_inputs(width: int, q0, c0: float, generator: torch.Generator, dtype, device, batch: int = 2) -> torch.Tensor:
+    """``batch`` inputs (rows) with ‖x‖²/n = q0 exactly (one value, or for two inputs a pair (q_a, q_b)), every
+    pair at correlation c0 exactly, and zero unit mean (width >= batch + 1)."""
     check_width(width)
+    if batch > 2:
+        return _exchangeable_inputs(width, q0, c0, batch, generator).to(device=device, dtype=dtype)
     u = torch.randn(2, width, generator=generator, dtype=torch.float64)
     u = u - u.mean(dim=1, keepdim=True)
     e1 = u[0] / u[0].norm()
@@ -61,6 +65,26 @@ def make_inputs(width: int, q0, c0: float, generator: torch.Generator, dtype, de
     scale = torch.tensor([[math.sqrt(q * width)] for q in input_norms(q0)], dtype=torch.float64)
     x = torch.stack([e1, c0 * e1 + math.sqrt(max(0.0, 1 - c0 * c0)) * e2]) * scale
     return x.to(device=device, dtype=dtype)
+
+
+def _exchangeable_inputs(width, q0, c0, batch, generator):
+    """X = C^½ E √(q0 n): E has orthonormal zero-mean rows, C = (1 − c0)I + c0 11ᵀ the batch's correlation."""
+    if width < batch + 1:
+        raise ValueError(f"width={width} is not allowed for a batch of {batch} inputs: exact inputs need "
+                         f"width >= batch + 1 = {batch + 1}")
+    if isinstance(q0, (tuple, list)):
+        raise ValueError(f"q0={q0!r} is not allowed for a batch: every input has the same mean square; give one q0")
+    if c0 < -1 / (batch - 1):
+        raise ValueError(f"c0={c0!r} is not allowed: {batch} inputs cannot all have correlation below "
+                         f"-1/(batch - 1) = {-1 / (batch - 1):.6g}")
+    u = torch.randn(width, batch, generator=generator, dtype=torch.float64)
+    u = u - u.mean(dim=0, keepdim=True)
+    e, _ = torch.linalg.qr(u)                                  # orthonormal columns, each of zero mean
+    ones = torch.ones(batch, batch, dtype=torch.float64)
+    corr = (1 - c0) * torch.eye(batch, dtype=torch.float64) + c0 * ones
+    w, v = torch.linalg.eigh(corr)
+    root = (v * w.clamp(min=0).sqrt()) @ v.T
+    return root @ e.T * math.sqrt(q0 * width)
 
 
 def check_probes(probes, width: int):
@@ -152,43 +176,81 @@ def _probe_matrix(probes, n_out, generator, dtype, device):
 
 
 def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact", dtype="float64",
-                 device="cpu") -> dict:
-    """One sampled network: the raw per-layer arrays of :class:`Measurement` for one seed (and ``pre_layers``)."""
+                 device="cpu", batch: int = 2) -> dict:
+    """One sampled network: the raw per-layer arrays of :class:`Measurement` for one seed (and ``pre_layers``).
+
+    With ``batch`` B > 2 the columns a, b hold the batch's means (p, m, q, ‖g‖²) and ``c``, ``grad_cross`` the
+    means over its pairs."""
     dt = resolve_dtype(dtype)
     net = build(network, width, seed, dtype, device)
     probes = check_probes(probes, net.n_out)
+    if batch > 2 and probes == "exact":
+        raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs (it would hold "
+                         f"{net.n_out} x {batch} gradients per layer): give a number of probes, e.g. probes=8")
     gen = torch.Generator().manual_seed(10_000_019 + seed)
-    x0 = make_inputs(width, q0, c0, gen, dt, device).requires_grad_(True)
+    x0 = make_inputs(width, q0, c0, gen, dt, device, batch).requires_grad_(True)
     out, trace = net(x0)
     v, norm = _probe_matrix(probes, out.shape[1], gen, dt, device)
-    grads = torch.autograd.grad(out, trace.xs[:-1], grad_outputs=v[:, None, :].expand(-1, 2, -1).contiguous(),
-                                is_grads_batched=True, allow_unused=True)
+    shared = v[:, None, :].expand(-1, batch, -1).contiguous()
+    coupled = bool(training_batchnorms(as_network(network).blocks))
+    gs = _pull_back(out, trace, shared, keep=coupled) + [shared.double()]                # layer L: g = v
+    if coupled:                         # the batch's Jacobian: probes independent across inputs
+        w = torch.randn(probes, batch, out.shape[1], generator=gen, dtype=torch.float64).to(device=device, dtype=dt)
+        free = _pull_back(out, trace, w) + [w.double()]
+        jac = torch.stack([(g * g).sum(dim=(1, 2)).mean(dim=0) / batch for g in free])[:, None].expand(-1, 2)
+    else:
+        jac = None
     with torch.no_grad():
-        grads = [torch.zeros_like(x).expand(v.shape[0], -1, -1) if g is None else g
-                 for g, x in zip(grads, trace.xs[:-1])]
-        gs = [g.double() for g in grads] + [v[:, None, :].expand(-1, 2, -1).double()]   # layer L: g = v
-        sq = torch.stack([(g * g).sum(dim=2).mean(dim=0) for g in gs]) * norm          # ‖J‖_F² per layer, input
-        cross = torch.stack([(g[:, 0] * g[:, 1]).sum(dim=1).mean(dim=0) for g in gs]) * norm
+        sq = torch.stack([_per_input((g * g).sum(dim=2).mean(dim=0)) for g in gs]) * norm   # ‖J‖_F² per input
+        cross = torch.stack([_pair_mean(g) for g in gs]) * norm
+        jac = sq if jac is None else jac
         widths = torch.tensor([x.shape[1] for x in trace.xs], dtype=torch.float64, device=sq.device)
         hs = [h.double() for h in trace.pre]
         xs = [x.double() for x in trace.xs]
         empty = torch.zeros(0, 2, dtype=torch.float64, device=sq.device)
-        q = torch.stack([(h * h).mean(dim=1) for h in hs]) if hs else empty
-        c = torch.stack([(h[0] @ h[1]) / (h[0].norm() * h[1].norm()) for h in hs]) if hs else empty[:, 0]
-        p = torch.stack([(x * x).mean(dim=1) for x in xs])
-        m = torch.stack([x.mean(dim=1) for x in xs])
+        q = torch.stack([_per_input((h * h).mean(dim=1)) for h in hs]) if hs else empty
+        c = torch.stack([_pair_mean((h / h.norm(dim=1, keepdim=True))[None]) for h in hs]) if hs else empty[:, 0]
+        p = torch.stack([_per_input((x * x).mean(dim=1)) for x in xs])
+        m = torch.stack([_per_input(x.mean(dim=1)) for x in xs])
     arr = lambda t: t.detach().cpu().numpy()
-    return {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "n": arr(widths), "jac_qm2": arr(sq / widths[:, None]),
+    return {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "n": arr(widths), "jac_qm2": arr(jac / widths[:, None]),
             "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace.pre_layers, dtype=int)}
 
 
+def _pull_back(out, trace, probes, keep: bool = False) -> list:
+    """g^l = (∂x^L/∂x^l)ᵀ v at every layer l < L for each probe (the first axis of ``probes``), in float64;
+    ``keep``: keep the graph for another pass."""
+    grads = torch.autograd.grad(out, trace.xs[:-1], grad_outputs=probes, is_grads_batched=True, allow_unused=True,
+                                retain_graph=keep)
+    with torch.no_grad():
+        return [(torch.zeros_like(x).expand(probes.shape[0], -1, -1) if g is None else g).double()
+                for g, x in zip(grads, trace.xs[:-1])]
+
+
+def _per_input(values):
+    """Per-input values of a pair as they are, of a larger batch as its mean in both columns."""
+    return values if values.shape[-1] == 2 else values.mean(dim=-1, keepdim=True).expand(2)
+
+
+def _pair_mean(g):
+    """⟨g_a, g_b⟩ averaged over the pairs a ≠ b of the batch (axis 1) and over the probes (axis 0)."""
+    B = g.shape[1]
+    total, own = g.sum(dim=1), (g * g).sum(dim=(1, 2))
+    return (((total * total).sum(dim=1) - own) / (B * (B - 1))).mean(dim=0)
+
+
 def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.5, probes="exact",
-            dtype="float64", device="cpu", progress=None) -> Measurement:
+            dtype="float64", device="cpu", progress=None, batch=None) -> Measurement:
     """Measure ``network`` at ``width`` over ``seeds`` (an int n → seeds 0..n-1, or a list of seeds ≥ 2 of them).
 
+    ``batch``: feed B inputs at once (every pair at correlation c0; width >= B + 1; Hutchinson probes). A network
+    with training-mode batchnorm needs a finite batch: this one, or the one its batchnorm blocks name. GSC is then
+    the batch's (probes independent across the inputs), the gradient correlation the mean over pairs with a shared
+    probe, as :func:`sigprop.numerics.predict` defines them.
     ``progress``: optional callable invoked after each seed (e.g. a tqdm ``update``).
     """
     net = as_network(network)
+    net, batch = resolve_batch(net, batch)
     check_positive_int("width", width)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple, range)):
         raise ValueError(f"seeds={seeds!r} is not allowed: give a number of seeds or a list of seeds")
@@ -201,16 +263,41 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     start = time.perf_counter()
     per_seed = []
     for s in seed_list:
-        per_seed.append(measure_seed(net, width, s, q0, c0, probes, dtype, device))
+        per_seed.append(measure_seed(net, width, s, q0, c0, probes, dtype, device, batch))
         if progress is not None:
             progress()
     raw = {k: np.stack([r[k] for r in per_seed]) for k in RAW}
+    inputs = {"q0": _as_record(q0), "c0": c0, "m0": 0.0}
+    if batch > 2 or training_batchnorms(net.blocks):
+        inputs["batch"] = batch
     return Measurement(
-        architecture=net.describe(), width=width, seeds=seed_list, inputs={"q0": _as_record(q0), "c0": c0, "m0": 0.0},
+        architecture=net.describe(), width=width, seeds=seed_list, inputs=inputs,
         probes=probes, dtype=str(dtype), device=str(device), pre_layers=per_seed[0]["pre_layers"], raw=raw,
         meta={"sigprop_version": __version__, "torch_version": torch.__version__,
               "seconds": time.perf_counter() - start},
     )
+
+
+def resolve_batch(net, batch) -> tuple:
+    """(the network, B) for a measurement: ``batch`` if given (an integer >= 2), else the finite batch the
+    network's training-mode batchnorm blocks name, else 2 (a pair). A batchnorm left at the large-batch default
+    keeps it in the description (its prediction is the large-batch limit; the sampled network sees B inputs); one
+    that names another batch raises ValueError."""
+    batch = check_batch(batch)
+    if batch == math.inf:
+        raise ValueError("batch=inf is not allowed for a measurement: a sampled network sees a finite batch "
+                         "(compare a large batch with the large-batch prediction)")
+    norms = training_batchnorms(net.blocks)
+    named = {int(b.batch) for b in norms if b.batch is not sp.oo}
+    if batch is None:
+        if norms and not named:
+            raise ValueError(f"{net.describe()} has batchnorm in training mode: give batch=B (the number of inputs "
+                             "fed at once, >= 4), or name it in the architecture (batchnorm(batch=B))")
+        batch = named.pop() if named else 2
+    if named - {batch}:
+        raise ValueError(f"batch={batch} is not allowed: {net.describe()} names batch {sorted(named)} (the batch is "
+                         "one for the whole network)")
+    return net, batch
 
 
 def _as_record(q0):

@@ -30,7 +30,7 @@ import sympy as sp
 import torch
 from torch import nn
 
-from ..theory import Act, Dense, Dropout, LayerNorm, Residual
+from ..theory import Act, BatchNorm, Dense, Dropout, LayerNorm, Residual
 from ..theory.piecewise import piecewise_form
 from ..theory.symbols import x
 
@@ -206,7 +206,30 @@ class LayerNormLayer(nn.Module):
         return nn.functional.layer_norm(x, (self.width,), self.weight, self.bias, self.eps), None
 
 
+class BatchNormLayer(nn.Module):
+    """Batch normalization per unit over the rows (the batch) with the biased batch variance, as torch's
+    ``batch_norm`` computes it in training mode, or torch's ``batch_norm`` with the running statistics at their
+    initial values (mean 0, variance 1) in eval mode; affine weight and bias at g·1 and b·1."""
+
+    def __init__(self, block: BatchNorm, width: int, generator: torch.Generator, dtype, device):
+        super().__init__()
+        self.training_mode, self.eps = block.training, float(block.eps)
+        self.weight = torch.full((width,), float(block.gain), dtype=dtype, device=device)
+        self.bias = torch.full((width,), float(block.bias), dtype=dtype, device=device)
+        self.running_mean = torch.zeros(width, dtype=dtype, device=device)
+        self.running_var = torch.ones(width, dtype=dtype, device=device)
+
+    def forward(self, x):
+        if self.training_mode:             # torch's batch_norm refuses eps = 0 in training mode: the same by hand
+            centred = x - x.mean(dim=0, keepdim=True)
+            var = (centred * centred).mean(dim=0, keepdim=True)
+            return self.weight * centred / torch.sqrt(var + self.eps) + self.bias, None
+        return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                                        self.eps), None
+
+
 register_module(Dense)(DenseLayer)
+register_module(BatchNorm)(BatchNormLayer)
 register_module(LayerNorm)(LayerNormLayer)
 register_module(Dropout)(DropoutLayer)
 register_module(Residual)(ResidualBlock)

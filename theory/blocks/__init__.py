@@ -11,6 +11,7 @@ from .act import Act
 from .residual import Residual
 from .dropout import Dropout
 from .layernorm import LayerNorm
+from .batchnorm import BatchNorm
 
-__all__ = ["Act", "BLOCKS", "Block", "Dense", "Dropout", "LayerNorm", "Param", "Residual", "check_gaussian_inputs", "compose", "param",
+__all__ = ["Act", "BLOCKS", "BatchNorm", "Block", "Dense", "Dropout", "LayerNorm", "Param", "Residual", "check_gaussian_inputs", "compose", "param",
            "register_block"]

@@ -38,6 +38,7 @@ class Act(Block):
     summary: ClassVar[str] = "phi(x) alone, no weights (its input must be Gaussian)"
     example: ClassVar[str] = "dense(linear,sw2=1.5),3*(act(tanh),dense(linear,sw2=1.5,sb2=0.1))"
     needs_gaussian_input: ClassVar[bool] = True
+    pointwise: ClassVar[bool] = True
 
     activation: Activation = param(kind="activation", positional=True, doc="the nonlinearity phi")
 

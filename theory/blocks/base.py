@@ -133,6 +133,10 @@ class Block:
     needs_gaussian_input: ClassVar[bool] = False
     #: the same input always gives the same output (so identical inputs stay identical); dropout's masks do not
     deterministic: ClassVar[bool] = True
+    #: y = φ(x) coordinate by coordinate, no weights (``act``): the law of one coordinate of x decides its maps
+    pointwise: ClassVar[bool] = False
+    #: a pointwise block right after this one is evaluated jointly with it (batchnorm at a finite batch)
+    joins_next_pointwise: ClassVar[bool] = False
     #: choice parameters that change the maps themselves (kept in the compiled template and its signature); the
     #: others only imply numbers (presets), which the template holds as symbols
     structural_choices: ClassVar[tuple] = ()
@@ -231,7 +235,8 @@ class Block:
                 if value is not None and value not in p.choices:
                     raise ValueError(f"{p.name}={value!r} is not allowed; allowed: {', '.join(p.choices)}")
             else:
-                value = check_number(p.name, value, nonnegative=p.kind == "variance", positive=p.kind == "positive")
+                value = check_number(p.name, value, nonnegative=p.kind == "variance", positive=p.kind == "positive",
+                                     size=p.kind == "size")
             object.__setattr__(self, p.name, value)
         for p in presets:
             given, implied = getattr(self, p.name), self.preset(p.name)
@@ -243,7 +248,7 @@ class Block:
                                      f"give one or the other")
             value = implied if implied is not None else given if given is not None else p.default   # exact
             object.__setattr__(self, p.name, check_number(p.name, value, nonnegative=p.kind == "variance",
-                                                          positive=p.kind == "positive"))
+                                                          positive=p.kind == "positive", size=p.kind == "size"))
         self.check()
 
     def _choices_text(self) -> str:
@@ -290,7 +295,8 @@ class Block:
     def template(self):
         """(this block with each numeric parameter replaced by a symbol, those symbols): the compiled form's
         arguments, so one compiled function serves every value of the parameters."""
-        assumptions = {"variance": {"nonnegative": True}, "positive": {"positive": True}, "real": {"real": True}}
+        assumptions = {"variance": {"nonnegative": True}, "positive": {"positive": True}, "real": {"real": True},
+                       "size": {"positive": True}}
         symbols = {p.name: sp.Symbol(f"param_{p.name}", **assumptions[p.kind])
                    for p in self.params() if p.kind in NUMERIC_KINDS}
         choices = {p.name: None for p in self.params()                   # presets are in the numbers now

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-PARAM_KINDS = ("activation", "variance", "positive", "real", "choice", "blocks")
-NUMERIC_KINDS = ("variance", "positive", "real")
+PARAM_KINDS = ("activation", "variance", "positive", "real", "size", "choice", "blocks")
+NUMERIC_KINDS = ("variance", "positive", "real", "size")
 _KEY = "sigprop_param"
 
 
@@ -51,17 +51,26 @@ def param(default=dataclasses.MISSING, *, kind: str, doc: str, positional: bool 
 
 
 # -- parameter values ------------------------------------------------------------------------------------
-def check_number(name: str, value, nonnegative: bool, positive: bool = False) -> sp.Expr:
-    """A block parameter as a SymPy number or expression; a ValueError naming it if it is not allowed."""
+def check_number(name: str, value, nonnegative: bool, positive: bool = False, size: bool = False) -> sp.Expr:
+    """A block parameter as a SymPy number or expression; a ValueError naming it if it is not allowed. A ``size``
+    (e.g. a batch size) is an integer >= 1 or infinity (``float('inf')``, ``sympy.oo``; ``inf`` in the grammar)."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         raise ValueError(f"{name}={value!r} is not allowed: give a finite real number or a SymPy symbol")
     try:
         v = sp.sympify(value, strict=True) if not isinstance(value, sp.Basic) else value
     except (sp.SympifyError, TypeError):
         raise ValueError(f"{name}={value!r} is not allowed: give a finite real number or a SymPy symbol") from None
+    if size:
+        if v is sp.oo or (v.is_number and v.is_finite and v.is_real and v == int(v) and v >= 1):
+            return sp.oo if v is sp.oo else sp.Integer(int(v))
+        if v.is_number or v.is_positive is False:
+            shown = format_number(v) if v.is_number and v.is_finite else value
+            raise ValueError(f"{name}={shown} is not allowed: give an integer >= 1 or inf")
+        return v
     if v.is_number:
         if not (v.is_real and v.is_finite):
-            raise ValueError(f"{name}={value!r} is not allowed: it must be a finite real number")
+            shown = "inf" if v is sp.oo else repr(value)
+            raise ValueError(f"{name}={shown} is not allowed: it must be a finite real number")
         if nonnegative and v < 0:
             raise ValueError(f"{name}={value!r} is not allowed: a variance must be >= 0")
         if positive and v <= 0:
@@ -80,6 +89,8 @@ def agrees(given: sp.Expr, implied: sp.Expr) -> bool:
 
 def format_number(v: sp.Expr) -> str:
     """A parameter value as the grammar writes it."""
+    if v is sp.oo:
+        return "inf"
     if v.is_Integer:
         return str(int(v))
     if v.is_number:

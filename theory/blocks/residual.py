@@ -117,7 +117,7 @@ class Residual(Block):
             a * K.m_b + b * F.m_b,
         )
         # ‖(αJ_S + βJ_F)ᵀg‖²: the cross term is 2αβ tr(J_F)/n for an identity skip, 0 when either is decorrelated
-        cross_chi = (2 * x.t_a, 2 * x.t_b, x.t_a + x.t_b)
+        cross_chi = (2 * x.t_a, 2 * x.t_b, x.t_a + x.t_b, 0, 0, 0)      # no cross term mixes G's entries
         chi = Backward(*(a**2 * ck + b**2 * cf + a * b * t
                          for ck, cf, t in zip(as_tuple(k.chi), as_tuple(f.chi), cross_chi)))
         return BlockMaps(out, f.pre, chi)

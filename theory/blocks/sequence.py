@@ -38,9 +38,13 @@ if TYPE_CHECKING:
 def check_gaussian_inputs(blocks: Sequence["Block"], gaussian: bool = True, where: str = "block",
                           previous: str = "the network input") -> bool:
     """Walk ``blocks`` from an input whose coordinates are (``gaussian``) Gaussian; a block that needs a Gaussian
-    input and does not get one raises ValueError naming it. Returns whether the output is Gaussian."""
+    input and does not get one raises ValueError naming it. The exception: a pointwise block (``act``) right after a
+    block that ``joins_next_pointwise`` (batchnorm in training mode), which ``numerics`` evaluates jointly with it.
+    Returns whether the output is Gaussian."""
+    joins = False
     for i, block in enumerate(blocks, 1):
-        if block.needs_gaussian_input and not gaussian:
+        joint = joins and block.pointwise
+        if block.needs_gaussian_input and not gaussian and not joint:
             raise ValueError(f"{where} {i} ({block.describe()}) needs Gaussian input coordinates, but its input "
                              f"({previous}) is not Gaussian: put a dense(linear, ...) before it")
         inner = tuple(check_gaussian_inputs(seq, gaussian, f"{where} {i}: {name} block", previous)
@@ -48,6 +52,7 @@ def check_gaussian_inputs(blocks: Sequence["Block"], gaussian: bool = True, wher
         inner = inner or None
         gaussian = block.gaussian_out(gaussian, inner)
         previous = f"the output of {block.describe()}"
+        joins = block.joins_next_pointwise
     return gaussian
 
 
