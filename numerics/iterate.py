@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 
 from .. import __version__
-from ..checks import check_batch, check_inputs, input_norms
+from ..checks import check_batch, check_batch_inputs, check_inputs, input_norms
 from ..theory import as_network, gsc_squared
 from ..theory.blocks.batchnorm import training_batchnorms, with_batch
 from ..theory.blocks.params import format_number
@@ -71,8 +71,9 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
     if batch is not None:
         net = Network(with_batch(net.blocks, batch))
     norms = training_batchnorms(net.blocks)
-    if norms:
-        _check_batch_inputs(norms, q0, c0)
+    sizes = {int(b.batch) if b.batch is not sp.oo else math.inf for b in norms} | ({batch} - {None, 2})
+    if sizes or norms:
+        check_batch_inputs(q0, c0, min(sizes) if sizes else math.inf, normalized=bool(norms))
     start = time.perf_counter()
     L = net.depth
     q_a, q_b = (float(v) for v in input_norms(q0))
@@ -151,21 +152,6 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
         meta["notes"] = notes
     return Prediction(architecture=net.describe(), inputs=inputs, depth=L,
                       pre_layers=np.array(pre_layers, dtype=int), raw=raw, meta=meta)
-
-
-def _check_batch_inputs(norms, q0, c0):
-    """A batch network's inputs are an exchangeable batch: one mean square, one correlation c0 < 1 that a batch
-    of B inputs can have (c0 >= −1/(B − 1))."""
-    if isinstance(q0, (tuple, list)):
-        raise ValueError(f"q0={q0!r} is not allowed with batchnorm in training mode: the batch is exchangeable "
-                         "(every input has the same mean square); give one q0")
-    if c0 >= 1:
-        raise ValueError(f"c0={c0!r} is not allowed with batchnorm in training mode: identical inputs have no "
-                         "batch variance; use c0 < 1")
-    finite = [b.batch for b in norms if b.batch is not sp.oo]
-    if finite and c0 < -1 / (int(finite[0]) - 1):
-        raise ValueError(f"c0={c0!r} is not allowed: {int(finite[0])} inputs cannot all have correlation below "
-                         f"-1/(B - 1) = {-1 / (int(finite[0]) - 1):.6g}")
 
 
 def _batch_record(norms, batch):

@@ -68,3 +68,18 @@ def parse_batch(text: str):
         return check_batch(int(text))
     except ValueError:
         raise ValueError(f"batch={text!r} is not allowed: give an integer >= 2 or inf") from None
+
+
+def check_batch_inputs(q0, c0, batch, normalized: bool = False) -> None:
+    """The inputs of an exchangeable batch of ``batch`` inputs (> 2, or inf): one mean square q0, and a correlation
+    c0 that so many inputs can share (c0 >= −1/(B − 1)); ``normalized`` (training-mode batchnorm): also c0 < 1,
+    since identical inputs have no batch variance."""
+    if isinstance(q0, (tuple, list)):
+        raise ValueError(f"q0={q0!r} is not allowed for a batch: every input of the batch has the same mean square; "
+                         "give one q0")
+    if normalized and c0 >= 1:
+        raise ValueError(f"c0={c0!r} is not allowed with batchnorm in training mode: identical inputs have no batch "
+                         "variance; use c0 < 1")
+    if batch != math.inf and c0 < -1 / (batch - 1):
+        raise ValueError(f"c0={c0!r} is not allowed: {batch} inputs cannot all have correlation below "
+                         f"-1/(batch - 1) = {-1 / (batch - 1):.6g}")

@@ -221,21 +221,6 @@ def _probes_note(probes, widths):
               "only width probes)", file=sys.stderr)
 
 
-def _at_batch(net, batch):
-    """The network with its batchnorm blocks at ``batch``; where a finite batch has no prediction (an act after a
-    batchnorm inside a residual branch), the network as it is: its large-batch prediction is then compared."""
-    from .theory.blocks.batchnorm import with_batch
-    from .theory.network import Network
-    try:
-        return Network(with_batch(net.blocks, batch))
-    except ValueError as exc:
-        if "batch=inf" not in str(exc):
-            raise
-        print(f"sigprop: note: no finite-batch prediction here ({' '.join(str(exc).split())}); the large-batch "
-              f"prediction is compared with networks fed {batch} inputs", file=sys.stderr)
-        return net
-
-
 def _cmd_reproduce(args):
     from .validate.experiments import check_settings, run_experiment
     args.probes = "exact" if args.probes is None else args.probes
@@ -253,6 +238,8 @@ def _cmd_measure(args):
     from .validate import plots
     from .validate.compare import COLUMNS, agreement, compare, inside_fraction
     from .validate.experiments import HEADLINE, check_measurement, progress_bar, save_figure, summary_table
+    from .theory.blocks.batchnorm import with_batch
+    from .theory.network import Network
     from .validate.measure import measure, resolve_batch
 
     net = parse(args.architecture)
@@ -265,7 +252,7 @@ def _cmd_measure(args):
         check_output_folder(args.out)
     _probes_note(args.probes, [args.width])
     if args.batch is not None and batch > 2:
-        net = _at_batch(net, batch)
+        net = Network(with_batch(net.blocks, batch))    # predicted at the batch the sampled networks see
     pred = predict(net, q0=args.q0, c0=args.c0)
     bar = progress_bar(args.seeds, not args.no_progress, "measuring")
     meas = measure(net, width=args.width, seeds=args.seeds, q0=args.q0, c0=args.c0, probes=args.probes,

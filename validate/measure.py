@@ -10,7 +10,10 @@ through one backward pass that reads g^l = (∂x^L/∂x^l)ᵀ v at every layer a
   which then cost no more and have no noise.
 
 GSC(l, L) = ‖J‖_qm ‖x^l‖/‖x^L‖ with ‖J‖_qm² = ‖J‖_F²/n_l, per input (n_l: the width of x^l, recorded as ``n``). The gradient correlation uses the same
-probes for both inputs: Σ⟨g_a, g_b⟩/√(Σ‖g_a‖² Σ‖g_b‖²). Every registered quantity
+probes for both inputs: Σ⟨g_a, g_b⟩/√(Σ‖g_a‖² Σ‖g_b‖²). With a batch of B > 2 inputs (``batch``; every pair at
+correlation c0) the columns hold the batch's means and the correlations its means over pairs; a network with
+training-mode batchnorm couples the batch, so its GSC comes from a second pass with probes independent across the
+inputs (the batch's Jacobian, as :func:`sigprop.numerics.predict` defines GSC). Every registered quantity
 (:data:`sigprop.quantities.QUANTITIES`) is computed from these arrays.
 
 Example
@@ -32,7 +35,7 @@ import sympy as sp
 import torch
 
 from .. import __version__
-from ..checks import check_batch, check_inputs, check_positive_int, input_norms
+from ..checks import check_batch, check_batch_inputs, check_inputs, check_positive_int, input_norms
 from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
@@ -72,11 +75,7 @@ def _exchangeable_inputs(width, q0, c0, batch, generator):
     if width < batch + 1:
         raise ValueError(f"width={width} is not allowed for a batch of {batch} inputs: exact inputs need "
                          f"width >= batch + 1 = {batch + 1}")
-    if isinstance(q0, (tuple, list)):
-        raise ValueError(f"q0={q0!r} is not allowed for a batch: every input has the same mean square; give one q0")
-    if c0 < -1 / (batch - 1):
-        raise ValueError(f"c0={c0!r} is not allowed: {batch} inputs cannot all have correlation below "
-                         f"-1/(batch - 1) = {-1 / (batch - 1):.6g}")
+    check_batch_inputs(q0, c0, batch)
     u = torch.randn(width, batch, generator=generator, dtype=torch.float64)
     u = u - u.mean(dim=0, keepdim=True)
     e, _ = torch.linalg.qr(u)                                  # orthonormal columns, each of zero mean

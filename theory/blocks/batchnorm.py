@@ -50,7 +50,8 @@ import sympy as sp
 
 from ..state import Backward, BlockMaps, Cross, PairState
 from .. import symbols as S
-from .base import Block, Number, register_block
+from .affine import AffineNormalization
+from .base import Number, register_block
 from .params import format_number, param
 
 MODES = ("train", "eval")
@@ -58,7 +59,7 @@ MODES = ("train", "eval")
 
 @register_block
 @dataclass(frozen=True)
-class BatchNorm(Block):
+class BatchNorm(AffineNormalization):
     """g (h − h̄)/√(s² + ε) + b per unit over a batch (training mode), or g x/√(1 + ε) + b (evaluation mode)."""
 
     kind: ClassVar[str] = "batchnorm"
@@ -71,10 +72,6 @@ class BatchNorm(Block):
                       doc="train (batch statistics, the default) or eval (the running statistics at init: 0, 1)")
     batch: Number = param(sp.oo, kind="size", hide_default=True,
                           doc="B, the batch size of training mode (>= 4, or inf for the large-batch limit)")
-    gain: Number = param(1, kind="real", doc="g, the affine weight's initial value (all units)", hide_default=True)
-    bias: Number = param(0, kind="real", doc="b, the affine bias's initial value (all units)", hide_default=True)
-    eps: Number = param(0, kind="variance", doc="epsilon added to the variance (PyTorch's default is 1e-5)",
-                        hide_default=True)
 
     @property
     def training(self) -> bool:

@@ -31,23 +31,19 @@ from typing import ClassVar
 import sympy as sp
 
 from ..state import Backward, BlockMaps, Cross, PairState
-from .base import Block, Number, register_block
-from .params import param
+from .affine import AffineNormalization
+from .base import register_block
 
 
 @register_block
 @dataclass(frozen=True)
-class LayerNorm(Block):
+class LayerNorm(AffineNormalization):
     """g (x − x̄1)/√(v + ε) + b over the units of each input (layer normalization at initialization)."""
 
     kind: ClassVar[str] = "layernorm"
     summary: ClassVar[str] = "g*(x - mean)/sqrt(var + eps) + b over each input's units (layer norm)"
     example: ClassVar[str] = "10*(dense(linear,sw2=2),layernorm,act(relu))"
 
-    gain: Number = param(1, kind="real", doc="g, the affine weight's initial value (all units)", hide_default=True)
-    bias: Number = param(0, kind="real", doc="b, the affine bias's initial value (all units)", hide_default=True)
-    eps: Number = param(0, kind="variance", doc="epsilon added to the variance (PyTorch's default is 1e-5)",
-                        hide_default=True)
 
     @property
     def source(self) -> str:
