@@ -1,22 +1,16 @@
 """A training-mode batchnorm followed by a pointwise block: their joint maps (Monte Carlo over the sphere at a finite
 batch B, Gaussian quadrature at B = ∞).
 
-At a finite batch, one unit of the normalized batch is y = g√B u + b with u uniform on the unit sphere of 1⊥ in
-R^B (``sigprop.theory.blocks.batchnorm``): not Gaussian, so φ(y) has no Gaussian closed form, and the backward
-pass through both blocks, J_φ J_BN with J_BN = (g√B/‖Ph‖)(P − uuᵀ), has to be averaged jointly. With
-D = diag(φ'(y)) and G = αI + β11ᵀ at the pointwise block's output (α = G_aa − G_ab, β = G_ab):
+The joint backward map is theory's (``BatchNorm.joint_backward``), in terms of two expectations over the
+normalized unit y = g√B u + b, u uniform on the unit sphere of 1⊥ in R^B, d = φ'(y):
+t₁ = E[(1 − 1/B)Σd_a² − Σd_a²u_a²]/B and t₂ = E[‖d‖² − (Σd_a)²/B − (dᵀu)²]/B. This module evaluates them, with
+the forward moments E[φ(y_a)²], E[φ(y_a)φ(y_b)], E[φ(y_a)] and φ's own factors E[φ'(y_a)²], E[φ'(y_a)φ'(y_b)]:
 
-    E[J_BN D G D J_BN] = g²B/(σ²(B − 3)) · E[(P − uuᵀ)(αD² + β ddᵀ)(P − uuᵀ)],   d = φ'(y),
-
-since ‖Ph‖² = σ²χ²_{B−1} is independent of u and E[1/χ²_{B−1}] = 1/(B − 3). The matrix in the expectation sends 1
-to 0, so its mean is κP, κ = E[tr]/(B − 1), with tr = α T₁ + β T₂:
-
-    T₁ = (1 − 1/B) Σ d_a² − Σ d_a² u_a²,   T₂ = ‖d‖² − (Σ d_a)²/B − (dᵀu)².
-
-The forward moments E[φ(y_a)²], E[φ(y_a)φ(y_b)], E[φ(y_a)] and the pointwise block's own factors E[φ'(y_a)²],
-E[φ'(y_a)φ'(y_b)] come from the same samples u = Pz/‖Pz‖, z ~ N(0, I_B): a Monte Carlo of a Gaussian integral
-(never of a network), with a fixed seed so a prediction is reproducible, and with its standard errors. For
-φ = identity T₁ = B − 2, T₂ = 0, which gives the closed form of the batchnorm block alone.
+- at a finite B, from samples u = Pz/‖Pz‖, z ~ N(0, I_B): a Monte Carlo of a Gaussian integral (never of a
+  network), with a fixed seed so a prediction is reproducible, and with per-sample standard errors
+  (:func:`sphere_moments`); for φ = identity t₁ = 1 − 2/B and t₂ = 0 in every sample;
+- at B = ∞, where y = gz + b, z ~ N(0, 1), is independent across the batch and dᵀu → √B E[zφ'(y)]: as 1-D
+  Gaussian quadratures (:func:`gaussian_moments`), t₁ = E[φ'²], t₂ = E[φ'²] − E[φ']² − E[zφ'(y)]².
 
 Example
 -------
@@ -32,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..theory.state import Backward, BlockMaps, PairState, PreActivation
+from ..theory.state import Backward, BlockMaps, PairState, PreActivation, as_tuple
 from .expectations import activation_functions
 from .quadrature import expect1
 
@@ -43,7 +37,8 @@ _CHUNK = 1 << 11
 
 @dataclass(frozen=True)
 class SphereMoments:
-    """Expectations over one normalized unit y = g√B u + b of a batch (``values``) and their standard errors."""
+    """Expectations over one normalized unit y = g√B u + b of a batch (``values``; t₁, t₂ per coordinate) and their
+    standard errors."""
 
     values: dict
     errors: dict
@@ -84,8 +79,8 @@ def sphere_moments(act, batch: int, gain: float, bias: float, samples: int = SAM
         stats["mean"].append(sf / B)
         stats["dsecond"].append(sd2 / B)
         stats["dcross"].append((sd * sd - sd2) / pairs)
-        stats["t1"].append((1 - 1 / B) * sd2 - (d * d * u * u).sum(axis=1))
-        stats["t2"].append(sd2 - sd * sd / B - (d * u).sum(axis=1) ** 2)
+        stats["t1"].append(((1 - 1 / B) * sd2 - (d * d * u * u).sum(axis=1)) / B)
+        stats["t2"].append((sd2 - sd * sd / B - (d * u).sum(axis=1) ** 2) / B)
     values, errors = {}, {}
     for k, parts in stats.items():
         a = np.concatenate(parts)
@@ -95,9 +90,9 @@ def sphere_moments(act, batch: int, gain: float, bias: float, samples: int = SAM
 
 @lru_cache(maxsize=64)
 def gaussian_moments(act, gain: float, bias: float) -> dict:
-    """The large-batch limit of :func:`sphere_moments` per coordinate (y = g z + b, z ~ N(0, 1), independent across
-    the batch): E[φ²], E[φ]², E[φ], E[φ'²], E[φ']², t₁ = E[φ'²] and t₂ = E[φ'²] − E[φ']² − E[zφ']² (the
-    coordinates' sums in T₁, T₂ over B), by composite Gauss-Legendre quadrature with edges at the kinks."""
+    """The large-batch limit of :func:`sphere_moments` (y = g z + b, z ~ N(0, 1), independent across the batch):
+    E[φ²], E[φ]², E[φ], E[φ'²], E[φ']², t₁ = E[φ'²] and t₂ = E[φ'²] − E[φ']² − E[zφ']², by composite
+    Gauss-Legendre quadrature with edges at the kinks."""
     phi, dphi = activation_functions(act)
     kinks = tuple((float(t) - bias) / gain for t in act.kinks)
     y = lambda z: gain * z + bias                                   # noqa: E731
@@ -113,26 +108,16 @@ def joint_maps(bn, act, bn_in: PairState, bn_out: PairState) -> tuple[BlockMaps,
     """The pointwise block's maps after a training-mode batchnorm, the joint backward map from the pointwise block's
     output to the batchnorm's input, and the relative standard error of the Monte Carlo (0 at B = ∞).
 
-    ``bn_in``: the batchnorm's input state (numbers); ``bn_out``: its output state (theory's exact map). At B = ∞
-    the coordinates are Gaussian and the sums over the batch in T₁, T₂ are B times Gaussian expectations
-    (:func:`gaussian_moments`); the rank-one uuᵀ still matters there when G is close to 11ᵀ (a shared probe)."""
+    ``bn_in``: the batchnorm's input state (numbers); ``bn_out``: its output state (theory's exact map). The
+    rank-one uuᵀ matters even at B = ∞ when G is close to 11ᵀ (a probe shared by the batch)."""
     g, b = float(bn.gain), float(bn.bias)
-    sigma2 = bn_in.p_a - bn_in.p_ab
-    if not bn.finite_batch:
-        v = gaussian_moments(act.activation, g, b)
-        out = PairState(v["second"], v["second"], v["cross"], v["mean"], v["mean"])
-        pre = PreActivation(bn_out.p_a, bn_out.p_b, bn_out.p_ab)
-        k = g * g / (sigma2 + float(bn.eps))
-        joint = Backward(k * v["t1"], k * v["t1"], 0.0, k * (v["t2"] - v["t1"]), k * (v["t2"] - v["t1"]), 0.0)
-        return BlockMaps(out, pre, Backward(v["dsecond"], v["dsecond"], v["dcross"])), joint, 0.0
-    B = int(bn.batch)
-    m = sphere_moments(act.activation, B, g, b)
-    v = m.values
+    if bn.finite_batch:
+        moments = sphere_moments(act.activation, int(bn.batch), g, b)
+        v, error = moments.values, moments.relative_error()
+    else:
+        v, error = gaussian_moments(act.activation, g, b), 0.0
     out = PairState(v["second"], v["second"], v["cross"], v["mean"], v["mean"])
     pre = PreActivation(bn_out.p_a, bn_out.p_b, bn_out.p_ab)
     own = Backward(v["dsecond"], v["dsecond"], v["dcross"])
-    c = g * g * B / (sigma2 * (B - 3) * (B - 1))
-    t1, t2 = v["t1"], v["t2"]
-    keep = c * (1 - 1 / B)
-    joint = Backward(keep * t1, keep * t1, -(c / B) * (t2 - t1), keep * (t2 - t1), keep * (t2 - t1), -(c / B) * t1)
-    return BlockMaps(out, pre, own), joint, m.relative_error()
+    joint = Backward(*(float(f) for f in as_tuple(bn.joint_backward(bn_in, v["t1"], v["t2"]))))
+    return BlockMaps(out, pre, own), joint, error

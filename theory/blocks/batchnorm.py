@@ -149,6 +149,22 @@ class BatchNorm(AffineNormalization):
         k_ab = k * x / (1 - x)
         return BlockMaps(out, None, Backward(k_a, k_b, k_ab, -k_a, -k_b, -k_ab))
 
+    def joint_backward(self, s: PairState, t1, t2) -> Backward:
+        """The backward map of this batchnorm and the pointwise block φ right after it, from φ's output to this
+        block's input (training mode). With d = φ'(y), y = g√B u + b, and G = αI + β11ᵀ at φ's output,
+        E[J_BN D G D J_BN] = g²B/(σ²(B − 3)) E[(P − uuᵀ)(αD² + βddᵀ)(P − uuᵀ)], whose mean is κP with
+        tr = B(α t₁ + β t₂) per the batch:
+
+            t₁ = E[(1 − 1/B)Σd_a² − Σd_a²u_a²]/B,   t₂ = E[‖d‖² − (Σd_a)²/B − (dᵀu)²]/B
+
+        (expectations over u that ``numerics`` evaluates). So G_aa,in = k(t₁ G_aa + (t₂ − t₁) G_ab) and
+        G_ab,in = −k x/(1 − x)(the same), k = g²/((σ² + ε)(1 − 3x)), x = 1/B. For φ = identity t₁ = 1 − 2x, t₂ = 0:
+        the maps of this block alone."""
+        x = 1 / self.batch
+        k = self.gain**2 / (((s.p_a + s.p_b) * sp.S.Half - s.p_ab + self.eps) * (1 - 3 * x))
+        spread = -x / (1 - x)
+        return Backward(k * t1, k * t1, k * spread * (t2 - t1), k * (t2 - t1), k * (t2 - t1), k * spread * t1)
+
     def cross(self, s: PairState, c: Cross, out: PairState):
         """Evaluation mode: a per-coordinate affine map, so ⟨z, y⟩ = r⟨z, x⟩ + b z̄ and tr ∂y/∂z = r tr ∂x/∂z."""
         if self.training:
