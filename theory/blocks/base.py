@@ -23,7 +23,9 @@ declares
 - ``decorrelates``: whether its output is a fresh zero-mean random map of its input, so that it is uncorrelated
   with the input apart from first moments (what a residual branch needs);
 - ``gaussian_out(gaussian_in, children_out)``: whether the coordinates of its output are Gaussian (a
-  ``dense(linear)`` output is), and ``needs_gaussian_input`` for a block whose maps assume it (``act``).
+  ``dense(linear)`` output is), and ``needs_gaussian_input`` for a block whose maps assume it (``act``);
+- ``pointwise`` for φ applied coordinate by coordinate (``act``), and ``joins_next_pointwise`` for a block that
+  ``numerics`` evaluates together with a pointwise block right after it (training-mode batchnorm).
 
 The torch module that samples a block kind is registered beside it in ``sigprop.validate.modules``.
 
