@@ -22,11 +22,12 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Callable
 
+import numpy as np
 import sympy as sp
 
 from ..theory.blocks import Block
 from ..theory.expectations import GaussianExpectation
-from ..theory.state import Backward, BlockMaps, Cross, PairState, PreActivation, as_tuple
+from ..theory.state import Backward, BlockMaps, Cross, PairState, PreActivation, TangentKernel, as_tuple
 from .expectations import NUMERIC_FUNCTIONS, for_numerics, quadrature_function
 
 _STATE = PairState.symbolic()
@@ -61,6 +62,20 @@ def compile_expression(args, expr) -> Callable:
     plain = [sp.Symbol(f"arg{i}", **a.assumptions0) for i, a in enumerate(args)]   # names lambdify can print
     fn = _lambdify(tuple(plain), [sp.sympify(expr).xreplace(dict(zip(args, plain)))])
     return lambda *values: float(fn(*values)[0])
+
+
+def compile_array_expression(args, expr, expectation: Callable) -> Callable:
+    """A vectorized numeric function of ``args`` for one theory expression: arguments broadcast, and each
+    unevaluated Gaussian expectation is bound to ``expectation(activation, kind)``, a callable on arrays (the
+    vectorized rules of :mod:`sigprop.numerics.vectorized`, or an interpolant of them)."""
+    plain = [sp.Symbol(f"arg{i}", **a.assumptions0) for i, a in enumerate(args)]
+    e = for_numerics(sp.sympify(expr).xreplace(dict(zip(args, plain))))
+    bindings = dict(NUMERIC_FUNCTIONS)
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, GaussianExpectation):
+            bindings[type(node).__name__] = expectation(node.activation, node.kind)
+    fn = sp.lambdify(tuple(plain), [e], modules=[bindings, "scipy", "numpy"], cse=True)
+    return lambda *values: np.asarray(fn(*values)[0], dtype=float)
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,80 @@ def _compile_cross(signature, template: Block, params: tuple, container: bool):
         cross = template.cross(_STATE, c, template.maps(_STATE).out)
         args = (*as_tuple(_STATE), *as_tuple(c), *params)
     return _lambdify(args, as_tuple(cross))
+
+
+@lru_cache(maxsize=None)
+def _array_exprs(signature, template: Block, tangent: bool):
+    """The block's forward maps (out, pre) and, with ``tangent``, its tangent-kernel map, symbolic, ready to
+    lambdify; and the bindings of their unevaluated expectations to the array rules."""
+    from .vectorized import expect
+    maps = template.maps(_STATE)          # the forward maps only: kernels over data sets need no χ
+    out = {f.name: getattr(maps.out, f.name) for f in fields(PairState)}
+    pre = {f.name: getattr(maps.pre, f.name) for f in fields(PreActivation)} if maps.pre is not None else {}
+    theta = as_tuple(template.tangent(_STATE, TangentKernel.symbolic())) if tangent else ()
+    exprs = {"out": {k: for_numerics(v) for k, v in out.items()}, "pre": {k: for_numerics(v) for k, v in pre.items()},
+             "theta": [for_numerics(v) for v in theta]}
+    bindings = dict(NUMERIC_FUNCTIONS)
+    for e in [*exprs["out"].values(), *exprs["pre"].values(), *exprs["theta"]]:
+        for node in sp.preorder_traversal(e):
+            if isinstance(node, GaussianExpectation):
+                act, kind = node.activation, node.kind
+                bindings[type(node).__name__] = lambda *a, act=act, kind=kind: expect(act, kind, *a)
+    return exprs, bindings
+
+
+#: the arguments of a pair-only map, by name: the pair's state and tangent kernel
+PAIR_ARGS = ("p_a", "p_b", "p_ab", "m_a", "m_b", "Theta_a", "Theta_b", "Theta_ab")
+
+
+@lru_cache(maxsize=None)
+def _compile_array_leaf(signature, template: Block, params: tuple, tangent: bool, pair_only: bool):
+    exprs, bindings = _array_exprs(signature, template, tangent)
+    state_args = (*as_tuple(_STATE), *(as_tuple(TangentKernel.symbolic()) if tangent else ()))
+    has_pre = bool(exprs["pre"])
+    if pair_only:
+        outs = [exprs["out"]["p_ab"], *([exprs["pre"]["q_ab"]] if has_pre else []), *exprs["theta"][2:]]
+        used = set().union(*(e.free_symbols for e in outs))
+        # only what the cross entries read (and p_ab always, which gives the arrays' shape)
+        state_args = tuple(a for a in state_args if a in used or str(a) == "p_ab")
+    else:
+        outs = [*exprs["out"].values(), *exprs["pre"].values(), *exprs["theta"]]
+    fn = sp.lambdify((*state_args, *params), outs, modules=[bindings, "scipy", "numpy"], cse=True)
+    return fn, has_pre, tuple(str(a) for a in state_args)
+
+
+def compile_array_block(block: Block, tangent: bool = False, pair_only: bool = False) -> Callable:
+    """A leaf block's forward maps on arrays: ``f(state, theta=None) -> (out, pre, theta')``, the output
+    ``PairState``, the ``PreActivation`` (None if the block has none) and, with ``tangent``, the output's neural
+    tangent kernel (``Block.tangent``; None otherwise); every field an array over the pairs (arguments broadcast),
+    expectations bound to :func:`~sigprop.numerics.vectorized.expect`.
+
+    With ``pair_only`` it maps only the cross entries: ``f(**arrays) -> (p_ab, q_ab or None, Θ_ab or None)``,
+    called with the arrays named in ``f.needs`` (a subset of :data:`PAIR_ARGS`). For blocks that act on each input
+    alone the per-input entries are each input's with itself, computed once per input instead of once per pair."""
+    require_numbers(block)
+    if block.sequences:
+        raise ValueError(f"{block.describe()}: blocks with children ({block.kind}) are not evaluated on arrays of "
+                         "pairs yet; kernels over data sets take leaf blocks (dense, act, …)")
+    template, symbols = block.template()
+    values = tuple(float(block.number_params()[str(sym.name)[len("param_"):]]) for sym in symbols)
+    fn, has_pre, names = _compile_array_leaf(block.signature(), template, symbols, tangent, pair_only)
+    if pair_only:
+        def pair_step(**arrays):
+            shape = np.broadcast(*arrays.values()).shape
+            v = [np.broadcast_to(np.asarray(x, dtype=float), shape) for x in fn(*(arrays[n] for n in names), *values)]
+            return v[0], (v[1] if has_pre else None), (v[1 + has_pre] if tangent else None)
+        pair_step.needs, pair_step.has_pre = names, has_pre
+        return pair_step
+    n_out, n_pre = len(fields(PairState)), (len(fields(PreActivation)) if has_pre else 0)
+
+    def step(state: PairState, theta: TangentKernel | None = None):
+        arrays = (*as_tuple(state), *(as_tuple(theta) if tangent else ()))
+        shape = np.broadcast(*arrays).shape            # constant outputs (an odd φ's mean) broadcast too
+        v = [np.broadcast_to(np.asarray(x, dtype=float), shape) for x in fn(*arrays, *values)]
+        return (PairState(*v[:n_out]), PreActivation(*v[n_out:n_out + n_pre]) if has_pre else None,
+                TangentKernel(*v[n_out + n_pre:]) if tangent else None)
+    return step
 
 
 @lru_cache(maxsize=None)

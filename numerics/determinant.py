@@ -34,10 +34,28 @@ def two_product(a, b):
 
 
 def covariance_determinant(q1, q2, k):
-    """q₁q₂ − k², accurate to a few ulps of the result, clipped at 0 (rounding of k can overshoot √(q₁q₂))."""
+    """q₁q₂ − k², accurate to a few ulps of the result, clipped at 0 (rounding of k can overshoot √(q₁q₂)).
+
+    On arrays the exact products are formed only where the difference cancels: where k² ≤ q₁q₂/2 the plain
+    difference is already within 2 ulps of q₁q₂ − k² ≥ q₁q₂/2."""
+    if np.ndim(q1) or np.ndim(q2) or np.ndim(k):
+        q1, q2, k = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, k)))
+        with np.errstate(invalid="ignore", over="ignore"):
+            p, s = q1 * q2, k * k
+            d = p - s
+        close = ~(s <= 0.5 * p)                         # cancellation (or nan/inf: the exact route decides)
+        count = np.count_nonzero(close)
+        if 2 * count > close.size:                      # most entries: all of them, without gathering
+            d = _exact(q1, q2, k)
+        elif count:
+            d[close] = _exact(q1[close], q2[close], k[close])
+        return np.maximum(d, 0.0)
+    return max(float(_exact(q1, q2, k)), 0.0)
+
+
+def _exact(q1, q2, k):
     with np.errstate(invalid="ignore", over="ignore"):
         p, ep = two_product(q1, q2)
         s, es = two_product(k, k)
         d = (p - s) + (ep - es)
-        d = np.where(np.isfinite(ep) & np.isfinite(es), d, p - s)   # splitting overflows above ~1e299
-    return np.maximum(d, 0.0) if np.ndim(d) else max(float(d), 0.0)
+        return np.where(np.isfinite(ep) & np.isfinite(es), d, p - s)   # splitting overflows above ~1e299

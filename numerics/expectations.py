@@ -72,13 +72,13 @@ def second_derivative_functions(act) -> tuple[Callable, tuple]:
 
 @lru_cache(maxsize=None)
 def densities() -> tuple[Callable, Callable]:
-    """theory's Gaussian densities as float functions: N(t; 0, q) and p(t₁, t₂) of N(0, [[q₁, k], [k, q₂]]) (what
-    the Dirac deltas of φ″ pick out)."""
+    """theory's Gaussian densities as vectorized functions: N(t; 0, q) and p(t₁, t₂) of N(0, [[q₁, k], [k, q₂]])
+    (what the Dirac deltas of φ″ pick out)."""
     t1, t2 = sp.symbols("t1 t2", real=True)
     one = sp.lambdify((t1, Q), normal_density(t1, Q), modules="numpy")
     two = sp.lambdify((t1, t2, Q1, Q2, K), for_numerics(bivariate_normal_density(t1, t2, Q1, Q2, K)),
                       modules=[NUMERIC_FUNCTIONS, "numpy"])
-    return (lambda *a: float(one(*a))), (lambda *a: float(two(*a)))
+    return one, two
 
 
 def kinks(act) -> tuple:

@@ -7,6 +7,7 @@ and ``sigprop predict`` never loads torch.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 
@@ -15,6 +16,7 @@ from . import __version__
 COMMANDS = {"reproduce": "run a named experiment (default: GSC vs depth) and write figures and tables",
             "predict": "print the per-layer mean-field prediction for an architecture",
             "measure": "compare the prediction with sampled networks for one architecture",
+            "phase": "phase diagram of deep dense networks: fixed points, depth scales, critical line",
             "grammar": "print the architecture grammar (block kinds and activations)"}
 
 
@@ -72,6 +74,25 @@ def _batch(text):
         return parse_batch(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _range(text):
+    """A:B, two numbers with A < B."""
+    parts = text.split(":")
+    try:
+        lo, hi = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range: give A:B, two numbers") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range: need finite A < B")
+    return lo, hi
+
+
+def _grid(text):
+    n = _positive_int(text)
+    if n < 2 or n > 2000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: the grid needs 2 to 2000 points per axis")
+    return n
 
 
 def _definition(text):
@@ -156,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
     _measure_options(mea, seeds=10)
     _extension_options(mea)
 
+    pha = sub.add_parser("phase", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["phase"],
+                         description="For every (sw2, sb2) of an N x N grid: the attracting length fixed point q*, "
+                                     "its slope chi_q and depth scale xi_q, chi_1, the stable correlation fixed "
+                                     "point c*, chi_c and xi_c, and the phase (Poole et al. 2016; Schoenholz et al. "
+                                     "2017). Writes phase_<activation>.csv, a PNG/PDF phase diagram (xi_c with "
+                                     "contours and the critical line chi_1 = 1) and phase_<activation>.json.")
+    pha.add_argument("activation_name", metavar="ACTIVATION",
+                     help="activation name, e.g. tanh, erf, selu, or leaky_relu(a=0.1)")
+    pha.add_argument("--sw2", type=_range, default=(1.0, 4.0), help="sigma_w^2 range A:B (default 1:4)")
+    pha.add_argument("--sb2", type=_range, default=(0.0, 0.3), help="sigma_b^2 range C:D (default 0:0.3)")
+    pha.add_argument("--grid", type=_grid, default=200, help="points per axis (default 200)")
+    pha.add_argument("--out", default="results", help="output folder (default results/)")
+    _extension_options(pha)
+
     gra = sub.add_parser("grammar", help=COMMANDS["grammar"], description=COMMANDS["grammar"])
     _extension_options(gra)
     return parser
@@ -213,6 +248,45 @@ def _cmd_predict(args):
             idx = [i for i, l in enumerate(ls) if l == layer]
             cells.append(f"{vs[idx[0]]:12.6g}" if idx else f"{'':>12s}")
         print(f"{layer:5d} " + " ".join(cells))
+
+
+def _cmd_phase(args):
+    import time
+
+    import numpy as np
+
+    from .io import RunOutput, check_output_folder, rows_to_csv
+    from .numerics.phase_diagram import COLUMNS, critical_line, phase_diagram
+    from .theory import get_activation
+    from .validate import plots
+    from .validate.experiments import save_figure
+    act = get_activation(args.activation_name)
+    if args.sw2[0] <= 0 or args.sb2[0] < 0:
+        raise ValueError(f"--sw2 {args.sw2[0]:g}:{args.sw2[1]:g} / --sb2 {args.sb2[0]:g}:{args.sb2[1]:g} are not "
+                         "allowed: sw2 must be > 0 and sb2 >= 0")
+    check_output_folder(args.out)
+    sw2, sb2 = np.linspace(*args.sw2, args.grid), np.linspace(*args.sb2, args.grid)
+    start = time.perf_counter()
+    table = phase_diagram(act, sw2[None, :], sb2[:, None])
+    crit = critical_line(act, sb2)
+    seconds = time.perf_counter() - start
+    rows = [{k: (str(table[k][i, j]) if k == "phase" else float(table[k][i, j])) for k in COLUMNS}
+            for i in range(args.grid) for j in range(args.grid)]
+    name = "phase_" + "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in act.describe())
+    counts = {p: int(np.sum(table["phase"] == p)) for p in ("ordered", "critical", "chaotic", "unbounded")}
+    with RunOutput(args.out, name) as run:
+        run.write(f"{name}.csv", rows_to_csv(rows, list(COLUMNS)))
+        run.write(f"{name}_critical_line.csv", rows_to_csv([{"sb2": float(b), "sw2_critical": float(w)}
+                                                            for b, w in zip(sb2, crit)], ["sb2", "sw2_critical"]))
+        fig = plots.phase_figure(rows, list(zip(sb2, crit)), act.describe())
+        save_figure(run, fig, name)
+        files = run.commit({"command": "sigprop " + " ".join(sys.argv[1:]), "activation": act.describe(),
+                            "sw2": list(args.sw2), "sb2": list(args.sb2), "grid": args.grid, "seconds": seconds,
+                            "phases": counts, "max_q_residual": float(np.nanmax(table["q_residual"], initial=0.0)),
+                            "versions": {"sigprop": __version__, "numpy": np.__version__}})
+    print(f"{act.describe()}: {args.grid} x {args.grid} grid in {seconds:.1f} s; "
+          + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    print("wrote " + ", ".join(files))
 
 
 def _probes_note(probes, widths):
@@ -298,7 +372,7 @@ def main(argv=None) -> int:
             return 0
         _load_extensions(args)
         {"reproduce": _cmd_reproduce, "predict": _cmd_predict, "measure": _cmd_measure,
-         "grammar": _cmd_grammar}[args.command](args)
+         "phase": _cmd_phase, "grammar": _cmd_grammar}[args.command](args)
     except (ValueError, ArithmeticError) as exc:
         print("sigprop: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2

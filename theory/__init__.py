@@ -14,10 +14,10 @@ from .formula import Formula
 from .initializations import INITIALIZATIONS, Initialization
 from .network import MAX_DEPTH, Network, as_network
 from .parse import ArchitectureError, grammar, parse, parse_activation
-from .state import Backward, BlockMaps, PairState, PreActivation
+from .state import Backward, BlockMaps, PairState, PreActivation, TangentKernel
 
 __all__ = ["ACTIVATIONS", "balduzzi", "signs", "spectrum", "FAMILIES", "INITIALIZATIONS", "Initialization", "Act", "Activation", "ActivationFamily", "FamilyParam", "ArchitectureError", "BLOCKS", "Backward", "BatchNorm", "Block", "BlockMaps", "Dense", "Dropout", "LayerNorm",
-           "Formula", "MAX_DEPTH", "Network", "PairState", "Param", "PreActivation", "Residual", "activation",
+           "Formula", "MAX_DEPTH", "Network", "PairState", "Param", "PreActivation", "Residual", "TangentKernel", "activation",
            "as_network", "compose", "erf", "get_activation", "gradient_correlation_factor", "grammar",
            "gsc_squared", "laws", "linear", "param", "parse", "parse_activation", "register_activation", "register_family", "register_block", "relu",
            "symbols", "tanh"]

@@ -98,7 +98,7 @@ relu = Activation("relu", sp.Max(0, x), _relu_kernel, _ARC_COSINE.format(n=1), t
 tanh = Activation("tanh", sp.tanh(x), torch_op="tanh")
 erf = Activation("erf", sp.erf(x), _erf_kernel, "Williams 1997, 'Computing with infinite networks'",
                  torch_op="erf")
-linear = Activation("linear", x)
+linear = Activation("linear", x, lambda q1, q2, k: k, "E[uv] = k: the covariance itself")
 
 PLAIN = [
     relu, tanh, erf, linear,

@@ -61,6 +61,24 @@ class PreActivation:
     q_ab: object
 
 
+@dataclass(frozen=True)
+class TangentKernel:
+    """The neural tangent kernel of a representation for two inputs, per unit: Θ_ab = Σ_θ ⟨∂x_a/∂θ, ∂x_b/∂θ⟩/n
+    over the parameters θ of every block up to it, in the NTK parametrization (Jacot et al. 2018)."""
+
+    t_a: object
+    t_b: object
+    t_ab: object
+
+    @classmethod
+    def symbolic(cls) -> "TangentKernel":
+        return cls(*sp.symbols("Theta_a Theta_b Theta_ab", real=True))
+
+    @classmethod
+    def zero(cls) -> "TangentKernel":
+        return cls(0, 0, 0)
+
+
 @dataclass(frozen=True, repr=False)
 class Backward:
     """Backward factors from a block's output to its input (they compose along a sequence of blocks).

@@ -93,3 +93,36 @@ def save(fig, path_stem: str) -> list[str]:
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def phase_figure(rows, critical, activation: str):
+    """The phase diagram of deep ``dense(activation)`` networks from its table (rows with sw2, sb2, xi_c, phase):
+    the correlation depth scale ξ_c as colour (log scale) with contours, the critical line χ₁ = 1 (``critical``:
+    (σ_b², σ_w²) pairs) in black, axes σ_w² (x) and σ_b² (y) as in Schoenholz et al. 2017, Fig. 1."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    sw2 = np.array(sorted({r["sw2"] for r in rows}))
+    sb2 = np.array(sorted({r["sb2"] for r in rows}))
+    xi = np.full((sb2.size, sw2.size), np.nan)
+    iw, ib = {v: i for i, v in enumerate(sw2)}, {v: i for i, v in enumerate(sb2)}
+    for r in rows:
+        xi[ib[r["sb2"]], iw[r["sw2"]]] = r["xi_c"]
+    fig, ax = plt.subplots(figsize=(5.6, 4.2), constrained_layout=True)
+    finite = xi[np.isfinite(xi) & (xi > 0)]
+    if finite.size:
+        norm = LogNorm(vmin=max(finite.min(), 1e-1), vmax=min(finite.max(), 1e4))
+        mesh = ax.pcolormesh(sw2, sb2, np.where(np.isfinite(xi) & (xi > 0), xi, np.nan), norm=norm,
+                             cmap="viridis", shading="nearest")
+        fig.colorbar(mesh, ax=ax, label=r"correlation depth scale $\xi_c$ (layers)")
+        levels = [v for v in (2, 5, 10, 20, 50, 100, 200, 500) if norm.vmin < v < norm.vmax]
+        if levels and sw2.size > 1 and sb2.size > 1:
+            cs = ax.contour(sw2, sb2, xi, levels=levels, colors="white", linewidths=0.7)
+            ax.clabel(cs, fmt="%g", fontsize=7)
+    crit = [(b, w) for b, w in critical if math.isfinite(w) and sw2.min() <= w <= sw2.max()]
+    if crit:
+        ax.plot([w for _, w in crit], [b for b, _ in crit], "k-", lw=1.8, label=r"critical line $\chi_1 = 1$")
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    ax.set_xlabel(r"$\sigma_w^2$")
+    ax.set_ylabel(r"$\sigma_b^2$")
+    ax.set_title(f"{activation}: ordered (left of the line) and chaotic phase", fontsize=9)
+    return fig

@@ -111,7 +111,8 @@ def test_every_expectation_says_where_it_comes_from():
                    for s in sources.values()), act
     assert get_activation("relu").expectation_sources()["kernel"].startswith("registered: arc-cosine")
     assert get_activation("tanh").expectation_sources()["kernel"].startswith("numerical")
-    assert get_activation("linear").expectation_sources()["kernel"].startswith("derived")
+    assert get_activation("power").expectation_sources()["kernel"].startswith("derived")
+    assert get_activation("linear").expectation_sources()["kernel"].startswith("registered")
 
 
 def test_act_after_a_linear_dense_is_the_dense_layer():

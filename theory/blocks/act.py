@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..activations import Activation
-from ..state import BlockMaps, Cross, PairState, PreActivation
+from ..state import BlockMaps, Cross, PairState, PreActivation, TangentKernel
 from .base import Block, is_linear, register_block
 from .params import param
 from .pointwise import pointwise
@@ -75,3 +75,8 @@ class Act(Block):
         pre = PreActivation(s.p_a, s.p_b, s.p_ab)
         out, chi = pointwise(self.activation, pre)
         return BlockMaps(out, pre, chi)
+
+    def tangent(self, s: PairState, theta: TangentKernel) -> TangentKernel:
+        """Θ' = E[φ'(x_a)φ'(x_b)] Θ: no parameters of its own, the Jacobian diag(φ') carries Θ through."""
+        chi = self.maps(s).chi
+        return TangentKernel(chi.chi_a * theta.t_a, chi.chi_b * theta.t_b, chi.chi_ab * theta.t_ab)

@@ -48,7 +48,7 @@ from .. import symbols as S
 from ..activations import get_activation
 from ..factors import gradient_correlation_factor, gsc_squared
 from ..formula import Formula
-from ..state import BlockMaps, Cross, PairState
+from ..state import BlockMaps, Cross, PairState, TangentKernel
 from .sequence import compose, compose_cross
 from .params import _KEY, NUMERIC_KINDS, Param, agrees, check_number, format_number
 
@@ -175,6 +175,13 @@ class Block:
     def maps(self, s: PairState) -> BlockMaps:
         """A leaf block's maps on the (symbolic) state."""
         raise NotImplementedError
+
+    def tangent(self, s: PairState, theta: TangentKernel) -> TangentKernel:
+        """The output's neural tangent kernel given the input's ``theta`` (per unit, NTK parametrization): what
+        the parameters before the block contribute, carried through its Jacobian, plus its own parameters'
+        share. Blocks that derive it override this."""
+        raise ValueError(f"the neural tangent kernel of {self.kind} blocks is not derived (available for: "
+                         f"{', '.join(sorted(k for k, c in BLOCKS.items() if 'tangent' in vars(c)))})")
 
     def combine(self, s: PairState, *sequences: BlockMaps) -> BlockMaps:
         """A block with children: its maps given its input state and each child sequence's composed maps."""

@@ -31,7 +31,7 @@ from ..activations import Activation
 from ..catalog import linear
 from ..symbols import x
 from ..initializations import INITIALIZATIONS
-from ..state import Backward, BlockMaps, PairState, PreActivation
+from ..state import Backward, BlockMaps, PairState, PreActivation, TangentKernel
 from .base import Block, Number, is_linear, register_block
 from .params import param
 from .pointwise import pointwise
@@ -115,3 +115,23 @@ class Dense(Block):
         # g_in = Wᵀ(φ'(h) ⊙ g_out): ‖g_in‖² = σ_w² E[φ'(h)²] ‖g_out‖², so per unit the factor is r σ_w² E[φ'²].
         w = sw2 * self.width
         return BlockMaps(out, pre, Backward(w, w, w).then(phi_chi))
+
+    def tangent(self, s: PairState, theta: TangentKernel) -> TangentKernel:
+        """Θ' = E[φ'(u)φ'(v)] (q_ab + σ_w² Θ_ab), (u, v) the pre-activations: in the NTK parametrization
+        h = σ_w W x/√n_in + σ_b b (W, b standard normal) this layer's weights and bias add ⟨x_a, x_b⟩σ_w²/n + σ_b²
+        = q_ab, the earlier parameters' Θ passes through W (σ_w²), and φ' multiplies both (Jacot, Gabriel & Hongler
+        2018, Theorem 1; Arora et al. 2019, eq. (10)). Looks-linear weights tie each unit's two halves, which this
+        recursion does not describe.
+
+        >>> from sigprop.theory import Dense, PairState, TangentKernel, relu
+        >>> print(Dense(relu, sw2=2).tangent(PairState.single(), TangentKernel.zero()).t_a)
+        p
+        """
+        if self.weights == "looks_linear":
+            raise ValueError("the neural tangent kernel of dense(…, weights=looks_linear) is not derived: its "
+                             "mirrored weights are tied")
+        pre = self.maps(s).pre
+        _, dphi = pointwise(self.activation, pre)
+        w = self.sw2
+        return TangentKernel(dphi.chi_a * (pre.q_a + w * theta.t_a), dphi.chi_b * (pre.q_b + w * theta.t_b),
+                             dphi.chi_ab * (pre.q_ab + w * theta.t_ab))

@@ -1,0 +1,98 @@
+"""NNGP and NTK over data sets (numerics.kernels) against two independent routes: the pair-by-pair depth
+iteration of ``predict`` (scalar compiled maps and quadrature) and ensembles of sampled networks in the NTK
+parametrization, whose empirical kernels (NTK by autograd over every parameter) average to the prediction up to
+Monte Carlo error and an O(depth/width) finite-width bias."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sigprop.numerics import predict
+from sigprop.numerics.kernels import kernels
+from sigprop.theory import parse
+
+X = np.array([[1.0, 0.2, -0.5], [0.3, 1.5, 0.4], [0.0, 0.2, 0.1]])      # inputs of different norms
+
+
+@pytest.mark.parametrize("arch", ["4*dense(relu,sw2=2,sb2=0.1),dense(linear)", "3*dense(tanh,sw2=2.5,sb2=0.05)",
+                                  "dense(linear,sw2=1.5),act(erf),dense(gelu,sw2=1.2,sb2=0.2)",
+                                  "2*dense(selu,sw2=1,sb2=0.1),layernorm"])
+def test_every_layer_matches_the_pairwise_depth_iteration(arch):
+    net = parse(arch)
+    k = kernels(net, X, layers=True)
+    gram = X @ X.T / X.shape[1]
+    for a, b in ((0, 1), (0, 2), (1, 2), (1, 1)):
+        pred = predict(net, q0=(gram[a, a], gram[b, b]), c0=gram[a, b] / np.sqrt(gram[a, a] * gram[b, b]))
+        p = np.exp(pred.raw["log_p"])
+        p_ab = pred.raw["rho"] * np.sqrt(p[:, 0] * p[:, 1])
+        ours = np.array([gram[a, b]] + [layer[a, b] for layer in k.layers])
+        assert ours == pytest.approx(p_ab, rel=1e-10, abs=1e-14)
+    assert np.array_equal(k.nngp, k.nngp.T) and np.array_equal(k.nngp, k.layers[-1])
+
+
+def _sampled(specs, width, seed):
+    """Empirical NTK (one output unit, autograd over every weight and bias) and the last hidden layer's Gram
+    matrix of a network h ↦ φ(σ_w W h/√n + σ_b b), W, b standard normal (the NTK parametrization)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.tensor(X, dtype=torch.float64)
+    dims = [X.shape[1]] + [width] * (len(specs) - 1) + [1]
+    params = []
+    for i in range(len(specs)):
+        params += [torch.randn(dims[i + 1], dims[i], generator=g, dtype=torch.float64),
+                   torch.randn(dims[i + 1], generator=g, dtype=torch.float64)]
+
+    def forward(ps, last=len(specs)):
+        h = x
+        for i, (phi, sw2, sb2) in enumerate(specs[:last]):
+            h = phi(sw2 ** 0.5 * h @ ps[2 * i].T / dims[i] ** 0.5 + sb2 ** 0.5 * ps[2 * i + 1])
+        return h
+
+    jac = torch.func.jacrev(lambda ps: forward(ps)[:, 0])(params)
+    j = torch.cat([t.reshape(X.shape[0], -1) for t in jac], dim=1)
+    hidden = forward(params, len(specs) - 1)
+    return (j @ j.T).numpy(), (hidden @ hidden.T / width).detach().numpy()
+
+
+@pytest.mark.parametrize("arch,specs", [
+    ("2*dense(relu,sw2=2,sb2=0.1),dense(linear,sb2=0.1)",
+     [(torch.relu, 2, 0.1), (torch.relu, 2, 0.1), (lambda t: t, 1, 0.1)]),
+    ("2*dense(tanh,sw2=1.5,sb2=0.2),dense(linear,sw2=1.2)",
+     [(torch.tanh, 1.5, 0.2), (torch.tanh, 1.5, 0.2), (lambda t: t, 1.2, 0.0)])])
+def test_ntk_and_nngp_are_the_ensemble_averages_of_sampled_networks(arch, specs):
+    width, seeds = 1024, 30
+    k = kernels(parse(arch), X, ntk=True, layers=True)
+    runs = [_sampled(specs, width, s) for s in range(seeds)]
+    for predicted, samples in ((k.ntk, np.array([r[0] for r in runs])), (k.layers[-2], np.array([r[1] for r in runs]))):
+        mean, se = samples.mean(0), samples.std(0, ddof=1) / np.sqrt(seeds)
+        bias = len(specs) / width * np.abs(predicted)            # O(depth/width) at finite width
+        assert np.all(np.abs(mean - predicted) <= 4 * se + bias), (mean, predicted, se)
+
+
+def test_gram_input_equals_data_input_and_kernels_are_symmetric():
+    net = parse("3*dense(erf,sw2=2,sb2=0.1),dense(linear)")
+    a = kernels(net, X, ntk=True)
+    b = kernels(net, gram=X @ X.T / X.shape[1], ntk=True)
+    assert np.array_equal(a.nngp, b.nngp) and np.array_equal(a.ntk, b.ntk)
+    assert np.array_equal(a.ntk, a.ntk.T)
+    assert a.ntk.shape == (3, 3) and a.layers == []
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({}, "not both"), ({"x": X, "gram": np.eye(3)}, "not both"), ({"x": np.ones(3)}, "shape"),
+    ({"x": np.array([[np.nan, 1.0]])}, "nan"), ({"gram": np.ones((2, 3))}, "square"),
+    ({"gram": np.array([[1.0, 2.0], [0.0, 1.0]])}, "symmetric"), ({"gram": np.array([[-1.0]])}, "non-negative")])
+def test_bad_inputs_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        kernels(parse("dense(relu)"), **kwargs)
+
+
+def test_unsupported_blocks_say_so():
+    with pytest.raises(ValueError, match="residual"):
+        kernels(parse("2*residual(dense(relu))"), X)
+    with pytest.raises(ValueError, match="couples the inputs"):
+        kernels(parse("dense(linear),batchnorm,act(relu)"), X)
+    with pytest.raises(ValueError, match="tangent kernel of layernorm blocks is not derived"):
+        kernels(parse("dense(relu),layernorm"), X, ntk=True)
+    with pytest.raises(TypeError, match="Network"):
+        kernels("dense(relu)", X)
