@@ -132,8 +132,8 @@ def reference_expectation(activation, kind: str, *args, digits: int = 30) -> flo
             value = _one_d(one[kind], a[0], points)
         elif kind == "curvature":
             value = _one_d(lambda u: phi(u) * s(u), a[0], points)
-            value += sum(mp.mpf(sp.N(j, digits + 5)) * phi(mp.mpf(sp.N(t, digits + 5))) * _normal(t, a[0])
-                         for t, j in jumps)
+            value += sum(mp.mpf(sp.N(j, digits + 5)) * phi(mp.mpf(sp.N(t, digits + 5)))
+                         * _normal(mp.mpf(sp.N(t, digits + 5)), a[0]) for t, j in jumps)
         elif kind in ("kernel", "dkernel"):
             f = phi if kind == "kernel" else dphi
             value = _two_d(f, f, *a, points)

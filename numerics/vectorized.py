@@ -132,20 +132,26 @@ def _conditions(act, kind, flat) -> np.ndarray:
     return total
 
 
-@lru_cache(maxsize=None)
-def _integrands(act):
-    """The 1-D integrands of each kind, vectorized, with φ''s Dirac deltas as (point, jump) pairs."""
-    phi, dphi = activation_functions(act)
+def integrands(phi, dphi, s=None) -> dict:
+    """The 1-D integrand of each expectation kind, from vectorized φ, φ' and the almost-everywhere φ'' (s; None
+    where φ jumps): E[kind] = E[integrand(u)], plus φ''s Dirac deltas for ``curvature``; ``ddsquare`` is s²."""
     out = {"mean": phi, "square": lambda u: phi(u) ** 2, "dsquare": lambda u: dphi(u) ** 2,
            "xmean": lambda u: u * phi(u), "dquartic": lambda u: dphi(u) ** 4}
+    if s is not None:
+        out["curvature"] = lambda u: phi(u) * s(u)
+        out["ddsquare"] = lambda u: s(u) ** 2
+    return out
+
+
+@lru_cache(maxsize=None)
+def _integrands(act):
+    """:func:`integrands` of an activation, with φ''s Dirac deltas as (point, jump) pairs under ``jumps``."""
+    phi, dphi = activation_functions(act)
     try:
         s, jumps = second_derivative_functions(act)
     except ValueError:               # φ jumps: no φ''; theory's error is raised by the scalar route
-        return out
-    out["curvature"] = lambda u: phi(u) * s(u)
-    out["ddsquare"] = lambda u: s(u) ** 2
-    out["jumps"] = jumps
-    return out
+        return integrands(phi, dphi)
+    return {**integrands(phi, dphi, s), "jumps": jumps}
 
 
 class _Memo:

@@ -172,7 +172,7 @@ class ActivationExpectations:
         if self._piecewise_polynomial:
             return self._derived("xmean", q, lambda s: integrate_1d(x * self.phi, s))
         # Gaussian-type integrands (erf, sin, cos, exp, GELU) in about a second; others straight to quadrature
-        value = self._derived("xmean", q, lambda s: try_integrate_1d(x * self.phi, s))
+        value = self._derived("xmean", q, lambda s: try_integrate_1d(x * self.phi, s) if self.derive else None)
         return self._unevaluated("xmean", q) if value is None else value
 
     def curvature(self, q: sp.Expr) -> sp.Expr:
@@ -185,11 +185,12 @@ class ActivationExpectations:
         if self._ddphi_vanishes:
             return sp.Integer(0)
         integrand = self.phi * self.ddphi_smooth
-        if is_piecewise_polynomial(integrand):
+        if self.derive and is_piecewise_polynomial(integrand):
             return self._derived("curvature", q, lambda s: sp.simplify(
                 integrate_1d(integrand, s) + curvature_deltas(self.phi, self.dphi_jumps, s)))
-        value = self._derived("curvature", q, lambda s: _or_none(try_integrate_1d(integrand, s), lambda v: sp.simplify(
-            v + curvature_deltas(self.phi, self.dphi_jumps, s))))
+        value = self._derived("curvature", q, lambda s: _or_none(
+            try_integrate_1d(integrand, s) if self.derive else None,
+            lambda v: sp.simplify(v + curvature_deltas(self.phi, self.dphi_jumps, s))))
         return self._unevaluated("curvature", q) if value is None else value
 
     def dquartic(self, q: sp.Expr) -> sp.Expr:
@@ -199,9 +200,9 @@ class ActivationExpectations:
         if self.dphi == 0:
             return sp.Integer(0)
         integrand = self.dphi**4
-        if is_piecewise_polynomial(integrand):
+        if self.derive and is_piecewise_polynomial(integrand):
             return self._derived("dquartic", q, lambda s: integrate_1d(integrand, s))
-        value = self._derived("dquartic", q, lambda s: try_integrate_1d(integrand, s))
+        value = self._derived("dquartic", q, lambda s: try_integrate_1d(integrand, s) if self.derive else None)
         return self._unevaluated("dquartic", q) if value is None else value
 
     def ddkernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:

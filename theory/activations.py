@@ -71,6 +71,8 @@ class Activation(ActivationExpectations):
     mean_closed_form: optional closed form q ↦ E[φ(√q z)]; ``mean_source`` is its citation.
     params: the parameter values φ was made with (an :class:`ActivationFamily` member, e.g. ``leaky_relu``'s
         slope); symbols among them may appear in φ.
+    derive: False leaves every expectation without a registered closed form unevaluated instead of trying
+        SymPy integration (which can take minutes on symbolic parameters); numerics integrates them.
     """
 
     name: str
@@ -84,6 +86,7 @@ class Activation(ActivationExpectations):
     mean_source: str = ""
     params: tuple = ()
     family: Optional["ActivationFamily"] = field(default=None, repr=False, compare=False)
+    derive: bool = field(default=True, repr=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -192,7 +195,7 @@ class Activation(ActivationExpectations):
     def _piecewise_polynomial(self) -> bool:
         """φ is a polynomial on each piece: SymPy integrates its 1-D expectations exactly."""
         if "piecewise" not in self._cache:
-            self._cache["piecewise"] = is_piecewise_polynomial(self.phi)
+            self._cache["piecewise"] = self.derive and is_piecewise_polynomial(self.phi)
         return self._cache["piecewise"]
 
 def _continuous_at(phi, point) -> bool:

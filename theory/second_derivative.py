@@ -60,7 +60,9 @@ def jumps(dphi: sp.Expr, points, free_symbols=()) -> tuple:
 def _side(pw, t, sign, generic):
     if not isinstance(pw, sp.Piecewise):
         return pw.subs(x, t)
-    at = sp.N(t.subs(generic), 60) + sign * _EPS
+    at = sp.N(t.subs(generic), 60)
+    # a kink computed from float parameters (−c/b) is itself rounded to ~15 digits: step past that rounding
+    at += sign * (sp.Float("1e-12", 60) * (1 + abs(at)) if t.has(sp.Float) else _EPS)
     for expr, cond in pw.args:
         if sp.sympify(cond).subs(generic).subs(x, at) == sp.true:
             return sp.piecewise_fold(expr).subs(x, t)
