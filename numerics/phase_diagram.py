@@ -215,13 +215,16 @@ def critical_line(activation, sb2) -> np.ndarray:
     grid = sb2_of(np.exp(t))
     zero_fixed = not act.phi.subs(S.x, 0)           # φ(0) = 0: q = 0 is a fixed point at σ_b² = 0
     out = np.full(target.size, np.nan)
-    for i, v in enumerate(target):
+    lo, hi, which = [], [], []
+    for i, v in enumerate(target):                 # bracket each target on the grid ...
         d = grid - v
         cross = np.flatnonzero((d[:-1] <= 0) & (d[1:] > 0))
         if not cross.size and v == 0 and zero_fixed:
             out[i] = float(1 / maps.chi_1(np.ones(1), np.full(1, 1e-200))[0])     # the line's end, q* → 0
         elif cross.size:
-            lo, hi = t[cross[:1]], t[cross[:1] + 1]
-            root = _bisect(lambda tt: v - sb2_of(np.exp(tt)), lo, hi, 60)
-            out[i] = float(1 / maps.chi_1(np.ones(1), np.exp(root))[0])
+            lo.append(t[cross[0]]), hi.append(t[cross[0] + 1]), which.append(i)
+    if which:                                      # ... and refine them all at once
+        v = target[which]
+        root = _bisect(lambda tt: v - sb2_of(np.exp(tt)), np.array(lo), np.array(hi), 60)
+        out[which] = 1 / maps.chi_1(np.ones_like(root), np.exp(root))
     return out.reshape(shape)
