@@ -214,6 +214,16 @@ def _closed_form(act, kind):
     return getattr(act, METHOD[kind])(*args)
 
 
+def check_call(kind: str, args) -> None:
+    """Raise a ValueError unless ``kind`` is an expectation kind and ``args`` holds its arguments ((q) or
+    (q₁, q₂, k))."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
+    if len(args) != ARITY[kind]:
+        names = "q" if ARITY[kind] == 1 else "q1, q2, k"
+        raise ValueError(f"{kind} takes {ARITY[kind]} argument(s) ({names}), got {len(args)}")
+
+
 def expectation(activation, kind: str, *args, error: bool = False):
     """E of one kind (see ``sigprop.theory.expectations.KINDS``) for ``activation`` at (q) or (q₁, q₂, k).
 
@@ -224,11 +234,7 @@ def expectation(activation, kind: str, *args, error: bool = False):
     """
     from ..theory import get_activation
     act = get_activation(activation)
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
-    if len(args) != ARITY[kind]:
-        names = "q" if ARITY[kind] == 1 else "q1, q2, k"
-        raise ValueError(f"{kind} takes {ARITY[kind]} argument(s) ({names}), got {len(args)}")
+    check_call(kind, args)
     args = _checked(kind, args)
     closed = closed_form_function(act, kind)
     if closed is None:

@@ -25,10 +25,9 @@ import mpmath as mp
 import sympy as sp
 
 from ..theory import get_activation
-from ..theory.expectations import ARITY
 from ..theory.gaussian import bivariate_normal_density, normal_density
 from ..theory.symbols import x
-from .expectations import _high_precision, closed_form_function
+from .expectations import _high_precision, check_call, closed_form_function
 
 
 @lru_cache(maxsize=None)
@@ -116,8 +115,7 @@ def _given(f, q1, q2, k, t, points):
 def reference_expectation(activation, kind: str, *args, digits: int = 30) -> float:
     """E of one kind at (q) or (q₁, q₂, k), computed in mpmath at ``digits`` digits, rounded to a float."""
     act = get_activation(activation)
-    if len(args) != ARITY[kind]:
-        raise ValueError(f"{kind} takes {ARITY[kind]} argument(s), got {len(args)}")
+    check_call(kind, args)
     if closed_form_function(act, kind) is not None:
         return _high_precision(act, kind, tuple(float(a) for a in args), digits)
     phi, dphi, s, jumps = _functions(act)

@@ -35,10 +35,10 @@ from functools import lru_cache
 import numpy as np
 
 from ..theory import get_activation
-from ..theory.expectations import ARITY, KINDS
+from ..theory.expectations import ARITY
 from . import hermite
-from .expectations import (_EPS, _sums_function, activation_functions, closed_form_function, densities,
-                           expectation, second_derivative_functions)
+from .expectations import (_EPS, _sums_function, activation_functions, check_call, closed_form_function,
+                           densities, expectation, second_derivative_functions)
 from .quadrature import expect1_array
 
 #: default accuracy, relative to the integrand's scale
@@ -52,11 +52,7 @@ def expect(activation, kind: str, *args, error: bool = False, rtol: float = RTOL
     ``precision``: digits of an mpmath evaluation instead (closed forms exactly, others by Gauss–Legendre
     quadrature); slow, for reference values."""
     act = get_activation(activation)
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
-    if len(args) != ARITY[kind]:
-        names = "q" if ARITY[kind] == 1 else "q1, q2, k"
-        raise ValueError(f"{kind} takes {ARITY[kind]} argument(s) ({names}), got {len(args)}")
+    check_call(kind, args)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
         raise ValueError(f"rtol={rtol!r} is not allowed: give a number in (0, 1)")
     arrays = _checked(kind, args)
