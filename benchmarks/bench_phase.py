@@ -50,8 +50,7 @@ def gauss_hermite_reference(sw2, sb2, nodes=40, q_iterations=100, c_iterations=3
 def timed(fn, repeat):
     times, result = [], None
     for _ in range(repeat):
-        vectorized._ONE_D.items.clear()
-        vectorized._SERIES_STATE.items.clear()
+        vectorized.clear_caches()
         t = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t)

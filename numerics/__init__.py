@@ -8,9 +8,10 @@
 """
 from .compile import Step, compile_block
 from .expectations import expectation
+from .grid import GridPrediction, predict_grid
 from .iterate import OutOfRangeError, predict
 from .prediction import Prediction
 from .quadrature import expect1, expect2
 
-__all__ = ["OutOfRangeError", "Prediction", "Step", "compile_block", "expect1", "expect2", "expectation",
-           "predict"]
+__all__ = ["GridPrediction", "OutOfRangeError", "Prediction", "Step", "compile_block", "expect1", "expect2",
+           "expectation", "predict", "predict_grid"]

@@ -18,8 +18,8 @@ Example
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from functools import lru_cache
+from dataclasses import dataclass, fields, replace
+from functools import cached_property, lru_cache
 from typing import Callable
 
 import numpy as np
@@ -42,18 +42,23 @@ def require_numbers(block) -> None:
                          "substitute them first, e.g. network.subs({'name': value})")
 
 
-def _bindings(exprs) -> dict:
+def _bindings(exprs, arrays: bool = False) -> dict:
+    """Each unevaluated Gaussian expectation in ``exprs`` bound to the scalar quadrature of its activation, or with
+    ``arrays`` to the array rules of :func:`sigprop.numerics.vectorized.expect`."""
+    from .vectorized import expect
     out = dict(NUMERIC_FUNCTIONS)
     for e in exprs:
         for node in sp.preorder_traversal(e):
             if isinstance(node, GaussianExpectation):
-                out[type(node).__name__] = quadrature_function(node.activation, node.kind)
+                act, kind = node.activation, node.kind
+                out[type(node).__name__] = ((lambda *a, act=act, kind=kind: expect(act, kind, *a)) if arrays
+                                            else quadrature_function(act, kind))
     return out
 
 
-def _lambdify(args, exprs):
+def _lambdify(args, exprs, arrays: bool = False):
     exprs = [for_numerics(e) for e in exprs]
-    return sp.lambdify(args, exprs, modules=[_bindings(exprs), "scipy", "numpy"], cse=True)
+    return sp.lambdify(args, exprs, modules=[_bindings(exprs, arrays), "scipy", "numpy"], cse=True)
 
 
 def compile_expression(args, expr) -> Callable:
@@ -87,10 +92,11 @@ class Step:
     params: tuple
     has_pre: bool
     sequences: tuple = ()          # per child sequence, its steps (a residual's branch, then its skip)
+    arrays: bool = False           # states, parameters and maps are arrays over configurations
 
     def __call__(self, s: PairState) -> BlockMaps:
         if self.sequences:
-            cross = Cross.identity(s) if self.block.uses_cross else None
+            cross = Cross.identity(s) if self._uses_cross else None
             parts = [_compose(seq, s, cross if i == 0 else None) for i, seq in enumerate(self.sequences)]
             child = [v for maps, _ in parts for v in maps.flatten()]
             if cross is not None:
@@ -98,18 +104,54 @@ class Step:
             values = self.fn(*as_tuple(s), *child, *self.params)
         else:
             values = self.fn(*as_tuple(s), *self.params)
+        if self.arrays:
+            maps = BlockMaps.unflatten(_broadcast(values, s), self.has_pre)
+            return _identical_where(s, maps) if self._deterministic else maps
         maps = BlockMaps.unflatten([float(v) for v in values], self.has_pre)
-        return maps.identical() if s.identical() and self.block.is_deterministic else maps
+        return maps.identical() if s.identical() and self._deterministic else maps
+
+    @cached_property
+    def _uses_cross(self) -> bool:
+        return self.block.uses_cross
+
+    @cached_property
+    def _deterministic(self) -> bool:
+        return self.block.is_deterministic
+
+    def subset(self, index) -> "Step":
+        """This array step restricted to the configurations ``index`` (its parameter arrays, children's too)."""
+        params = tuple(p[index] if np.ndim(p) else p for p in self.params)
+        return replace(self, params=params, sequences=tuple(tuple(c.subset(index) for c in seq)
+                                                            for seq in self.sequences))
 
     def cross(self, s: PairState, c: Cross) -> Cross:
         """The block's map of cross moments (``theory.blocks.sequence``) on numbers."""
-        fn = _compile_cross(self.block.signature(), *self.block.template(), bool(self.sequences))
+        fn = _compile_cross(self.block.signature(), *self.block.template(), bool(self.sequences), self.arrays)
         if self.sequences:
             parts = [_compose(seq, s, c)[1] for seq in self.sequences]
             values = fn(*as_tuple(s), *as_tuple(c), *(v for p in parts for v in as_tuple(p)), *self.params)
         else:
             values = fn(*as_tuple(s), *as_tuple(c), *self.params)
-        return Cross(*(float(v) for v in values))
+        return Cross(*(_broadcast(values, s) if self.arrays else (float(v) for v in values)))
+
+
+def _broadcast(values, s: PairState) -> list:
+    """Compiled outputs as float arrays of the state's shape (constant outputs broadcast)."""
+    shape = np.shape(s.p_a)
+    return [np.broadcast_to(np.asarray(v, dtype=float), shape) for v in values]
+
+
+def _identical_where(s: PairState, maps: BlockMaps) -> BlockMaps:
+    """:meth:`BlockMaps.identical` at the entries where the two inputs are the same vector."""
+    same = (s.p_a == s.p_b) & (s.p_b == s.p_ab) & (s.m_a == s.m_b)
+    if not np.any(same):
+        return maps
+    o, c, p = maps.out, maps.chi, maps.pre
+    pick = lambda a, b: np.where(same, a, b)          # noqa: E731
+    return BlockMaps(PairState(o.p_a, pick(o.p_a, o.p_b), pick(o.p_a, o.p_ab), o.m_a, pick(o.m_a, o.m_b)),
+                     p and PreActivation(p.q_a, pick(p.q_a, p.q_b), pick(p.q_a, p.q_ab)),
+                     Backward(c.chi_a, pick(c.chi_a, c.chi_b), pick(c.chi_a, c.chi_ab), c.mix_a,
+                              pick(c.mix_a, c.mix_b), pick(c.mix_a, c.mix_ab)))
 
 
 def _compose(steps, s: PairState, cross: Cross | None = None) -> tuple[BlockMaps, Cross | None]:
@@ -132,9 +174,9 @@ def _compose(steps, s: PairState, cross: Cross | None = None) -> tuple[BlockMaps
 
 
 @lru_cache(maxsize=None)
-def _compile_leaf(signature, template: Block, params: tuple):
+def _compile_leaf(signature, template: Block, params: tuple, arrays: bool = False):
     maps = template.maps(_STATE)
-    return _lambdify((*as_tuple(_STATE), *params), maps.flatten()), maps.pre is not None
+    return _lambdify((*as_tuple(_STATE), *params), maps.flatten(), arrays), maps.pre is not None
 
 
 def _cross_placeholder(prefix: str) -> Cross:
@@ -142,7 +184,7 @@ def _cross_placeholder(prefix: str) -> Cross:
 
 
 @lru_cache(maxsize=None)
-def _compile_container(signature, template: Block, params: tuple, has_pre: tuple):
+def _compile_container(signature, template: Block, params: tuple, has_pre: tuple, arrays: bool = False):
     placeholders = []
     for i, pre in enumerate(has_pre):
         out = PairState(*sp.symbols(f"F{i}_p_a F{i}_p_b F{i}_p_ab F{i}_m_a F{i}_m_b", real=True))
@@ -156,11 +198,11 @@ def _compile_container(signature, template: Block, params: tuple, has_pre: tuple
         args += as_tuple(cross)
     else:
         maps = template.combine(_STATE, *placeholders)
-    return _lambdify((*as_tuple(_STATE), *args, *params), maps.flatten()), maps.pre is not None
+    return _lambdify((*as_tuple(_STATE), *args, *params), maps.flatten(), arrays), maps.pre is not None
 
 
 @lru_cache(maxsize=None)
-def _compile_cross(signature, template: Block, params: tuple, container: bool):
+def _compile_cross(signature, template: Block, params: tuple, container: bool, arrays: bool = False):
     c = _cross_placeholder("C")
     if container:
         parts = [_cross_placeholder(f"X{i}") for i in range(len(template.sequences))]
@@ -169,7 +211,7 @@ def _compile_cross(signature, template: Block, params: tuple, container: bool):
     else:
         cross = template.cross(_STATE, c, template.maps(_STATE).out)
         args = (*as_tuple(_STATE), *as_tuple(c), *params)
-    return _lambdify(args, as_tuple(cross))
+    return _lambdify(args, as_tuple(cross), arrays)
 
 
 @lru_cache(maxsize=None)
@@ -261,4 +303,45 @@ def compile_block(block: Block) -> Step:
         return Step(block, fn, values, has_pre, sequences)
     fn, has_pre = _compile_leaf(block.signature(), template, symbols)
     return Step(block, fn, values, has_pre)
+
+
+def compile_array_step(block: Block, grid: dict) -> Step:
+    """A :class:`Step` on arrays for ``block``, whose numeric parameters may be expressions in the symbols named
+    in ``grid`` (name → float array, all of one shape): each parameter is evaluated on the grid, and the maps
+    take and return states whose fields are arrays of that shape, their expectations bound to
+    :func:`~sigprop.numerics.vectorized.expect`. Children are compiled alike; every lambdified form is shared
+    with other blocks of the same signature."""
+    if not isinstance(block, Block):
+        raise TypeError(f"numerics cannot compile {block!r}: not a block")
+    template, symbols = block.template()
+    params = block.number_params()
+    values = tuple(_on_grid(block, str(sym.name)[len("param_"):], params[str(sym.name)[len("param_"):]], grid)
+                   for sym in symbols)
+    if block.sequences:
+        sequences = tuple(tuple(compile_array_step(b, grid) for b in seq) for seq in block.sequences)
+        seq_has_pre = tuple(any(c.has_pre for c in seq) for seq in sequences)
+        fn, has_pre = _compile_container(block.signature(), template, symbols, seq_has_pre, True)
+        return Step(block, fn, values, has_pre, sequences, arrays=True)
+    fn, has_pre = _compile_leaf(block.signature(), template, symbols, True)
+    return Step(block, fn, values, has_pre, arrays=True)
+
+
+def _on_grid(block: Block, name: str, value, grid: dict):
+    """A block parameter's value on the grid: a float, or an array where it depends on the grid's symbols."""
+    expr = sp.sympify(value)
+    free = sorted(expr.free_symbols, key=str)
+    missing = [str(s) for s in free if str(s) not in grid]
+    if missing:
+        raise ValueError(f"{block.describe()}: {name}={expr} depends on {', '.join(missing)}, which the grid does "
+                         f"not give (given: {', '.join(sorted(grid)) or 'none'})")
+    value = float(expr) if not free else np.asarray(
+        sp.lambdify(free, expr, modules="numpy")(*(grid[str(s)] for s in free)), dtype=float)
+    kind = {p.name: p.kind for p in block.params()}[name]
+    bad = ~np.isfinite(value) | ((value < 0) if kind == "variance" else (value <= 0) if kind in ("positive", "size")
+                                 else False)
+    if np.any(bad):
+        allowed = {"variance": "finite and >= 0", "positive": "finite and > 0", "size": "finite and > 0"}
+        raise ValueError(f"{block.describe()}: {name}={expr} takes the value {float(np.ravel(value)[np.argmax(np.ravel(bad))])!r} "
+                         f"on the grid, which is not allowed: it must be {allowed.get(kind, 'finite')}")
+    return value
 

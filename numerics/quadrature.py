@@ -239,21 +239,22 @@ def expect_given(f, q1, q2, k, t, m: int = 10, error: bool = False, kinks=()):
     return expect1(lambda w: f(mean + w), var, m, error=error, kinks=points)
 
 
-def _rule1_array(q: np.ndarray, m: int, kinks: tuple):
-    """The 1-D rule of :func:`expect1` for many variances at once, in z = u/√q: a fixed grid of width 1/2 over
-    ±10, merged with edges graded geometrically (widths doubling from min(1, 1/√q)/64) on both sides of every
-    feature (0 and each kink κ/√q). Every row gets the same number of panels; edges clipped to ±10 make panels of
-    width 0, which weigh nothing. Returns u = √q z and weights including the normal density, each (P, nodes)."""
+def _rule1_array(q: np.ndarray, m: int, kinks: tuple, tail: float = GAUSS_TAIL, width: float = 0.5):
+    """The 1-D rule of :func:`expect1` for many variances at once, in z = u/√q: a fixed grid of panels of
+    ``width`` (1/2) over ±``tail`` (10), merged with edges graded geometrically (widths doubling from
+    min(1, 1/√q)/64) on both sides of every feature (0 and each kink κ/√q). Every row gets the same number of
+    panels; edges clipped to ±tail make panels of width 0, which weigh nothing. Returns u = √q z and weights
+    including the normal density, each (P, nodes)."""
     s = np.sqrt(q)[:, None]
     finest = np.minimum(1.0, 1.0 / s) * FINEST
-    doublings = int(np.ceil(np.log2(2 * GAUSS_TAIL / finest.min()))) + 1
+    doublings = int(np.ceil(np.log2(2 * tail / finest.min()))) + 1
     offsets = finest * (2.0 ** np.arange(doublings) - 1)                         # 0, h, 3h, 7h, …
-    parts = [np.broadcast_to(np.linspace(-GAUSS_TAIL, GAUSS_TAIL, int(4 * GAUSS_TAIL) + 1), (q.size, 4 * int(
-        GAUSS_TAIL) + 1))]
+    base = np.linspace(-tail, tail, int(round(2 * tail / width)) + 1)
+    parts = [np.broadcast_to(base, (q.size, base.size))]
     for point in (0.0,) + kinks:
         centre = point / s
         parts += [centre + offsets, centre - offsets[:, 1:]]
-    edges = np.sort(np.clip(np.concatenate(parts, axis=1), -GAUSS_TAIL, GAUSS_TAIL), axis=1)
+    edges = np.sort(np.clip(np.concatenate(parts, axis=1), -tail, tail), axis=1)
     z, w = _composite(edges, m)
     return s * z, w * np.exp(-z**2 / 2) * _INV_SQRT_2PI
 

@@ -167,12 +167,60 @@ class _Memo:
         return value
 
 
+class _Entries:
+    """Results per entry value, for arrays that change in only some entries from call to call (a grid of
+    configurations of which most sit at their fixed point): ``lookup`` returns the cached rows of the keys it
+    knows (None for the others); ``store`` adds rows, starting afresh beyond ``size`` entries."""
+
+    def __init__(self, size: int = 100_000):
+        self.size, self.items = size, {}
+
+    def lookup(self, keys: np.ndarray):
+        get = self.items.get
+        rows = [get(k) for k in keys.tolist()]
+        return np.fromiter((r is not None for r in rows), dtype=bool, count=len(rows)), rows
+
+    def store(self, keys: np.ndarray, rows) -> None:
+        if len(self.items) + keys.size > self.size:
+            self.items.clear()
+        self.items.update(zip(keys.tolist(), rows))
+
+
 _ONE_D, _SERIES_STATE = _Memo(), _Memo()
+_ENTRIES: dict = {}
+
+
+def clear_caches() -> None:
+    """Forget every cached result (for timing a cold start)."""
+    _ONE_D.items.clear()
+    _SERIES_STATE.items.clear()
+    _ENTRIES.clear()
+
+
+def _entries(*key) -> _Entries:
+    if key not in _ENTRIES:
+        _ENTRIES[key] = _Entries()
+    return _ENTRIES[key]
 
 
 def _one_d(act, kind, q, error):
-    value, err = _ONE_D.get((act, kind, error, q.tobytes()), lambda: _one_d_uncached(act, kind, q, error))
+    value, err = _ONE_D.get((act, kind, error, q.tobytes()), lambda: _one_d_by_entry(act, kind, q, error))
     return value.copy(), err.copy()
+
+
+def _one_d_by_entry(act, kind, q, error):
+    """:func:`_one_d_uncached` for the distinct variances not seen before (per-entry cache)."""
+    qs, inv = np.unique(q, return_inverse=True)
+    cache = _entries("1d", act, kind, error)
+    known, rows = cache.lookup(qs)
+    value, err = np.empty(qs.size), np.empty(qs.size)
+    if known.any():
+        value[known], err[known] = np.array([rows[i] for i in np.flatnonzero(known)]).T
+    if not known.all():
+        new = ~known
+        value[new], err[new] = _one_d_uncached(act, kind, qs[new], error)
+        cache.store(qs[new], zip(value[new].tolist(), err[new].tolist()))
+    return value[inv], err[inv]
 
 
 def _one_d_uncached(act, kind, q, error):
@@ -237,8 +285,77 @@ def _kernel(act, kind, q1, q2, k, rtol):
             value[idx[pos]] = hermite.power_series(coef, r)
             err[idx[pos]] = np.abs(r) ** coef.shape[0] * tail_bound + nodes_error
             handled[idx[pos]] = True
+        rest = np.flatnonzero(~handled[idx])
+        if rest.size:               # steep or kinked f: coefficients by panels, truncation certified at this ρ
+            at = idx[rest]
+            ok, value[at], err[at] = _panel_series(act, kind, f, q1[at], q2[at], rho[rest], rtol)
+            handled[at] = ok
     _scalar(act, kind, [q1, q2, k], ~handled, value, err)
     return value, err
+
+
+#: truncations of the panel route of the Mehler series (each entry starts at the first that |ρ|^(N+1) ≤ rtol/2
+#: allows whatever the tail, and moves on while its bound fails)
+PANEL_TERMS = (16, 64, 400)
+
+
+def _panel_series(act, kind, f, q1, q2, rho, rtol):
+    """The Mehler series with coefficients by :func:`hermite.panel_coefficients`, each entry at the smallest of
+    :data:`PANEL_TERMS` whose bound at its own ρ — |ρ|^(N+1) √(T(q₁) T(q₂)) plus the panel rule's E[f²] mismatch
+    with the independent one — meets ``rtol``. Returns (certified, value, error estimate) per entry."""
+    qs, inv = np.unique(np.concatenate([q1, q2]), return_inverse=True)
+    i1, i2 = inv[:q1.size], inv[q1.size:]
+    squares = _squares(act, kind, qs)
+    scale = np.sqrt(squares[i1] * squares[i2])
+    kinks = tuple(float(p) for p in act.kinks)
+    value, err, ok = np.zeros(q1.size), np.zeros(q1.size), np.zeros(q1.size, bool)
+    # T ≤ E[f²], so |ρ|^(N+1) ≤ rtol/2 certifies the truncation a priori: start each entry there
+    with np.errstate(divide="ignore"):
+        start = np.ceil(np.log(rtol / 2) / np.log(np.abs(rho))) - 1
+    start = np.where(np.abs(rho) > 0, start, 0)
+    pending = np.arange(q1.size)
+    for level, terms in enumerate(PANEL_TERMS):
+        last = level == len(PANEL_TERMS) - 1
+        todo = pending[(start[pending] <= terms) | last]
+        if not todo.size:
+            continue
+        need = np.unique(np.concatenate([i1[todo], i2[todo]]))
+        a, tail, mismatch = np.zeros((qs.size, terms + 1)), np.zeros(qs.size), np.zeros(qs.size)
+        a[need], own = hermite.panel_coefficients(f, qs[need], terms, kinks)
+        tail[need] = hermite.tails(a[need], squares[need])
+        mismatch[need] = np.abs(own - squares[need]) / np.maximum(squares[need], np.finfo(float).tiny)
+        r = rho[todo]
+        bound = (np.abs(r) ** (terms + 1) * np.sqrt(tail[i1[todo]] * tail[i2[todo]])
+                 + (mismatch[i1[todo]] + mismatch[i2[todo]] + 32 * np.finfo(float).eps) * scale[todo])
+        good = bound <= rtol * scale[todo]
+        sel = todo[good]
+        if sel.size:
+            coef = np.ascontiguousarray((a[i1[sel]] * a[i2[sel]]).T)
+            value[sel], err[sel], ok[sel] = hermite.power_series(coef, r[good]), bound[good], True
+        pending = np.setdiff1d(pending, sel)
+        if not pending.size:
+            break
+    return ok, value, err
+
+
+def _rows(act, kind, f, qs, squares, terms, nodes):
+    """Per distinct variance: its Hermite coefficients at one level, Parseval's tail and the nodes' relative
+    mismatch (their own E[f²] against the independent ``squares``); cached per entry."""
+    cache = _entries("hermite", act, kind, terms, nodes)
+    known, rows = cache.lookup(qs)
+    a, extra = np.empty((qs.size, terms + 1)), np.empty((qs.size, 2))     # extra: tail, mismatch
+    old = np.flatnonzero(known)
+    if old.size:
+        a[old] = np.stack([rows[i][0] for i in old])
+        extra[old] = np.array([rows[i][1] for i in old])
+    new = np.flatnonzero(~known)
+    if new.size:
+        a[new] = hermite.coefficients(f, qs[new], terms, nodes)
+        extra[new, 0] = hermite.tails(a[new], squares[new])
+        extra[new, 1] = (np.abs(hermite.gauss_hermite_square(f, qs[new], nodes) - squares[new])
+                         / np.maximum(squares[new], np.finfo(float).tiny))
+        cache.store(qs[new], zip(list(a[new]), list(extra[new])))
+    return a, extra[:, 0], extra[:, 1]
 
 
 class _SeriesPairs:
@@ -255,13 +372,14 @@ class _SeriesPairs:
         scale = np.sqrt(squares[i1] * squares[i2])
         self.groups, todo = [], np.arange(q1.size)
         for terms, nodes in hermite.LEVELS:
+            # a level whose nodes lie too far apart to resolve f(√q z) near 0 (width min(1, 1/√q)) is not tried
+            reach = hermite.reach(nodes)
+            todo = todo[(q1[todo] <= reach) & (q2[todo] <= reach)]
+            if not todo.size:
+                break
             need = np.unique(np.concatenate([i1[todo], i2[todo]]))
             a, tail, mismatch = np.zeros((qs.size, terms + 1)), np.zeros(qs.size), np.zeros(qs.size)
-            a[need] = hermite.coefficients(f, qs[need], terms, nodes)
-            tail[need] = hermite.tails(a[need], squares[need])
-            # the nodes' own E[f²] against the independent one: their quadrature error, relative
-            mismatch[need] = (np.abs(hermite.gauss_hermite_square(f, qs[need], nodes) - squares[need])
-                              / np.maximum(squares[need], np.finfo(float).tiny))
+            a[need], tail[need], mismatch[need] = _rows(act, kind, f, qs[need], squares[need], terms, nodes)
             tail_bound = np.sqrt(tail[i1[todo]] * tail[i2[todo]])
             # and the rounding of the coefficients' sums and of the series (not damped by |ρ|^(N+1))
             nodes_error = (mismatch[i1[todo]] + mismatch[i2[todo]] + 32 * np.finfo(float).eps) * scale[todo]

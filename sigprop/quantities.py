@@ -118,10 +118,10 @@ for _q in (
              "mean square p", predicted=lambda r: _exp(log_mean_exp(r["log_p"])),
              measured=lambda r: r["p"].mean(axis=2), log_axis=True),
     Quantity("m", "mean over units of x^l (mean over the two inputs)", "all", "unit mean m",
-             predicted=lambda r: r["m"].mean(axis=1), measured=lambda r: r["m"].mean(axis=2)),
+             predicted=lambda r: r["m"].mean(axis=-1), measured=lambda r: r["m"].mean(axis=2)),
     Quantity("log_gsc", "natural log of GSC(l, L) = ||dx^L/dx^l||_qm ||x^l|| / ||x^L||, geometric mean over the "
              "two inputs (mean of the log over seeds when measured)", "all",
-             "GSC(l, L)  (geometric mean over inputs)", predicted=lambda r: r["log_gsc"].mean(axis=1),
+             "GSC(l, L)  (geometric mean over inputs)", predicted=lambda r: r["log_gsc"].mean(axis=-1),
              measured=lambda r: log_gsc_per_input(r).mean(axis=2), log_valued=True, log_axis=True),
     Quantity("log_gsc_qm", "natural log of GSC(l, L) as a ratio of quadratic means over inputs (and seeds when "
              "measured)", "all", "GSC(l, L)  (ratio of quadratic means)",

@@ -17,7 +17,10 @@ X = np.array([[1.0, 0.2, -0.5], [0.3, 1.5, 0.4], [0.0, 0.2, 0.1]])      # inputs
 
 @pytest.mark.parametrize("arch", ["4*dense(relu,sw2=2,sb2=0.1),dense(linear)", "3*dense(tanh,sw2=2.5,sb2=0.05)",
                                   "dense(linear,sw2=1.5),act(erf),dense(gelu,sw2=1.2,sb2=0.2)",
-                                  "2*dense(selu,sw2=1,sb2=0.1),layernorm"])
+                                  "2*dense(selu,sw2=1,sb2=0.1),layernorm",
+                                  "dense(tanh),3*residual(dense(relu,sw2=2,sb2=0.1),beta=0.5),dense(linear)",
+                                  "dense(linear,sw2=2),residual(act(tanh),beta=0.7),dense(linear),"
+                                  "residual(dense(erf,sw2=2,width=2),skip=dense(linear,width=2))"])
 def test_every_layer_matches_the_pairwise_depth_iteration(arch):
     net = parse(arch)
     k = kernels(net, X, layers=True)
@@ -88,8 +91,8 @@ def test_bad_inputs_are_named(kwargs, match):
 
 
 def test_unsupported_blocks_say_so():
-    with pytest.raises(ValueError, match="residual"):
-        kernels(parse("2*residual(dense(relu))"), X)
+    with pytest.raises(ValueError, match="tangent kernel of residual blocks is not derived"):
+        kernels(parse("2*residual(dense(relu))"), X, ntk=True)
     with pytest.raises(ValueError, match="couples the inputs"):
         kernels(parse("dense(linear),batchnorm,act(relu)"), X)
     with pytest.raises(ValueError, match="tangent kernel of layernorm blocks is not derived"):

@@ -117,3 +117,36 @@ def test_bad_options_are_named():
     with pytest.raises(ValueError, match="precision=5"):
         expect("tanh", "square", 1.0, precision=5)
     assert set(KINDS) >= {"kernel", "dkernel", "ddkernel"}
+
+
+# steep φ(√q z): Gauss–Hermite nodes cannot resolve the feature at 0, the panel route of the series takes them.
+# The reference is the scalar polar quadrature (graded angular panels at the rays u = 0, v = 0), a rule that shares
+# nothing with the series; mpmath at these variances takes minutes.
+STEEP = [("tanh", "kernel", 50.0, 80.0, 0.3), ("tanh", "dkernel", 1e4, 1e4, -0.8), ("gelu", "kernel", 1e4, 3e3, 0.9),
+         ("tanh", "kernel", 1e6, 1e6, 0.5), ("softplus", "dkernel", 300.0, 40.0, 0.7)]
+
+
+@pytest.mark.parametrize("act,kind,q1,q2,c", STEEP)
+def test_steep_kernels_take_the_panel_series_and_match_quadrature(act, kind, q1, q2, c, monkeypatch):
+    from sigprop.numerics import vectorized
+
+    def no_scalar(act, kind, flat, where, value, err):
+        assert not where.any(), "the entry fell back to the scalar rule"
+    monkeypatch.setattr(vectorized, "_scalar", no_scalar)
+    k = c * np.sqrt(q1 * q2)
+    value, err = expect(act, kind, q1, q2, k, error=True)
+    monkeypatch.undo()
+    ref, ref_err = expectation(act, kind, q1, q2, k, error=True)
+    square = {"kernel": "square", "dkernel": "dsquare"}[kind]
+    scale = np.sqrt(expectation(act, square, q1) * expectation(act, square, q2))
+    assert abs(value - ref) <= 1e-10 * scale
+    assert abs(value - ref) <= err + ref_err + 4 * EPS * scale
+
+
+def test_panel_coefficients_agree_with_gauss_hermite_where_both_apply():
+    """Two rules for the same a_n(q): Gauss–Hermite nodes and composite Gauss–Legendre panels."""
+    q = np.array([0.2, 1.0])
+    gh = hermite.coefficients(np.tanh, q, 64, 256)
+    panel, square = hermite.panel_coefficients(np.tanh, q, 64)
+    assert np.max(np.abs(gh - panel)) < 1e-13
+    assert square == pytest.approx([expectation("tanh", "square", v) for v in q], rel=1e-13)
