@@ -208,3 +208,18 @@ def test_every_closed_form_is_evaluated_to_its_own_digits(name, kind, syms, expr
         ref = float(sp.N(exact_expr.subs({s: sp.Float(v, 80) for s, v in zip(syms, point)}), 60))
         assert abs(got - ref) <= 1e-12 * abs(ref) + 1e-300, (name, kind, point, got, ref)
         assert abs(got - ref) <= max(err, 2.3e-16 * abs(ref)), (name, kind, point, got, ref, err)
+
+
+def test_array_determinant_is_within_its_stated_bound_on_both_sides_of_the_exact_threshold():
+    """Against exact rational arithmetic: entries just inside and just outside k² = (1 − 2⁻¹⁰) q₁q₂."""
+    from fractions import Fraction
+
+    from sigprop.numerics.determinant import CLOSE, covariance_determinant
+    rng = np.random.default_rng(7)
+    q1, q2 = rng.uniform(0.1, 10, 400), rng.uniform(0.1, 10, 400)
+    frac = np.concatenate([CLOSE * (1 + rng.uniform(-1e-3, 1e-3, 200)), 1 - 10.0 ** -rng.uniform(4, 15, 200)])
+    k = np.sqrt(frac * q1 * q2) * rng.choice([-1, 1], 400)
+    got = covariance_determinant(q1, q2, k)
+    for a, b, c, d in zip(q1, q2, k, got):
+        exact = Fraction(a) * Fraction(b) - Fraction(c) ** 2          # < 0 where rounding put |k| above √(q₁q₂)
+        assert abs(Fraction(d) - max(exact, 0)) <= (2**11 + 1) * 2.0**-53 * abs(exact)
