@@ -219,7 +219,7 @@ def _array_exprs(signature, template: Block, tangent: bool):
     """The block's forward maps (out, pre) and, with ``tangent``, its tangent-kernel map, symbolic, ready to
     lambdify; and the bindings of their unevaluated expectations to the array rules."""
     from .vectorized import expect
-    maps = template.maps(_STATE)          # the forward maps only: kernels over data sets need no χ
+    maps = template.forward(_STATE)       # the forward maps only (a container's composed from its children's)
     out = {f.name: getattr(maps.out, f.name) for f in fields(PairState)}
     pre = {f.name: getattr(maps.pre, f.name) for f in fields(PreActivation)} if maps.pre is not None else {}
     theta = as_tuple(template.tangent(_STATE, TangentKernel.symbolic())) if tangent else ()
@@ -255,7 +255,7 @@ def _compile_array_leaf(signature, template: Block, params: tuple, tangent: bool
 
 
 def compile_array_block(block: Block, tangent: bool = False, pair_only: bool = False) -> Callable:
-    """A leaf block's forward maps on arrays: ``f(state, theta=None) -> (out, pre, theta')``, the output
+    """A block's forward maps on arrays (a container's composed symbolically from its children's, one expression): ``f(state, theta=None) -> (out, pre, theta')``, the output
     ``PairState``, the ``PreActivation`` (None if the block has none) and, with ``tangent``, the output's neural
     tangent kernel (``Block.tangent``; None otherwise); every field an array over the pairs (arguments broadcast),
     expectations bound to :func:`~sigprop.numerics.vectorized.expect`.
@@ -264,9 +264,6 @@ def compile_array_block(block: Block, tangent: bool = False, pair_only: bool = F
     called with the arrays named in ``f.needs`` (a subset of :data:`PAIR_ARGS`). For blocks that act on each input
     alone the per-input entries are each input's with itself, computed once per input instead of once per pair."""
     require_numbers(block)
-    if block.sequences:
-        raise ValueError(f"{block.describe()}: blocks with children ({block.kind}) are not evaluated on arrays of "
-                         "pairs yet; kernels over data sets take leaf blocks (dense, act, …)")
     template, symbols = block.template()
     values = tuple(float(block.number_params()[str(sym.name)[len("param_"):]]) for sym in symbols)
     fn, has_pre, names = _compile_array_leaf(block.signature(), template, symbols, tangent, pair_only)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..theory.blocks.batchnorm import training_batchnorms
 from ..theory.state import PairState, TangentKernel
-from .compile import compile_array_block, compile_array_step, require_numbers
+from .compile import compile_array_block, require_numbers
 
 
 @dataclass
@@ -66,18 +66,6 @@ def _inputs(x, gram):
     return (g + g.T) / 2
 
 
-def _container_pairs(block):
-    """A container block's maps on pairs, in the calling convention of ``compile_array_block(pair_only=True)``:
-    it reads the pair's whole state (its children's cross moments need both inputs' entries)."""
-    step = compile_array_step(block, {})
-
-    def pair_step(p_a, p_b, p_ab, m_a, m_b):
-        maps = step(PairState(*np.broadcast_arrays(p_a, p_b, p_ab, m_a, m_b)))
-        return maps.out.p_ab, (maps.pre.q_ab if maps.pre is not None else None), None
-    pair_step.needs, pair_step.has_pre = ("p_a", "p_b", "p_ab", "m_a", "m_b"), step.has_pre
-    return pair_step
-
-
 def _gather(values_upper, n, iu):
     out = np.empty((n, n))
     out[iu] = values_upper
@@ -93,12 +81,11 @@ CHUNK = 15000
 def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = False) -> Kernels:
     """NNGP (and with ``ntk`` the NTK) of ``network`` over the inputs ``x`` ((N, d); the input kernel is
     x xᵀ/d) or over a given input ``gram`` matrix. Blocks of any kind, residual and other containers included (the
-    NTK needs blocks that define ``tangent``: dense, act); batch-coupled blocks (training-mode batchnorm) are
-    refused.
+    NTK needs blocks that define ``tangent``: dense, act, residual with a dense layer at the top level of a path);
+    batch-coupled blocks (training-mode batchnorm) are refused.
 
     Each input's own entries (mean square, mean, Θ_aa) are run down the network once; the pairs then carry only
-    their cross entries through leaf blocks (a container's maps read the pair's whole state), block by block, on
-    chunks of :data:`CHUNK` pairs."""
+    their cross entries, block by block, on chunks of :data:`CHUNK` pairs."""
     blocks = getattr(network, "blocks", None)
     if blocks is None:
         raise TypeError(f"kernels needs a Network (e.g. sigprop.theory.parse(...)), not {type(network).__name__}")
@@ -108,11 +95,6 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
     if coupled:
         raise ValueError(f"{coupled[0].describe()}: a training-mode batchnorm couples the inputs of a batch; "
                          "kernels over a data set take blocks that act on each input alone")
-    if ntk:
-        for block in blocks:
-            if block.sequences:
-                raise ValueError(f"{block.describe()}: the neural tangent kernel of {block.kind} blocks is not "
-                                 "derived; ntk=True takes leaf blocks that define Block.tangent (dense, act)")
     k0 = _inputs(x, gram)
     n = k0.shape[0]
     # each input with itself, block by block: its mean square, mean and Θ before every block
@@ -124,13 +106,9 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
         own["p"].append(state.p_a)
         own["m"].append(state.m_a)
         own["Theta"].append(theta.t_a if ntk else np.zeros(n))
-        if block.sequences:
-            state = compile_array_step(block, {})(state).out
-        else:
-            state, _, theta = compile_array_block(block, tangent=ntk)(state, theta)
+        state, _, theta = compile_array_block(block, tangent=ntk)(state, theta)
     own = {k: np.array(v) for k, v in own.items()}            # (blocks, N)
-    steps = [_container_pairs(block) if block.sequences else compile_array_block(block, tangent=ntk, pair_only=True)
-             for block in blocks]
+    steps = [compile_array_block(block, tangent=ntk, pair_only=True) for block in blocks]
     iu = np.triu_indices(n)
     size = iu[0].size
     p_ab_all = k0[iu]

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import sympy as sp
 
-from ..state import Backward, BlockMaps, Cross, PairState, as_tuple
+from ..state import Backward, BlockMaps, Cross, PairState, TangentKernel, as_tuple
 from .base import BLOCKS, Block, Number, register_block
 from .sequence import carries_cross
 from .params import agrees, param
@@ -104,6 +104,24 @@ class Residual(Block):
         branch_out, skip_out = children_out
         return bool((self.alpha == 0 or skip_out) and (self.beta == 0 or branch_out))
 
+    def tangent(self, s: PairState, theta: TangentKernel) -> TangentKernel:
+        """Θ_y = α² Θ_S + β² Θ_F, each path's kernel run from the block's input (Θ_S = Θ for the identity skip).
+        The cross terms Σ_θ ⟨∂S(x_a)/∂θ, ∂F(x_b)/∂θ⟩ vanish in the mean-field limit when a path has a dense layer at
+        its top level: its fresh zero-mean weights multiply every earlier parameter's derivative, and the two
+        paths share no later parameter (Jacot, Gabriel & Hongler 2018; the residual form of Huang et al. 2020).
+
+        >>> from sigprop.theory import Dense, PairState, Residual, TangentKernel, relu
+        >>> print(Residual([Dense(relu, sw2=2)], beta=0.5).tangent(PairState.single(), TangentKernel.zero()).t_a)
+        0.25*p
+        """
+        if not self._decorrelated:
+            raise ValueError(f"the neural tangent kernel of {self.describe()} is not derived: an identity skip "
+                             "around a branch without a dense layer keeps cross terms between the two paths; put a "
+                             "dense layer at the top level of the branch")
+        f, k = (_path_tangent(seq, s, theta) for seq in (self.branch, self.skip))
+        a2, b2 = self.alpha**2, self.beta**2
+        return TangentKernel(a2 * k.t_a + b2 * f.t_a, a2 * k.t_b + b2 * f.t_b, a2 * k.t_ab + b2 * f.t_ab)
+
     def combine(self, s: PairState, f: BlockMaps, k: BlockMaps, cross: Cross | None = None) -> BlockMaps:
         """The skip sum, given the branch's maps ``f``, the skip's ``k`` (the identity's: k.out = s, χ = 1) and,
         when :attr:`uses_cross`, the branch's cross moments with the input; otherwise only first moments cross."""
@@ -121,6 +139,14 @@ class Residual(Block):
         chi = Backward(*(a**2 * ck + b**2 * cf + a * b * t
                          for ck, cf, t in zip(as_tuple(k.chi), as_tuple(f.chi), cross_chi)))
         return BlockMaps(out, f.pre, chi)
+
+
+def _path_tangent(blocks, s: PairState, theta: TangentKernel) -> TangentKernel:
+    """The neural tangent kernel after a sequence of blocks run from the state ``s`` (the identity for none)."""
+    for block in blocks:
+        theta = block.tangent(s, theta)
+        s = block.forward(s).out
+    return theta
 
 
 def _product(values):
