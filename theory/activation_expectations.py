@@ -78,8 +78,12 @@ class ActivationExpectations:
             return "derived: exact Gaussian integral of u phi(u) (SymPy)"
         if kind == "mean" and self.mean_closed_form is not None:
             return f"registered: {self.mean_source}"
+        if kind == "dkernel" and self.dkernel_closed_form is not None:
+            return f"registered: {self.dkernel_source}"
         if kind == "kernel" and self.kernel_closed_form is not None:
             return f"registered: {self.kernel_source}"
+        if kind == "dsquare" and self.dkernel_closed_form is not None:
+            return "derived: the registered dkernel's diagonal"
         if kind in ("square", "dsquare") and self.kernel_closed_form is not None and (
                 kind == "square" or self.is_continuous):
             return "derived: the kernel's diagonal" + (" after Price's theorem" if kind == "dsquare" else "")
@@ -155,6 +159,8 @@ class ActivationExpectations:
 
     def dkernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
         """E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k (Price's theorem, for continuous φ)."""
+        if self.dkernel_closed_form is not None:
+            return self.dkernel_closed_form(q1, q2, k)
         if self.is_continuous and (self.kernel_closed_form is not None or self._polynomial):
             return self._derived("dkernel", (q1, q2, k), lambda s: self._price("kernel", *s))
         if self.dphi == 0:

@@ -69,6 +69,8 @@ class Activation(ActivationExpectations):
     torch_op: a fused torch function computing φ (``"relu"``, ``"nn.functional.softplus"``); otherwise
         ``validate`` derives one.
     mean_closed_form: optional closed form q ↦ E[φ(√q z)]; ``mean_source`` is its citation.
+    dkernel_closed_form: optional closed form (q₁, q₂, k) ↦ E[φ'(u)φ'(v)] (otherwise Price's theorem on the
+        kernel's closed form, or quadrature); ``dkernel_source`` is its citation.
     params: the parameter values φ was made with (an :class:`ActivationFamily` member, e.g. ``leaky_relu``'s
         slope); symbols among them may appear in φ.
     derive: False leaves every expectation without a registered closed form unevaluated instead of trying
@@ -84,6 +86,8 @@ class Activation(ActivationExpectations):
     torch_op: Optional[str] = None
     mean_closed_form: Optional[Callable[[sp.Expr], sp.Expr]] = None
     mean_source: str = ""
+    dkernel_closed_form: Optional[KernelFn] = None
+    dkernel_source: str = ""
     params: tuple = ()
     family: Optional["ActivationFamily"] = field(default=None, repr=False, compare=False)
     derive: bool = field(default=True, repr=False)

@@ -94,7 +94,9 @@ def _negative_piece(neg):
 SELU_ALPHA = sp.Float("1.6732632423543772848170429916717", 32)
 SELU_SCALE = sp.Float("1.0507009873554804934193349852946", 32)
 
-relu = Activation("relu", sp.Max(0, x), _relu_kernel, _ARC_COSINE.format(n=1), torch_op="relu")
+relu = Activation("relu", sp.Max(0, x), _relu_kernel, _ARC_COSINE.format(n=1), torch_op="relu",
+                  mean_closed_form=lambda q: sp.sqrt(q / (2 * sp.pi)), mean_source="the half-normal mean",
+                  dkernel_closed_form=_step_kernel, dkernel_source=_ARC_COSINE.format(n=0))
 tanh = Activation("tanh", sp.tanh(x), torch_op="tanh")
 erf = Activation("erf", sp.erf(x), _erf_kernel, "Williams 1997, 'Computing with infinite networks'",
                  torch_op="erf")
