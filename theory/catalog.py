@@ -65,6 +65,11 @@ def _erf_kernel(q1, q2, k):
     return 2 / sp.pi * sp.atan2(2 * k, sp.sqrt(1 + 2 * q1 + 2 * q2 + 4 * covariance_determinant(q1, q2, k)))
 
 
+def _erf_dkernel(q1, q2, k):
+    # ∂/∂k of Williams' kernel (Price's theorem): (4/π)/√((1 + 2q1)(1 + 2q2) − 4k²), the root written as above.
+    return 4 / (sp.pi * sp.sqrt(1 + 2 * q1 + 2 * q2 + 4 * covariance_determinant(q1, q2, k)))
+
+
 def _sin_kernel(q1, q2, k):
     # E[sin u sin v] = (E[cos(u − v)] − E[cos(u + v)])/2 with E[cos w] = exp(−Var w/2).
     return sp.exp(-(q1 + q2) / 2) * sp.sinh(k)
@@ -99,7 +104,8 @@ relu = Activation("relu", sp.Max(0, x), _relu_kernel, _ARC_COSINE.format(n=1), t
                   dkernel_closed_form=_step_kernel, dkernel_source=_ARC_COSINE.format(n=0))
 tanh = Activation("tanh", sp.tanh(x), torch_op="tanh")
 erf = Activation("erf", sp.erf(x), _erf_kernel, "Williams 1997, 'Computing with infinite networks'",
-                 torch_op="erf")
+                 torch_op="erf", dkernel_closed_form=_erf_dkernel,
+                 dkernel_source="Williams 1997's kernel differentiated in k (Price's theorem)")
 linear = Activation("linear", x, lambda q1, q2, k: k, "E[uv] = k: the covariance itself")
 
 PLAIN = [

@@ -391,14 +391,15 @@ def test_xmean_is_stein_numerical(name):
         assert abs(expectation(act, "xmean", qv) - float(ref)) <= 1e-11 * (1 + abs(float(ref))), name
 
 
-def test_relu_registered_mean_and_dkernel_equal_their_derivations():
-    """The registered half-normal mean and degree-0 arc-cosine dkernel against SymPy's own derivations: the exact
-    Gaussian integral of max(0, u) and Price's theorem on the degree-1 kernel."""
-    from sigprop.theory import relu
+def test_registered_means_and_dkernels_equal_their_derivations():
+    """relu's half-normal mean and degree-0 arc-cosine dkernel, erf's differentiated Williams kernel, against
+    SymPy's own derivations: the exact Gaussian integral of max(0, u) and Price's theorem on the kernels."""
+    from sigprop.theory import erf, relu
     from sigprop.theory.expectations import integrate_1d
     q, q1, q2 = sp.symbols("q q1 q2", positive=True)
     k = sp.Symbol("k", real=True)
     assert sp.simplify(relu.mean(q) - integrate_1d(relu.phi, q)) == 0
-    price = sp.diff(relu.kernel(q1, q2, k), k)
-    for point in ({q1: 1, q2: 2, k: sp.Rational(1, 3)}, {q1: 3, q2: sp.Rational(1, 2), k: -1}):
-        assert abs(sp.N((price - relu.dkernel(q1, q2, k)).subs(point), 30)) < 1e-25
+    for act in (relu, erf):
+        price = sp.diff(act.kernel(q1, q2, k), k)
+        for point in ({q1: 1, q2: 2, k: sp.Rational(1, 3)}, {q1: 3, q2: sp.Rational(1, 2), k: -1}):
+            assert abs(sp.N((price - act.dkernel(q1, q2, k)).subs(point), 30)) < 1e-25
