@@ -87,6 +87,14 @@ def _partition(lo: float, hi: float, features, coarsest: float) -> np.ndarray:
     for point, finest in features:
         if lo < point < hi:
             inner[point] = min(finest, inner.get(point, np.inf))
+    points = sorted(inner)
+    # features closer together than the coarser one's finest panel act as one: each gets the finer scale, so the
+    # finer grading covers both sides of the pair (a kink of f at 1e-10 from one of g's)
+    for _ in range(2):
+        for p, r in zip(points[:-1], points[1:]):
+            if abs(r - p) < max(inner[p], inner[r]):
+                inner[p] = inner[r] = min(inner[p], inner[r])
+        points.reverse()
     stops = [(lo, None)] + sorted(inner.items()) + [(hi, None)]
     edges = [np.array([lo])]
     for (a, fa), (b, fb) in zip(stops[:-1], stops[1:]):

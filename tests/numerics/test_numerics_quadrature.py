@@ -312,3 +312,16 @@ def test_zero_variance_returns_f0():
 def test_zero_variance_scalar_function():
     assert expect1(lambda u: 2.0, 1.0) == pytest.approx(2.0, rel=1e-14)   # works for q > 0
     assert expect1(lambda u: 2.0, 0.0) == 2.0
+
+
+def test_kinks_of_both_factors_a_hair_apart_are_resolved_on_both_sides():
+    """hard_tanh's dkernel P(|u| < 1, |v| < 1) at c = 1 − ε, q₁ = q₂: f's kink at z = 1/√q and g's at 1/(c√q) lie
+    ε apart, and the gap P(|u| < 1) − P(|u|, |v| < 1) ~ √ε must not vanish into the coarser feature's panels."""
+    from sigprop.numerics.quadrature import expect2
+    from sigprop.numerics.reference import reference_expectation
+    g = lambda u: (np.abs(u) < 1).astype(float)          # noqa: E731
+    for eps in (1e-9, 1e-12):
+        k = (1 - eps) * 2.0
+        value, err = expect2(g, g, 2.0, 2.0, k, error=True, kinks_f=(-1.0, 1.0), kinks_g=(-1.0, 1.0))
+        ref = reference_expectation("hard_tanh", "dkernel", 2.0, 2.0, k, digits=20)
+        assert abs(value - ref) <= 1e-12 and abs(value - ref) <= err + 1e-15
