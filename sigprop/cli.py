@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import shlex
 import sys
 
 from . import __version__
 
 COMMANDS = {"reproduce": "run a named experiment (default: GSC vs depth) and write figures and tables",
             "predict": "print the per-layer mean-field prediction for an architecture",
-            "measure": "compare the prediction with sampled networks for one architecture",
+            "measure": "compare the prediction with sampled networks for one architecture, or measure your model",
+            "sweep": "measure architectures over depths, widths and seeds (resumable; local pool or Dask)",
             "phase": "phase diagram of deep dense networks: fixed points, depth scales, critical line",
             "grammar": "print the architecture grammar (block kinds and activations)"}
 
@@ -163,10 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     mea = sub.add_parser("measure", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["measure"],
                          description="Predict and measure one architecture; print GSC(0, L) and the fraction of "
                                      "predictions inside the measured 95% intervals, and write the comparison "
-                                     "table, a figure and measure.json when --out is given.")
+                                     "table, a figure and measure.json when --out is given. Given your own torch "
+                                     "model (FILE.py:NAME), measure it: print the per-layer table, and write "
+                                     "measure.csv and measure.json when --out is given.")
     mea.epilog_parts = (grammar_text,)
-    mea.add_argument("architecture", help="architecture in the grammar below")
-    mea.add_argument("--width", type=_positive_int, default=256, help="network width (default 256)")
+    mea.add_argument("architecture", help="architecture in the grammar below, or your own torch model: FILE.py:NAME "
+                                          "or package.module:NAME, a torch.nn.Module or a factory seed -> module "
+                                          "(measured only: per-layer table, measure.csv and measure.json)")
+    mea.add_argument("--width", type=_positive_int, default=None, help="network width (default 256)")
     mea.add_argument("--q0", type=_q0, default=1.0,
                      help="mean square of each input, or qa,qb for inputs of different norms (default 1)")
     mea.add_argument("--c0", type=float, default=0.5, help="correlation of the two inputs (default 0.5)")
@@ -174,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="feed B inputs at once, every pair at correlation c0 (needs width >= B + 1); networks "
                           "with training-mode batchnorm need it unless they name their batch")
     mea.add_argument("--out", default=None, help="folder for measure.csv, measure.json and figures (optional)")
+    mea.add_argument("--observe", default=None, metavar="NAMES",
+                     help="a model's modules whose outputs are the representations, comma-separated (default: the "
+                          "block boundaries of its nn.Sequential containers)")
+    mea.add_argument("--pre", default=None, metavar="NAMES",
+                     help="a model's modules whose outputs are pre-activations, comma-separated (default: the "
+                          "inputs of its activation modules)")
+    mea.add_argument("--inputs", default=None, metavar="FILE.pt",
+                     help="a model's inputs: a tensor [batch, ...] saved with torch.save (default: two inputs made "
+                          "from --q0 and --c0, the width read from the first nn.Linear)")
     _measure_options(mea, seeds=10)
     _extension_options(mea)
 
@@ -191,29 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     pha.add_argument("--out", default="results", help="output folder (default results/)")
     _extension_options(pha)
 
+    from . import cli_sweep
+    cli_sweep.add_parser(sub, COMMANDS["sweep"], {"positive_int": _positive_int, "q0": _q0,
+                                                  "measure": _measure_options})
+
     gra = sub.add_parser("grammar", help=COMMANDS["grammar"], description=COMMANDS["grammar"])
     _extension_options(gra)
     return parser
 
 
 def _load_extensions(args):
-    import importlib
-    import importlib.util
-    import os
+    from .cli_model import import_target
     for target in getattr(args, "imports", []):
-        try:
-            if target.endswith(".py") or os.sep in target:
-                name = "sigprop_extension_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(target))[0])
-                spec = importlib.util.spec_from_file_location(name, target)
-                if spec is None or not os.path.isfile(target):
-                    raise FileNotFoundError(f"no such file: {target}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module
-                spec.loader.exec_module(module)
-            else:
-                importlib.import_module(target)
-        except Exception as exc:  # noqa: BLE001 - any failure of the user's module is reported in one line
-            raise ValueError(f"import={target!r} failed: {type(exc).__name__}: {exc}") from None
+        import_target(target)
     from .theory import activation
     for name, expr in getattr(args, "activation", []):
         activation(name, expr)
@@ -280,13 +285,19 @@ def _cmd_phase(args):
                                                             for b, w in zip(sb2, crit)], ["sb2", "sw2_critical"]))
         fig = plots.phase_figure(rows, list(zip(sb2, crit)), act.describe())
         save_figure(run, fig, name)
-        files = run.commit({"command": "sigprop " + " ".join(sys.argv[1:]), "activation": act.describe(),
+        files = run.commit({"command": args.command_line, "activation": act.describe(),
                             "sw2": list(args.sw2), "sb2": list(args.sb2), "grid": args.grid, "seconds": seconds,
                             "phases": counts, "max_q_residual": float(np.nanmax(table["q_residual"], initial=0.0)),
                             "versions": {"sigprop": __version__, "numpy": np.__version__}})
     print(f"{act.describe()}: {args.grid} x {args.grid} grid in {seconds:.1f} s; "
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     print("wrote " + ", ".join(files))
+
+
+def _cmd_sweep(args):
+    from .cli_sweep import run
+    _probes_note("exact" if args.probes is None else args.probes, args.width)
+    run(args)
 
 
 def _probes_note(probes, widths):
@@ -311,11 +322,20 @@ def _cmd_measure(args):
     from .theory import parse
     from .validate import plots
     from .validate.compare import COLUMNS, agreement, compare, inside_fraction
-    from .validate.experiments import HEADLINE, check_measurement, progress_bar, save_figure, summary_table
+    from .validate.experiments import (HEADLINE, check_measurement, experiment_report, progress_bar, save_figure,
+                                       summary_table)
     from .theory.blocks.batchnorm import with_batch
     from .theory.network import Network
     from .validate.measure import measure, resolve_batch
+    from .cli_model import is_model_target, run
 
+    if is_model_target(args.architecture):
+        return run(args)
+    for option in ("observe", "pre", "inputs"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option} is not allowed for an architecture: it names parts of your own model "
+                             "(FILE.py:NAME)")
+    args.width = 256 if args.width is None else args.width
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
     net, batch = resolve_batch(net, args.batch)
@@ -344,7 +364,12 @@ def _cmd_measure(args):
         with RunOutput(args.out, "measure") as run:
             run.write("measure.csv", rows_to_csv(rows, COLUMNS))
             save_figure(run, plots.quantities_figure(rows, labels, args.width), "measure")
-            files = run.commit({"command": "sigprop " + " ".join(sys.argv[1:]), "architecture": net.describe(),
+            run.write("measure.md", experiment_report(
+                f"{net.describe()}: mean field vs sampled networks", args.command_line,
+                {"width": args.width, "seeds": args.seeds, "inputs": meas.inputs, "probes": meas.probes,
+                 "dtype": args.dtype, "device": args.device, "sigprop": __version__}, agree, labels,
+                [(f"q, c, gradient correlation and log GSC(l, L) per layer, width {args.width}", "measure.png")]))
+            files = run.commit({"command": args.command_line, "architecture": net.describe(),
                                 "width": args.width, "seeds": meas.seeds, "inputs": meas.inputs,
                                 "probes": meas.probes, "dtype": args.dtype, "device": args.device,
                                 "agreement_gsc_0_L": agree, "fraction_inside_95ci": inside_fraction(rows),
@@ -367,12 +392,13 @@ def main(argv=None) -> int:
                 from .theory import parse
                 parse(token)
         args = parser.parse_args(argv)
+        args.command_line = "sigprop " + " ".join(shlex.quote(a) for a in argv)     # written into run records
         if args.command is None:
             parser.print_help()
             return 0
         _load_extensions(args)
         {"reproduce": _cmd_reproduce, "predict": _cmd_predict, "measure": _cmd_measure,
-         "phase": _cmd_phase, "grammar": _cmd_grammar}[args.command](args)
+         "phase": _cmd_phase, "grammar": _cmd_grammar, "sweep": _cmd_sweep}[args.command](args)
     except (ValueError, ArithmeticError) as exc:
         print("sigprop: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2

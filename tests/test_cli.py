@@ -333,7 +333,7 @@ def test_reproduce_end_to_end(tmp_path, capsys):
 
     names = sorted(p.name for p in out.iterdir())
     figures = [f"gsc_{s}.{e}" for s in ("convergence", "gsc", "quantities") for e in ("pdf", "png")]
-    assert names == sorted(["gsc.csv", "gsc.json", *figures])        # no temporaries, no staging folder
+    assert names == sorted(["gsc.csv", "gsc.json", "gsc.md", *figures])   # no temporaries, no staging folder
     assert set(meta["files"]) == set(names) - {"gsc.json"}
     import hashlib
     for name, entry in meta["files"].items():                       # the files belong to this run
@@ -343,6 +343,10 @@ def test_reproduce_end_to_end(tmp_path, capsys):
     assert (out / "gsc_gsc.pdf").read_bytes()[:5] == b"%PDF-"
     stdout = capsys.readouterr().out
     assert "log GSC(0, L), ratio of quadratic means" in stdout and "geometric mean" in stdout
+    report = (out / "gsc.md").read_text()                            # the report: command, settings, table, figures
+    assert "sigprop reproduce --experiment gsc --width 16 32 --depth 3 --seeds 2 --probes 4" in report
+    assert "## log GSC(0, L), ratio of quadratic means over inputs and seeds" in report
+    assert report.count("| He-ReLU (σ_w²=2) |") == 4 and "![" in report and "(gsc_gsc.png)" in report
 
 
 def test_rerun_replaces_the_previous_runs_files(tmp_path):
@@ -386,7 +390,9 @@ def test_measure_end_to_end(tmp_path, capsys):
     rows = list(csv.DictReader(text.splitlines()))
     assert rows and {r["experiment"] for r in rows} == {"measure"}
     assert {r["width"] for r in rows} == {"16"} and {r["n_seeds"] for r in rows} == {"2"}
-    assert sorted(p.name for p in out.iterdir()) == ["measure.csv", "measure.json", "measure.pdf", "measure.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["measure.csv", "measure.json", "measure.md", "measure.pdf",
+                                                     "measure.png"]
+    assert "(measure.png)" in (out / "measure.md").read_text()
     meta = _strict((out / "measure.json").read_text())
     assert meta["architecture"] == theory.parse(arch).describe() and meta["width"] == 16
     stdout = capsys.readouterr().out

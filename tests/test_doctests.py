@@ -64,7 +64,7 @@ def test_every_package_module_has_examples_or_is_covered():
         module = importlib.import_module(name)
         if not any(t.examples for t in doctest.DocTestFinder().find(module, name)):
             without.add(name)
-    assert without <= {"sigprop", "sigprop.checks", "sigprop.cli", "sigprop.io", "sigprop.theory.symbols",
+    assert without <= {"sigprop", "sigprop.checks", "sigprop.cli", "sigprop.cli_sweep", "sigprop.io", "sigprop.theory.symbols",
                        "sigprop.theory.blocks", "sigprop.validate.plots", "sigprop.validate.experiments",
                        "sigprop.numerics.prediction"}, without
     assert sigprop.__version__

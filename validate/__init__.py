@@ -12,7 +12,8 @@ from .build import SampledNetwork, build
 from .compare import COLUMNS, agreement, compare
 from .experiments import EXPERIMENTS, run_experiment
 from .measure import Measurement, make_inputs, measure
+from .model import measure_model
 from .modules import MODULES, register_module, torch_function
 
 __all__ = ["COLUMNS", "EXPERIMENTS", "MODULES", "Measurement", "SampledNetwork", "agreement", "build", "compare",
-           "make_inputs", "measure", "register_module", "run_experiment", "torch_function"]
+           "make_inputs", "measure", "measure_model", "register_module", "run_experiment", "torch_function"]

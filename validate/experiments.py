@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import textwrap
 import time
 from dataclasses import dataclass
 
@@ -34,9 +35,16 @@ from ..theory.blocks.batchnorm import training_batchnorms
 from . import plots
 from .compare import COLUMNS, agreement, compare, inside_fraction
 from .measure import check_measurement, measure
+from .report import agreement_table, markdown_report
 
 #: the aggregations of GSC(0, L) the summary table reports, headline first
 HEADLINE = ("log_gsc_qm", "log_gsc")
+#: how each aggregation of GSC(0, L) is formed, in words
+AGGREGATIONS = {"log_gsc_qm": "ratio of quadratic means over inputs and seeds",
+                "log_gsc": "geometric mean over inputs and seeds"}
+FINITE_WIDTH_NOTE = ("The intervals cover seed-to-seed spread; a width-n network also deviates from mean field by "
+                     "O(depth/n). The geometric mean, a mean of logs, carries the larger such shift (Hanin 2018); "
+                     "the ratio of quadratic means avoids it (exactly unbiased for ReLU) but needs more seeds.")
 
 
 @dataclass(frozen=True)
@@ -132,8 +140,17 @@ def run_experiment(name: str = "gsc", out="results", widths=(512,), seeds: int =
         top = max(widths)
         save_figure(run, plots.gsc_figure(rows, labels, top, seeds, exp.title, quantity=HEADLINE[0]), f"{name}_gsc")
         save_figure(run, plots.quantities_figure(rows, labels, top), f"{name}_quantities")
+        figures = [(f"GSC(l, L) against layer l, width {top}", f"{name}_gsc.png"),
+                   (f"q, c, gradient correlation and log GSC(l, L) per layer, width {top}", f"{name}_quantities.png")]
         if len(widths) > 1:
             save_figure(run, plots.convergence_figure(agree[HEADLINE[1]], labels), f"{name}_convergence")
+            figures.append(("|predicted − measured| of log GSC(0, L) against width", f"{name}_convergence.png"))
+        command = (f"sigprop reproduce --experiment {name} --width {' '.join(map(str, widths))} --depth {depth} "
+                   f"--seeds {seeds} --probes {probes} --dtype {dtype} --device {device}")
+        run.write(f"{name}.md", experiment_report(exp.title, command, {
+            "depth": depth, "widths": widths, "seeds": seeds, "inputs": f"q0 = {exp.q0}, c0 = {exp.c0}",
+            "probes": probes, "dtype": dtype, "device": device, "sigprop": __version__, "torch": torch.__version__},
+            agree, labels, figures))
         meta = {
             "experiment": name, "title": exp.title, "depth": depth, "widths": widths, "seeds": list(range(seeds)),
             "inputs": {"q0": exp.q0, "c0": exp.c0}, "probes": probes, "dtype": dtype, "device": device,
@@ -152,6 +169,12 @@ def run_experiment(name: str = "gsc", out="results", widths=(512,), seeds: int =
     return meta
 
 
+def experiment_report(title, command, settings, agree, labels, figures) -> str:
+    """The Markdown report of a run that compares predictions with measurements (GSC(0, L) in each aggregation)."""
+    tables = [(f"log GSC(0, L), {AGGREGATIONS.get(q, q)}", *agreement_table(rows, labels)) for q, rows in agree.items()]
+    return markdown_report(title, command, settings, tables, figures, FINITE_WIDTH_NOTE)
+
+
 def save_figure(run: RunOutput, fig, stem: str) -> None:
     """PNG and PDF of ``fig`` as files ``stem.png``, ``stem.pdf`` of the run."""
     for ext in ("png", "pdf"):
@@ -163,11 +186,9 @@ def summary_table(agree: dict, labels: dict) -> str:
     """GSC(0, L), predicted vs measured, in each aggregation (headline first), with the finite-width note."""
     head = (f"{'architecture':38s} {'width':>5s} {'predicted':>9s} {'measured [95% CI]':>27s} {'|Δ|':>6s} "
             f"{'in CI':>5s} {'excl.':>5s}")
-    names = {"log_gsc_qm": "ratio of quadratic means over inputs and seeds",
-             "log_gsc": "geometric mean over inputs and seeds"}
     lines = []
     for quantity, rows in agree.items():
-        lines += [f"log GSC(0, L), {names.get(quantity, quantity)}: mean field vs sampled networks", head,
+        lines += [f"log GSC(0, L), {AGGREGATIONS.get(quantity, quantity)}: mean field vs sampled networks", head,
                   "-" * len(head)]
         for r in rows:
             ci = f"{r['measured_mean']:.3f} [{r['measured_lo']:.3f}, {r['measured_hi']:.3f}]"
@@ -176,9 +197,7 @@ def summary_table(agree: dict, labels: dict) -> str:
                          f"{r['predicted']:9.3f} {ci:>27s} {r['abs_error']:6.3f} {inside:>5s} {r['n_excluded']:5d}")
         lines.append("")
     if "log_gsc" in agree:
-        lines.append("The intervals cover seed-to-seed spread; a width-n network also deviates from mean field by "
-                     "O(depth/n).\nThe geometric mean, a mean of logs, carries the larger such shift (Hanin 2018); "
-                     "the ratio of quadratic means\navoids it (exactly unbiased for ReLU) but needs more seeds.")
+        lines.append(textwrap.fill(FINITE_WIDTH_NOTE, 110))
     return "\n".join(lines)
 
 

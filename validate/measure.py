@@ -189,13 +189,23 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
     gen = torch.Generator().manual_seed(10_000_019 + seed)
     x0 = make_inputs(width, q0, c0, gen, dt, device, batch).requires_grad_(True)
     out, trace = net(x0)
-    v, norm = _probe_matrix(probes, out.shape[1], gen, dt, device)
-    shared = v[:, None, :].expand(-1, batch, -1).contiguous()
     coupled = bool(training_batchnorms(as_network(network).blocks))
-    gs = _pull_back(out, trace, shared, keep=coupled) + [shared.double()]                # layer L: g = v
+    return raw_arrays(out, trace, probes, gen, coupled)
+
+
+def raw_arrays(out, trace, probes, generator, coupled: bool) -> dict:
+    """The raw per-layer arrays of one network's forward pass (``out`` = x^L, ``trace`` its representations
+    x^0..x^L, each [batch, units], and pre-activations): probes v are pulled back through one backward pass;
+    ``coupled``: the network mixes the batch, so GSC comes from a second pass with probes independent across the
+    inputs (the batch's Jacobian)."""
+    out = out.reshape(out.shape[0], -1)
+    batch, n_out = out.shape
+    v, norm = _probe_matrix(probes, n_out, generator, out.dtype, out.device)
+    shared = v[:, None, :].expand(-1, batch, -1).contiguous()
+    gs = _pull_back(out, trace.xs[:-1], shared, keep=coupled) + [shared.double()]       # layer L: g = v
     if coupled:                         # the batch's Jacobian: probes independent across inputs
-        w = torch.randn(probes, batch, out.shape[1], generator=gen, dtype=torch.float64).to(device=device, dtype=dt)
-        free = _pull_back(out, trace, w) + [w.double()]
+        w = torch.randn(v.shape[0], batch, n_out, generator=generator, dtype=torch.float64).to(out.device, out.dtype)
+        free = _pull_back(out, trace.xs[:-1], w) + [w.double()]
         jac = torch.stack([(g * g).sum(dim=(1, 2)).mean(dim=0) / batch for g in free])[:, None].expand(-1, 2)
     else:
         jac = None
@@ -203,9 +213,9 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
         sq = torch.stack([_per_input((g * g).sum(dim=2).mean(dim=0)) for g in gs]) * norm   # ‖J‖_F² per input
         cross = torch.stack([_pair_mean(g) for g in gs]) * norm
         jac = sq if jac is None else jac
-        widths = torch.tensor([x.shape[1] for x in trace.xs], dtype=torch.float64, device=sq.device)
-        hs = [h.double() for h in trace.pre]
-        xs = [x.double() for x in trace.xs]
+        widths = torch.tensor([x[0].numel() for x in trace.xs], dtype=torch.float64, device=sq.device)
+        hs = [h.detach().reshape(h.shape[0], -1).double() for h in trace.pre]
+        xs = [x.detach().reshape(x.shape[0], -1).double() for x in trace.xs]
         empty = torch.zeros(0, 2, dtype=torch.float64, device=sq.device)
         q = torch.stack([_per_input((h * h).mean(dim=1)) for h in hs]) if hs else empty
         c = torch.stack([_pair_mean((h / h.norm(dim=1, keepdim=True))[None]) for h in hs]) if hs else empty[:, 0]
@@ -216,14 +226,15 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
             "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace.pre_layers, dtype=int)}
 
 
-def _pull_back(out, trace, probes, keep: bool = False) -> list:
-    """g^l = (∂x^L/∂x^l)ᵀ v at every layer l < L for each probe (the first axis of ``probes``), in float64;
-    ``keep``: keep the graph for another pass."""
-    grads = torch.autograd.grad(out, trace.xs[:-1], grad_outputs=probes, is_grads_batched=True, allow_unused=True,
+def _pull_back(out, xs, probes, keep: bool = False) -> list:
+    """g^l = (∂x^L/∂x^l)ᵀ v for every representation in ``xs``, for each probe (the first axis of ``probes``),
+    flattened to [probe, input, unit] in float64; ``keep``: keep the graph for another pass."""
+    grads = torch.autograd.grad(out, xs, grad_outputs=probes, is_grads_batched=True, allow_unused=True,
                                 retain_graph=keep)
+    P = probes.shape[0]
     with torch.no_grad():
-        return [(torch.zeros_like(x).expand(probes.shape[0], -1, -1) if g is None else g).double()
-                for g, x in zip(grads, trace.xs[:-1])]
+        return [(x.new_zeros(P, x.shape[0], x[0].numel()) if g is None else g.reshape(P, x.shape[0], -1)).double()
+                for g, x in zip(grads, xs)]
 
 
 def _per_input(values):
@@ -247,7 +258,16 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     the batch's (probes independent across the inputs), the gradient correlation the mean over pairs with a shared
     probe, as :func:`sigprop.numerics.predict` defines them.
     ``progress``: optional callable invoked after each seed (e.g. a tqdm ``update``).
+
+    ``network`` may also be your own ``torch.nn.Module`` or a factory ``seed -> module``: that is
+    :func:`sigprop.validate.measure_model` (whose layers set the width, dtype and device).
     """
+    if callable(network):
+        if (width, dtype, device, batch) != (256, "float64", "cpu", None):
+            raise ValueError("width, dtype, device and batch are not allowed for a torch model: its layers set "
+                             "them (give a batch as inputs to measure_model)")
+        from .model import measure_model
+        return measure_model(network, seeds=seeds, q0=q0, c0=c0, probes=probes, progress=progress)
     net = as_network(network)
     net, batch = resolve_batch(net, batch)
     check_positive_int("width", width)

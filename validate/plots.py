@@ -63,14 +63,26 @@ def quantities_figure(rows, labels: dict, width: int, quantities=("c", "q", "gra
 
 
 def convergence_figure(agreement_rows, labels: dict):
-    """|Δ| of the agreement quantity against width, log-log, with a 1/width guide."""
+    """|Δ| of the agreement quantity against width, log-log, with a 1/width guide. Bars span the |Δ| that the
+    measured 95% interval allows; where the interval holds the prediction (the deviation is not resolved) the
+    marker is open and the bar runs to the bottom of the axes."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2), constrained_layout=True)
     widths = sorted({r["width"] for r in agreement_rows})
+    bounds = lambda r: sorted((abs(r["predicted"] - r["measured_lo"]), abs(r["predicted"] - r["measured_hi"])))
+    floor = 0.3 * min([max(r["abs_error"], 1e-12) for r in agreement_rows]
+                      + [bounds(r)[0] for r in agreement_rows if r["inside"] is False and bounds(r)[0] > 0] or [1e-6])
     for i, (arch, label) in enumerate(labels.items()):
         sel = sorted((r for r in agreement_rows if r["architecture"] == arch), key=lambda r: r["width"])
-        if sel:
-            ax.plot([r["width"] for r in sel], [max(r["abs_error"], 1e-6) for r in sel], "o-", color=f"C{i}",
-                    label=label)
+        if not sel:
+            continue
+        x = [r["width"] for r in sel]
+        y = [max(r["abs_error"], floor) for r in sel]
+        lower = [v - (bounds(r)[0] if r["inside"] is False else floor) for v, r in zip(y, sel)]
+        upper = [max(bounds(r)[1] - v, 0.0) for v, r in zip(y, sel)]
+        ax.errorbar(x, y, yerr=[lower, upper], fmt="-", color=f"C{i}", capsize=3, label=label)
+        for xi, yi, r in zip(x, y, sel):
+            ax.plot(xi, yi, "o", color=f"C{i}", mfc=f"C{i}" if r["inside"] is False else "white")
+    ax.set_ylim(bottom=floor)
     if widths:
         ref = max(r["abs_error"] for r in agreement_rows if r["width"] == widths[0])
         ax.plot(widths, [ref * widths[0] / w for w in widths], "k--", lw=1, label="∝ 1/width")

@@ -1,0 +1,96 @@
+"""Cost of measurement (printed, not asserted): all-layer measurement against the plain way, on one device.
+
+For ``L*dense(tanh,sw2=2.5,sb2=0.05)`` at each --width, over --seeds networks in --dtype:
+
+- ``measure``: the description path (build each network, two inputs, one backward pass with exact probes that
+  reads g^l at every layer, every quantity);
+- ``measure_model``: the same networks as a user's ``nn.Sequential`` factory (hooks on every block);
+- plain: build the same networks and pull the same probes back to the input only, ``torch.func.vmap`` over
+  ``torch.func.vjp`` (what a user would write to get one gradient per probe).
+
+Medians of --repeats runs; the ratio is each measurement's time over the plain way's. CUDA timings synchronize
+before reading the clock.
+
+Run: python benchmarks/bench_measure.py [--depth 50] [--width 256 1024] [--seeds 10] [--device cpu]
+"""
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from sigprop.theory import parse
+from sigprop.validate import build, make_inputs, measure, measure_model
+
+ARCH = "{L}*dense(tanh,sw2=2.5,sb2=0.05)"
+
+
+def sequential(net, width, dtype, device):
+    """The factory of nn.Sequential copies of the description's sampled networks."""
+    def factory(seed):
+        layers = []
+        for block in build(net, width, seed, dtype, device).blocks:
+            lin = nn.Linear(width, width, dtype=block.weight.dtype, device=device)
+            with torch.no_grad():
+                lin.weight.copy_(block.weight)
+                lin.bias.copy_(block.bias)
+            layers += [lin, nn.Tanh()]
+        return nn.Sequential(*layers)
+    return factory
+
+
+def plain(net, width, seeds, dtype, device):
+    """Build each network, pull the identity probes back to the input with vmap over vjp."""
+    dt = {"float64": torch.float64, "float32": torch.float32}[dtype]
+    total = 0.0
+    for seed in range(seeds):
+        sampled = build(net, width, seed, dtype, device)
+        x0 = make_inputs(width, 1.0, 0.5, torch.Generator().manual_seed(seed), dt, device)
+        out, pull = torch.func.vjp(lambda x: sampled(x)[0], x0)
+        probes = torch.eye(out.shape[1], dtype=dt, device=device)[:, None, :].expand(-1, 2, -1)
+        (g,) = torch.func.vmap(pull)(probes)
+        total += float((g * g).sum().detach())          # reading the result synchronizes
+    return total
+
+
+def timed(fn, device, repeats):
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--depth", type=int, default=50)
+    ap.add_argument("--width", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--dtype", default="float64")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    net = parse(ARCH.format(L=args.depth))
+    print(f"{net.describe()}, {args.seeds} seeds, {args.dtype} on {args.device}, exact probes; median of "
+          f"{args.repeats} runs")
+    print(f"{'width':>6s} {'plain (s)':>10s} {'measure (s)':>12s} {'ratio':>6s} {'measure_model (s)':>18s} "
+          f"{'ratio':>6s}")
+    for width in args.width:
+        seeds = args.seeds
+        t_plain = timed(lambda: plain(net, width, seeds, args.dtype, args.device), args.device, args.repeats)
+        t_desc = timed(lambda: measure(net, width=width, seeds=seeds, dtype=args.dtype, device=args.device),
+                       args.device, args.repeats)
+        factory = sequential(net, width, args.dtype, args.device)
+        t_model = timed(lambda: measure_model(factory, seeds=seeds), args.device, args.repeats)
+        print(f"{width:6d} {t_plain:10.2f} {t_desc:12.2f} {t_desc / t_plain:6.2f} {t_model:18.2f} "
+              f"{t_model / t_plain:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""``sigprop measure FILE.py:NAME`` (or ``package.module:NAME``): measure a user's own torch model.
+
+NAME is a ``torch.nn.Module`` (one network) or a factory ``seed -> module`` (``--seeds`` independent networks,
+95% intervals). The model is moved to ``--dtype`` and ``--device``; ``--observe``/``--pre`` name modules as
+:func:`sigprop.validate.measure_model` takes them; ``--inputs FILE.pt`` feeds a saved tensor [batch, ...] instead
+of two inputs made from ``--q0``/``--c0``.
+
+>>> from sigprop.cli_model import is_model_target
+>>> is_model_target("my_model.py:make"), is_model_target("pkg.models:resnet"), is_model_target("3*dense(tanh)")
+(True, True, False)
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+
+#: FILE.py:NAME or dotted.module:NAME (the architecture grammar has no colon)
+TARGET = re.compile(r"(?P<where>[^:]+\.py|[A-Za-z_][\w.]*):(?P<name>[A-Za-z_]\w*)")
+
+
+def is_model_target(text: str) -> bool:
+    return TARGET.fullmatch(text) is not None
+
+
+def import_target(target: str):
+    """Import a Python file (FILE.py or a path) or a module by name; any failure is one ValueError."""
+    try:
+        if target.endswith(".py") or os.sep in target:
+            name = "sigprop_extension_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(target))[0])
+            spec = importlib.util.spec_from_file_location(name, target)
+            if spec is None or not os.path.isfile(target):
+                raise FileNotFoundError(f"no such file: {target}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(target)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's module is reported in one line
+        raise ValueError(f"import={target!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def load_model(text: str, dtype, device):
+    """The module, or a factory wrapped to move each network to dtype and device, named by FILE.py:NAME."""
+    from torch import nn
+    match = TARGET.fullmatch(text)
+    module = import_target(match["where"])
+    obj = getattr(module, match["name"], None)
+    if obj is None:
+        raise ValueError(f"{text}: {match['where']} defines no {match['name']!r}")
+    if isinstance(obj, nn.Module):
+        return obj.to(device=device, dtype=dtype)
+    if not callable(obj):
+        raise ValueError(f"{text} is a {type(obj).__name__}: give a torch.nn.Module or a factory seed -> module")
+
+    def factory(seed):
+        net = obj(seed)
+        return net.to(device=device, dtype=dtype) if isinstance(net, nn.Module) else net
+    factory.__name__ = match["name"]
+    return factory
+
+
+def _names(text):
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _load_inputs(path, dtype, device):
+    import torch
+    if not os.path.isfile(path):
+        raise ValueError(f"inputs={path!r} is not allowed: no such file (save a tensor with torch.save)")
+    try:
+        x = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a broken file is reported in one line
+        raise ValueError(f"inputs={path!r} could not be read: {type(exc).__name__}: {exc}") from None
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"inputs={path!r} holds a {type(x).__name__}: save one tensor [batch, ...]")
+    return x.to(device=device, dtype=dtype)
+
+
+def run(args) -> None:
+    """The ``measure`` command for a model target: per-layer table; measure.csv and measure.json with --out."""
+    from . import __version__
+    from .io import RunOutput, check_output_folder, rows_to_csv
+    from .validate.build import resolve_device, resolve_dtype
+    from .validate.experiments import progress_bar
+    from torch import nn
+
+    from .validate.model import measure_model
+    from .validate.report import markdown_report
+
+    for option, value in (("--width", args.width), ("--batch", args.batch)):
+        if value is not None:
+            raise ValueError(f"{option} is not allowed for a model ({args.architecture}): its layers set the width "
+                             "and --inputs the batch")
+    dtype, device = resolve_dtype(args.dtype), resolve_device(args.device)
+    if args.out:
+        check_output_folder(args.out)
+    model = load_model(args.architecture, dtype, device)
+    inputs = None if args.inputs is None else _load_inputs(args.inputs, dtype, device)
+    probes = args.probes if args.probes is not None else ("exact" if inputs is None or len(inputs) <= 2 else 8)
+    bar = None if isinstance(model, nn.Module) else progress_bar(args.seeds, not args.no_progress, "measuring")
+    meas = measure_model(model, inputs, observe=_names(args.observe), pre=_names(args.pre), seeds=args.seeds,
+                         q0=args.q0, c0=args.c0, probes=probes, progress=bar.update if bar else None)
+    if bar:
+        bar.close()
+    print(layer_table(meas))
+    if args.out:
+        rows = meas.to_rows()
+        with RunOutput(args.out, "measure") as run_out:
+            run_out.write("measure.csv", rows_to_csv(rows, list(rows[0])))
+            run_out.write("measure.md", markdown_report(
+                f"{meas.architecture} ({args.architecture}): measured", args.command_line,
+                {"networks": meas.n_seeds, "inputs": meas.inputs, "probes": meas.probes, "dtype": meas.dtype,
+                 "device": meas.device, "observe": meas.meta["observe"], "pre": meas.meta["pre"],
+                 "sigprop": __version__},
+                [("Per layer (means over networks, 95% intervals)", *layer_rows(meas))], []))
+            files = run_out.commit({"command": args.command_line, "model": args.architecture,
+                                    "architecture": meas.architecture, "seeds": meas.seeds, "inputs": meas.inputs,
+                                    "probes": meas.probes, "dtype": meas.dtype, "device": meas.device,
+                                    "observe": meas.meta["observe"], "pre": meas.meta["pre"],
+                                    "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
+        print("wrote " + ", ".join(files))
+
+
+def layer_rows(meas) -> tuple:
+    """(header, rows) per layer: the observed module, p, q and c (pre-activation layers), log GSC(l, L) and the
+    gradient correlation, means over seeds with their 95% intervals where there are several seeds."""
+    s = meas.summary()
+    names = ["input"] + list(meas.meta["observe"])
+    names += ["output"] * (meas.depth + 1 - len(names))
+    pre = {int(l): i for i, l in enumerate(s["q"]["layers"])}
+
+    def cell(name, i):
+        mean, lo, hi = (s[name][k][i] for k in ("mean", "lo", "hi"))
+        return f"{mean:.4g}" if not (lo == lo) else f"{mean:.4g} [{lo:.4g}, {hi:.4g}]"
+    header = ["layer", "module", "p", "q", "c", "log GSC(l, L)", "grad corr"]
+    rows = [[layer, names[layer], f"{s['p']['mean'][layer]:.4g}",
+             f"{s['q']['mean'][pre[layer]]:.4g}" if layer in pre else "",
+             f"{s['c']['mean'][pre[layer]]:.4f}" if layer in pre else "",
+             cell("log_gsc", layer), cell("grad_corr", layer)] for layer in range(meas.depth + 1)]
+    return header, rows
+
+
+def layer_table(meas) -> str:
+    """:func:`layer_rows` as aligned text."""
+    header, rows = layer_rows(meas)
+    widths = [5, 14, 10, 10, 10, 28, 0]
+    fmt = lambda row: "  ".join(f"{str(v)[:w] if w else v!s:{'>' if i in (0, 2, 3, 4) else '<'}{w}}"
+                                for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+    head = fmt(header)
+    return "\n".join([f"{meas.architecture}: {meas.n_seeds} network(s), probes {meas.probes}", head, "-" * len(head)]
+                     + [fmt(r) for r in rows])

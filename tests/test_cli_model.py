@@ -1,0 +1,84 @@
+"""``sigprop measure FILE.py:NAME`` and ``package.module:NAME``: a user's own torch model from the command line."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+import torch
+
+from sigprop.cli import main
+
+MODEL = '''
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.fc1, self.relu, self.fc2 = nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, width)
+
+    def forward(self, x):
+        out = self.fc2(self.relu(self.fc1(x)))
+        out += x
+        return out
+
+
+def make(seed):
+    return nn.Sequential(nn.Linear(16, 16), nn.Tanh(), *[Block(16) for _ in range(3)])
+
+
+model = make(0)
+number = 3
+'''
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "mymodel.py"
+    path.write_text(MODEL)
+    return path
+
+
+def test_factory_from_a_file(model_file, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["measure", f"{model_file}:make", "--seeds", "3", "--no-progress", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Sequential: 3 network(s), probes exact" in text and "wrote" in text
+    rows = list(csv.DictReader((out / "measure.csv").open()))
+    gsc = [r for r in rows if r["quantity"] == "log_gsc"]
+    assert [int(r["layer"]) for r in gsc] == [0, 1, 2, 3, 4] and all(r["n_seeds"] == "3" for r in gsc)
+    meta = json.loads((out / "measure.json").read_text())
+    assert meta["observe"] == ["1", "2", "3", "4"] and meta["seeds"] == [0, 1, 2] and meta["dtype"] == "float64"
+    report = (out / "measure.md").read_text()
+    assert f"sigprop measure {model_file}:make --seeds 3 --no-progress --out {out}" in report
+    assert "| layer | module | p | q | c | log GSC(l, L) | grad corr |" in report and "| 4 | 4 |" in report
+
+
+def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(model_file.parent))
+    torch.save(torch.randn(6, 16), tmp_path / "x.pt")
+    assert main(["measure", "mymodel:model", "--inputs", str(tmp_path / "x.pt"), "--observe", "2,4",
+                 "--pre", "2.fc1,4.fc1"]) == 0
+    text = capsys.readouterr().out
+    assert "1 network(s), probes 8" in text                  # a batch of 6 takes Hutchinson probes
+    lines = [line.split() for line in text.splitlines()[3:]]
+    assert [line[1] for line in lines] == ["input", "2", "4"]
+    sys.modules.pop("mymodel", None)
+
+
+@pytest.mark.parametrize("argv, mentions", [
+    (["{f}:nothing"], "defines no 'nothing'"),
+    (["{f}:number"], "is a int"),
+    (["missing_file.py:make"], "no such file"),
+    (["{f}:make", "--width", "8"], "--width is not allowed for a model"),
+    (["{f}:make", "--seeds", "1"], "at least 2 seeds"),
+    (["{f}:make", "--observe", "9"], "observe names ['9']"),
+    (["{f}:make", "--inputs", "nowhere.pt"], "no such file"),
+    (["3*dense(tanh)", "--observe", "0"], "--observe is not allowed for an architecture"),
+])
+def test_bad_model_input_one_line_error(argv, mentions, model_file, capsys):
+    assert main(["measure", *[a.format(f=model_file) for a in argv], "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sigprop: error:") and mentions in err and err.count("\n") == 1

@@ -1,0 +1,167 @@
+"""measure_model: a user's torch module measured as the description path measures the same network."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sigprop.theory import parse
+from sigprop.validate import build, measure, measure_model
+from sigprop.validate.measure import measure_seed
+
+RAW = ("q", "c", "p", "m", "n", "jac_qm2", "grad_cross", "grad_sq")
+
+
+def _linear(dense, inplace=False):
+    lin = nn.Linear(dense.weight.shape[1], dense.weight.shape[0]).double()
+    with torch.no_grad():
+        lin.weight.copy_(dense.weight)
+        lin.bias.copy_(dense.bias)
+    return lin
+
+
+def _same_raw(model_raw, ref, seed_index):
+    for key in RAW:
+        np.testing.assert_allclose(model_raw[key][seed_index], ref[key], rtol=1e-12, atol=1e-14, err_msg=key)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_sequential_matches_the_description_path(inplace):
+    """nn.Sequential(Linear, act, ...) with the description's sampled weights: every raw array identical (the
+    default observation finds the dense blocks: a Linear followed by an activation is one block, and the
+    activation's input is the pre-activation even when the activation works in place)."""
+    net = parse("4*dense(relu,sw2=2,sb2=0.1)")
+    width = 24
+
+    def factory(seed):
+        return nn.Sequential(*[m for b in build(net, width, seed).blocks for m in (_linear(b), nn.ReLU(inplace))])
+
+    meas = measure_model(factory, seeds=[3, 5])
+    assert meas.depth == 4 and list(meas.pre_layers) == [1, 2, 3, 4]
+    assert meas.meta["observe"] == ["1", "3", "5", "7"]
+    for i, seed in enumerate([3, 5]):
+        _same_raw(meas.raw, measure_seed(net, width, seed), i)
+
+
+class BasicBlock(nn.Module):
+    """A torchvision-style residual block on vectors: in-place ReLU, in-place sum with the identity."""
+
+    def __init__(self, fc1, fc2, beta):
+        super().__init__()
+        self.fc1, self.relu, self.fc2, self.beta = fc1, nn.ReLU(inplace=True), fc2, beta
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.fc1(x))
+        out = self.fc2(out) * self.beta
+        out += identity
+        return out
+
+
+def test_residual_blocks_match_the_description_path():
+    net = parse("3*residual(dense(relu,sw2=2),dense(linear),beta=0.5)")
+    width = 20
+
+    def factory(seed):
+        blocks = build(net, width, seed).blocks
+        return nn.Sequential(*[BasicBlock(_linear(b.branch[0]), _linear(b.branch[1]), 0.5) for b in blocks])
+
+    # the description records the pre-activation of a block's last dense layer: fc2's output
+    meas = measure_model(factory, seeds=[0, 1], pre=["0.fc2", "1.fc2", "2.fc2"])
+    assert meas.meta["observe"] == ["0", "1", "2"]
+    for i in range(2):
+        _same_raw(meas.raw, measure_seed(net, width, i), i)
+    auto = measure_model(factory, seeds=[0, 1])             # default: the input of each block's ReLU (fc1's output)
+    for key in ("p", "jac_qm2", "grad_cross"):
+        np.testing.assert_array_equal(auto.raw[key], meas.raw[key])
+    assert not np.allclose(auto.raw["q"], meas.raw["q"])
+
+
+def test_one_module_and_conv_outputs():
+    """A module instance is one network (no interval); representations of any shape are flattened per input."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.Tanh(), nn.Conv1d(4, 4, 3, padding=1), nn.Tanh())
+    x = torch.randn(6, 2, 8)
+    meas = measure_model(model, x, probes=4)
+    assert meas.n_seeds == 1 and meas.depth == 2 and list(meas.raw["n"][0]) == [16, 32, 32]
+    s = meas.summary()["log_gsc"]
+    assert np.all(np.isfinite(s["mean"])) and np.all(np.isnan(s["lo"]))
+    assert meas.raw["sign_diversity"].shape == (1, 2, 32)
+
+
+def test_unit_statistics_by_example():
+    """Three units over four inputs x = -2, -1, 1, 2: h = x, -x, x - 10 have sign diversities 1/2, 1/2, 0 and
+    standard deviations √2.5, √2.5, √2.5 over the data."""
+    lin = nn.Linear(1, 3).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0], [-1.0], [1.0]]))
+        lin.bias.copy_(torch.tensor([0.0, 0.0, -10.0]))
+    x = torch.tensor([[-2.0], [-1.0], [1.0], [2.0]], dtype=torch.float64)
+    meas = measure_model(nn.Sequential(lin, nn.Tanh()), x, probes=2)
+    np.testing.assert_array_equal(meas.raw["sign_diversity"][0, 0], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(meas.raw["unit_std"][0, 0], [math.sqrt(2.5)] * 3, rtol=1e-15)
+
+
+def test_the_model_and_the_global_state_are_left_as_found():
+    def factory(seed):                                  # default init and dropout draw from torch's global state
+        return nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Dropout(0.1), nn.Linear(16, 16), nn.Tanh())
+
+    state = torch.get_rng_state()
+    measure_model(factory, seeds=2)
+    assert torch.equal(state, torch.get_rng_state())
+    model = factory(0).train()
+    model[2].eval()
+    measure_model(model)
+    assert model.training and not model[2].training
+    assert all(p.grad is None for p in model.parameters())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    bn = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU()).train()
+    stats = [b.clone() for b in bn.buffers()]
+    measure(bn, seeds=2, probes=3)                              # measure() hands a module to measure_model
+    assert all(torch.equal(a, b) for a, b in zip(stats, bn.buffers()))
+    first = measure_model(factory, seeds=[4, 7]).raw["p"]
+    np.testing.assert_array_equal(first, measure_model(factory, seeds=[4, 7]).raw["p"])   # seeded: reproducible
+
+
+class Plain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+def test_observe_by_name_and_errors():
+    meas = measure_model(Plain(), observe=["a"], pre=["a"])
+    assert meas.depth == 2 and list(meas.pre_layers) == [1]
+    with pytest.raises(ValueError, match="no nn.Sequential"):
+        measure_model(Plain())
+    with pytest.raises(ValueError, match=r"observe names \['c'\]"):
+        measure_model(Plain(), observe=["c"])
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        measure_model(nn.Sequential(nn.Tanh(), nn.Tanh()))
+    idle = Plain()
+    idle.spare = nn.Linear(8, 8)
+    with pytest.raises(ValueError, match=r"observed modules \['spare'\] did not run"):
+        measure_model(idle, observe=["a", "spare"])
+    with pytest.raises(ValueError, match="more than once in"):
+        measure_model(Plain(), observe=["a", "b", "a"])
+    with pytest.raises(ValueError, match="more than once"):
+        shared = nn.Linear(8, 8)
+        measure_model(nn.Sequential(shared, nn.Tanh(), shared), observe=["0"])
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        measure_model(lambda seed: Plain(), seeds=1)
+    with pytest.raises(ValueError, match="must return a torch.nn.Module"):
+        measure_model(lambda seed: 3, seeds=2)
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        measure_model(Plain(), torch.randn(1, 8), observe=["a"])
+    with pytest.raises(ValueError, match="probes='exact' is not allowed for a batch of 5"):
+        measure_model(Plain(), torch.randn(5, 8), observe=["a"])
+    with pytest.raises(ValueError, match="finite floating-point"):
+        measure_model(Plain(), torch.full((2, 8), math.nan), observe=["a"])
+    with pytest.raises(ValueError, match="width, dtype, device and batch are not allowed for a torch model"):
+        measure(Plain(), width=16)
+    with pytest.raises(ValueError, match="c0=2"):
+        measure_model(Plain(), observe=["a"], c0=2)

@@ -1,0 +1,109 @@
+"""Sweeps: the same numbers as measure(), cached per task, resumed after an interruption, on any executor."""
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from sigprop.theory import parse
+from sigprop.validate import measure
+from sigprop.validate.sweep import sweep
+
+ARCHS = {"tanh": "{L}*dense(tanh,sw2=1.5)", "relu": "{L}*dense(relu,sw2=2)"}
+SETTINGS = dict(widths=[8, 16], depths=[2, 3], seeds=3, probes=4)
+N_TASKS = 2 * 2 * 2 * 3
+
+
+class Counting(ThreadPoolExecutor):
+    """A thread pool that counts the tasks submitted to it."""
+
+    def __init__(self):
+        super().__init__(2)
+        self.submitted = 0
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def _same(a, b):
+    assert sorted(a.measurements) == sorted(b.measurements)
+    for key, meas in a.measurements.items():
+        for name, value in meas.raw.items():
+            np.testing.assert_array_equal(value, b.measurements[key].raw[name], err_msg=f"{key} {name}")
+
+
+def test_sweep_measures_what_measure_measures():
+    with Counting() as pool:
+        result = sweep(ARCHS, executor=pool, **SETTINGS)
+        assert pool.submitted == N_TASKS
+    direct = measure(parse("3*dense(relu,sw2=2)"), width=16, seeds=3, probes=4)
+    for name, value in direct.raw.items():
+        np.testing.assert_array_equal(result.measurements[("relu", 3, 16)].raw[name], value)
+    rows = [r for r in result.rows if r["label"] == "tanh" and r["depth"] == 2 and r["width"] == 8]
+    assert {r["quantity"] for r in rows} >= {"log_gsc", "grad_corr", "q", "c"}
+    view = result.convergence()
+    assert [(v["label"], v["depth"]) for v in view] == [("tanh", 2), ("tanh", 3), ("relu", 2), ("relu", 3)]
+    assert all(len(v["points"]) == 2 for v in view)
+    for v in view:                                   # the slope is fitted where the deviation is resolved
+        resolved = [p for p in v["points"] if p["inside"] is False]
+        assert (v["slope"] is None) == (len(resolved) < 2)
+
+
+def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
+    cache = tmp_path / "cache"
+    finished = []
+
+    def stop_after_five():
+        finished.append(1)
+        if len(finished) == 5:
+            raise KeyboardInterrupt
+
+    with Counting() as pool, pytest.raises(KeyboardInterrupt):
+        sweep(ARCHS, executor=pool, cache=cache, progress=stop_after_five, **SETTINGS)
+    kept = os.listdir(cache)
+    assert len([f for f in kept if f.endswith(".npz")]) >= 5 and not [f for f in kept if not f.endswith(".npz")]
+    with Counting() as pool:
+        resumed = sweep(ARCHS, executor=pool, cache=cache, **SETTINGS)
+        assert pool.submitted == N_TASKS - len(kept)
+    with Counting() as pool:
+        again = sweep(ARCHS, executor=pool, cache=cache, **SETTINGS)
+        assert pool.submitted == 0
+    with Counting() as pool:
+        fresh = sweep(ARCHS, executor=pool, **SETTINGS)
+    _same(resumed, fresh)
+    _same(again, fresh)
+
+
+def test_default_process_pool(tmp_path):
+    result = sweep({"tanh": "2*dense(tanh)"}, widths=[8], seeds=2, probes=4, workers=2, cache=tmp_path)
+    with Counting() as pool:
+        _same(result, sweep({"tanh": "2*dense(tanh)"}, widths=[8], seeds=2, probes=4, executor=pool))
+
+
+def test_dask_cluster_executor():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        result = sweep(ARCHS, executor=client.get_executor(), **SETTINGS)
+    with Counting() as pool:
+        _same(result, sweep(ARCHS, executor=pool, **SETTINGS))
+
+
+@pytest.mark.parametrize("kwargs, mentions", [
+    (dict(architectures="2*dense(tanh)"), "give a dict"),
+    (dict(architectures={}), "empty"),
+    (dict(architectures={"a": "2*dense(tanh)"}, depths=[3]), "no {L}"),
+    (dict(depths=[]), "depths=[]"),
+    (dict(depths=[0]), "depths"),
+    (dict(seeds=1), "at least 2 seeds"),
+    (dict(widths=[]), "widths=[]"),
+    (dict(widths=[2]), "width=2"),
+    (dict(c0=1.5), "c0"),
+])
+def test_bad_settings_fail_before_any_work(kwargs, mentions):
+    settings = {"architectures": ARCHS, **SETTINGS, **kwargs}
+    with Counting() as pool, pytest.raises(ValueError, match=mentions.replace("[", r"\[").replace("]", r"\]")
+                                           .replace("{", r"\{").replace("}", r"\}")):
+        sweep(executor=pool, **settings)
+    assert pool.submitted == 0
