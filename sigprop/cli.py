@@ -104,9 +104,9 @@ def _definition(text):
     return name.strip(), expr.strip()
 
 
-def _measure_options(p, seeds: int):
+def _measure_options(p, seeds):
     p.add_argument("--seeds", type=_positive_int, default=seeds,
-                   help=f"number of sampled networks (default {seeds}; >= 2)")
+                   help=f"number of sampled networks (default {seeds or 'from the preset'}; >= 2)")
     p.add_argument("--probes", type=_probes, default=None,
                    help="'exact' (all output directions, exact Frobenius norms) or a number of Hutchinson probes "
                         "(a number >= the width means exact; default exact, 8 for a --batch above 2)")
@@ -135,16 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
                          help=COMMANDS["reproduce"],
-                         description="Predict and measure GSC(l, L), correlations and gradient correlations for "
-                                     "He-ReLU, tanh (σ_w²=1), chaotic tanh and a tanh ResNet. Writes "
-                                     "<experiment>.csv, PNG/PDF figures and <experiment>.json (settings, agreement, "
-                                     "the run's files with checksums) into --out.")
-    rep.add_argument("--experiment", default="gsc", help="experiment name (default gsc)")
+                         description="Run a named experiment: predict, measure sampled networks, compare. The "
+                                     "default, gsc, is GSC(l, L), correlations and gradient correlations for He-ReLU, "
+                                     "tanh (σ_w²=1), chaotic tanh and a tanh ResNet; philipp is Philipp et al.'s "
+                                     "Fig. 1 set, shattering Balduzzi et al.'s gradient-correlation panel, dilution "
+                                     "the Pythagorean dilution law (one block against k; a ResNet's polynomial GSC); "
+                                     "all runs every one. Writes <experiment>.csv, PNG/PDF figures, a report "
+                                     "<experiment>.md and <experiment>.json (settings, agreement, the run's files "
+                                     "with checksums) into --out. --quick runs tiny settings (seconds, what the tests "
+                                     "run), --full (the default) the paper-scale ones; --width, --depth and --seeds "
+                                     "override either.")
+    rep.add_argument("name", nargs="?", default=None, metavar="NAME",
+                     help="experiment: gsc (default), philipp, shattering, dilution or all")
+    rep.add_argument("--experiment", default=None, help="the experiment, as NAME (kept for older scripts)")
+    size = rep.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="preset", action="store_const", const="quick", default="full",
+                      help="tiny settings: seconds on 2 cores")
+    size.add_argument("--full", dest="preset", action="store_const", const="full",
+                      help="the paper-scale settings (default)")
     rep.add_argument("--out", default="results", help="output folder (default results/)")
-    rep.add_argument("--width", type=_positive_int, nargs="+", default=[512],
-                     help="network width(s); several widths add a convergence figure (default 512)")
-    rep.add_argument("--depth", type=_positive_int, default=50, help="number of blocks (default 50)")
-    _measure_options(rep, seeds=20)
+    rep.add_argument("--width", type=_positive_int, nargs="+", default=None,
+                     help="network width(s); several widths add a convergence figure (default: the preset's; "
+                          "gsc --full: 512)")
+    rep.add_argument("--depth", type=_positive_int, default=None,
+                     help="number of blocks (default: the preset's; gsc --full: 50)")
+    _measure_options(rep, seeds=None)
 
     pre = sub.add_parser("predict", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["predict"],
                          description="Per-layer mean-field prediction for two inputs. Non-finite values (a mean "
@@ -307,12 +322,21 @@ def _probes_note(probes, widths):
 
 
 def _cmd_reproduce(args):
-    from .validate.experiments import check_settings, run_experiment
+    from .validate.experiments import check_settings, experiment_names, resolve_settings, run_experiment
+    if args.name and args.experiment and args.name != args.experiment:
+        raise ValueError(f"the experiment is named twice: {args.name} and --experiment {args.experiment}")
+    name = args.name or args.experiment or "gsc"
+    names = experiment_names(name)
     args.probes = "exact" if args.probes is None else args.probes
-    check_settings(args.experiment, args.width, args.seeds, args.depth, args.probes, args.dtype, args.device)
-    _probes_note(args.probes, args.width)
-    run_experiment(args.experiment, out=args.out, widths=args.width, seeds=args.seeds, depth=args.depth,
-                   probes=args.probes, dtype=args.dtype, device=args.device, progress=not args.no_progress)
+    settings = {}
+    for n in names:                     # every setting of every experiment checked before any work
+        settings[n] = resolve_settings(n, args.preset, args.width, args.seeds, args.depth)
+        check_settings(n, settings[n]["widths"], settings[n]["seeds"], settings[n]["depth"], args.probes,
+                       args.dtype, args.device)
+    for n in names:
+        _probes_note(args.probes, settings[n]["widths"])
+        run_experiment(n, out=args.out, **settings[n], probes=args.probes, dtype=args.dtype, device=args.device,
+                       progress=not args.no_progress, preset=args.preset)
 
 
 def _cmd_measure(args):

@@ -34,6 +34,8 @@ from ..theory import parse
 from ..theory.blocks.batchnorm import training_batchnorms
 from . import plots
 from .compare import COLUMNS, agreement, compare, inside_fraction
+from .dilution import PRESETS as DILUTION_PRESETS
+from .dilution import run_dilution
 from .measure import check_measurement, measure
 from .report import agreement_table, markdown_report
 
@@ -47,6 +49,10 @@ FINITE_WIDTH_NOTE = ("The intervals cover seed-to-seed spread; a width-n network
                      "the ratio of quadratic means avoids it (exactly unbiased for ReLU) but needs more seeds.")
 
 
+QUICK = {"widths": [32], "seeds": 3, "depth": 6}
+FULL = {"widths": [512], "seeds": 20, "depth": 50}
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -55,6 +61,8 @@ class Experiment:
     q0: float = 1.0
     c0: float = 0.5
     batch: int = 64               # inputs fed at once to networks with training-mode batchnorm
+    quick: tuple = tuple(QUICK.items())     # the settings of --quick and --full
+    full: tuple = tuple(FULL.items())
 
     def networks(self, depth: int):
         return [(label, parse(template.format(L=depth))) for label, template in self.architectures]
@@ -76,7 +84,9 @@ EXPERIMENTS = {
          ("layer-tanh", "{L}*(dense(linear),layernorm,act(tanh))"),
          ("batch-tanh", "{L}*(dense(linear),batchnorm(batch=64),act(tanh))"),
          ("SeLU", "{L}*dense(selu,init=lecun)"),
-         ("looks-linear", "{L}*dense(relu,weights=looks_linear)"))),
+         ("looks-linear", "{L}*dense(relu,weights=looks_linear)")),
+        quick=(("widths", [72]), ("seeds", 3), ("depth", 4)),
+        full=(("widths", [100, 512]), ("seeds", 20), ("depth", 50))),
     "shattering": Experiment(
         "shattering", "Gradient correlation vs depth: Balduzzi et al.'s panel (batch 64)",
         (("feedforward ReLU", "{L}*dense(relu,sw2=2)"),
@@ -84,16 +94,42 @@ EXPERIMENTS = {
          ("ResNet (β = 1/√L)", "{L}*residual(dense(relu,sw2=2),dense(linear),beta=1/sqrt(L))"),
          ("batch-norm ResNet (β = 1/√L, large-batch theory)",
           "{L}*residual(dense(linear,sw2=2),batchnorm,act(relu),dense(linear),beta=1/sqrt(L))"),
-         ("looks-linear", "{L}*dense(relu,weights=looks_linear)"))),
+         ("looks-linear", "{L}*dense(relu,weights=looks_linear)")),
+        quick=(("widths", [72]), ("seeds", 3), ("depth", 4))),
 }
+#: experiments with a runner of their own: name -> (runner, presets)
+RUNNERS = {"dilution": (run_dilution, DILUTION_PRESETS)}
+
+
+def experiment_names(name: str) -> list:
+    """The experiments ``name`` stands for (``all``: every one)."""
+    known = list(EXPERIMENTS) + list(RUNNERS)
+    if name == "all":
+        return known
+    if name not in known:
+        raise ValueError(f"experiment={name!r} is not known; allowed: {', '.join(known)}, all")
+    return [name]
+
+
+def resolve_settings(name: str, preset: str, widths=None, seeds=None, depth=None) -> dict:
+    """widths, seeds, depth of a run: those given, the rest from the experiment's preset ('quick' or 'full')."""
+    if preset not in ("quick", "full"):
+        raise ValueError(f"preset={preset!r} is not allowed; allowed: quick, full")
+    if name in RUNNERS:
+        base = RUNNERS[name][1][preset]
+    else:
+        exp = EXPERIMENTS[experiment_names(name)[0]]
+        base = dict(exp.quick if preset == "quick" else exp.full)
+    return {"widths": list(widths or base["widths"]), "seeds": seeds or base["seeds"], "depth": depth or base["depth"]}
 
 
 def check_settings(name, widths, seeds, depth, probes, dtype, device) -> list:
     """Every setting of an experiment run, checked before any work; returns the widths as a list."""
-    if name not in EXPERIMENTS:
-        raise ValueError(f"experiment={name!r} is not known; allowed: {', '.join(EXPERIMENTS)}")
+    experiment_names(name)
     check_positive_int("depth", depth)
     widths = check_measurement(widths, seeds, probes, dtype, device)
+    if name in RUNNERS:
+        return widths
     exp = EXPERIMENTS[name]
     if any(training_batchnorms(net.blocks) for _, net in exp.networks(1)) and min(widths) < exp.batch + 1:
         raise ValueError(f"width={min(widths)} is not allowed for experiment {name}: its batch-normalized networks "
@@ -101,16 +137,22 @@ def check_settings(name, widths, seeds, depth, probes, dtype, device) -> list:
     return widths
 
 
-def run_experiment(name: str = "gsc", out="results", widths=(512,), seeds: int = 20, depth: int = 50,
+def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | None = None, depth: int | None = None,
                    probes="exact", dtype: str = "float64", device: str = "cpu", progress: bool = True,
-                   log=print) -> dict:
-    """Run a named experiment and write ``<name>.csv``, figures and ``<name>.json`` into ``out``.
+                   log=print, preset: str = "full") -> dict:
+    """Run a named experiment and write ``<name>.csv``, figures, the report ``<name>.md`` and ``<name>.json`` into
+    ``out``; settings not given come from the experiment's ``preset`` ('quick' or 'full').
 
-    Returns the metadata dict (also written as JSON): the agreement of GSC(0, L) per width in both
-    aggregations, the fraction of predictions inside the measured intervals, timings, versions and the
+    Returns the metadata dict (also written as JSON): for the GSC experiments the agreement of GSC(0, L) per width
+    in both aggregations, the fraction of predictions inside the measured intervals, timings, versions and the
     manifest of the files written.
     """
+    s = resolve_settings(name, preset, widths, seeds, depth)
+    widths, seeds, depth = s["widths"], s["seeds"], s["depth"]
     widths = check_settings(name, widths, seeds, depth, probes, dtype, device)
+    if name in RUNNERS:
+        return RUNNERS[name][0](out=out, widths=widths, seeds=seeds, depth=depth, probes=probes, dtype=dtype,
+                                device=device, progress=progress, log=log, preset=preset)
     exp = EXPERIMENTS[name]
     check_inputs(exp.q0, exp.c0)
     nets = exp.networks(depth)

@@ -138,3 +138,51 @@ def phase_figure(rows, critical, activation: str):
     ax.set_ylabel(r"$\sigma_b^2$")
     ax.set_title(f"{activation}: ordered (left of the line) and chaotic phase", fontsize=9)
     return fig
+
+
+def _interval_errors(rows, f=lambda v: v):
+    mean = [f(r["measured_mean"]) for r in rows]
+    return mean, [[max(m - f(r["measured_lo"]), 0) for m, r in zip(mean, rows)],
+                  [max(f(r["measured_hi"]) - m, 0) for m, r in zip(mean, rows)]]
+
+
+def dilution_block_figure(rows, gsc_r2: float, width: int):
+    """GSC_y² of one residual block against k = ‖s‖/‖r‖: the dilution law, mean field and sampled blocks."""
+    rows = sorted(rows, key=lambda r: r["k"])
+    fig, ax = plt.subplots(figsize=(5.8, 4.4), constrained_layout=True)
+    k = [r["k"] for r in rows]
+    ax.plot(k, [r["law"] for r in rows], "-", color="C0", lw=1.6, label="law: (k² + GSC_r²)/(k² + 1)")
+    ax.plot(k, [r["mean_field"] for r in rows], "x", color="C1", ms=6, label="mean field (the block's own maps)")
+    mean, err = _interval_errors(rows)
+    ax.errorbar(k, mean, yerr=err, fmt="o", ms=4, color="C2", capsize=2, label=f"sampled, width {width} (95% CI)")
+    ax.axhline(gsc_r2, color="0.5", ls=":", lw=1, label=f"GSC_r² = {gsc_r2:.3f} (branch alone)")
+    ax.axhline(1.0, color="0.5", ls="--", lw=1, label="GSC_s² = 1 (skip alone)")
+    ax.set_xscale("log")
+    ax.set_xlabel("k = ‖s‖/‖r‖ (skip over branch)")
+    ax.set_ylabel("GSC² of the block (ratio of quadratic means)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def dilution_resnet_figure(rows, exponent: float, slopes: dict, width: int):
+    """GSC(0, L) of a ResNet of diluted blocks against depth L, log-log: the law's closed form, mean field, sampled
+    networks, and the power law L^((G² − 1)/2)."""
+    rows = sorted(rows, key=lambda r: r["depth"])
+    fig, ax = plt.subplots(figsize=(5.8, 4.4), constrained_layout=True)
+    L = [r["depth"] for r in rows]
+    ax.plot(L, [math.exp(r["law"]) for r in rows], "-", color="C0", lw=1.6, label="law, closed form")
+    ax.plot(L, [math.exp(r["mean_field"]) for r in rows], "x", color="C1", ms=6, label="mean field")
+    mean, err = _interval_errors(rows, math.exp)
+    ax.errorbar(L, mean, yerr=err, fmt="o", ms=4, color="C2", capsize=2,
+                label=f"sampled, width {width}: slope {slopes['measured'][0]:.3f} ± {slopes['measured'][1]:.2g}")
+    top = rows[-1]
+    ax.plot(L, [math.exp(top["law"]) * (d / top["depth"]) ** exponent for d in L], "k--", lw=1,
+            label=f"∝ L^{exponent:.3f}, (GSC_r² − 1)/2")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("depth L (residual blocks)")
+    ax.set_ylabel("GSC(0, L) (ratio of quadratic means)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
