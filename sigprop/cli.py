@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run a named experiment: predict, measure sampled networks, compare. The "
                                      "default, gsc, is GSC(l, L), correlations and gradient correlations for He-ReLU, "
                                      "tanh (σ_w²=1), chaotic tanh and a tanh ResNet; philipp is Philipp et al.'s "
-                                     "Fig. 1 set, shattering Balduzzi et al.'s gradient-correlation panel, dilution "
+                                     "Fig. 1 set, shattering Balduzzi et al.'s gradient-correlation panel, balduzzi "
+                                     "their shattered gradients on a line of scalar inputs (autocorrelation, "
+                                     "shattering depth; mean field beside their independent model), dilution "
                                      "the Pythagorean dilution law (one block against k; a ResNet's polynomial GSC); "
                                      "all runs every one. Writes <experiment>.csv, PNG/PDF figures, a report "
                                      "<experiment>.md and <experiment>.json (settings, agreement, the run's files "
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "run), --full (the default) the paper-scale ones; --width, --depth and --seeds "
                                      "override either.")
     rep.add_argument("name", nargs="?", default=None, metavar="NAME",
-                     help="experiment: gsc (default), philipp, shattering, dilution or all")
+                     help="experiment: gsc (default), philipp, shattering, balduzzi, dilution or all")
     rep.add_argument("--experiment", default=None, help="the experiment, as NAME (kept for older scripts)")
     size = rep.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="preset", action="store_const", const="quick", default="full",

@@ -212,7 +212,7 @@ CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CU
     pytest.param(["reproduce", "--device", "cuda", "--no-progress"], "CUDA", marks=CUDA),
     (["reproduce", "--experiment", "nope"], "experiment"),
     (["reproduce", "--experiment", "philipp", "--width", "32", "--no-progress"], "width >= 65"),
-    (["reproduce", "nope"], "allowed: gsc, philipp, shattering, dilution, all"),
+    (["reproduce", "nope"], "allowed: gsc, philipp, shattering, balduzzi, dilution, all"),
     (["reproduce", "gsc", "--experiment", "philipp"], "named twice"),
     (["reproduce", "all", "--quick", "--width", "32", "--no-progress"], "width >= 65"),   # checked before any run
     (["predict", "3*(dense(linear),batchnorm)", "--batch", "3"], "batch=3"),
@@ -423,7 +423,7 @@ def test_console_script_entry_point():
 def test_reproduce_every_experiment_quick(tmp_path, capsys):
     """``reproduce all --quick``: every experiment at its tiny preset, each with its CSV, report and JSON."""
     assert main(["reproduce", "all", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
-    for name in ("gsc", "philipp", "shattering", "dilution"):
+    for name in ("gsc", "philipp", "shattering", "balduzzi", "dilution"):
         meta = _strict((tmp_path / f"{name}.json").read_text())
         assert {f"{name}.csv", f"{name}.md"} <= set(meta["files"])
     assert _strict((tmp_path / "philipp.json").read_text())["widths"] == [72]      # the quick preset

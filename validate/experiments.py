@@ -34,6 +34,8 @@ from ..theory import parse
 from ..theory.blocks.batchnorm import training_batchnorms
 from . import plots
 from .compare import COLUMNS, agreement, compare, inside_fraction
+from .balduzzi import PRESETS as BALDUZZI_PRESETS
+from .balduzzi import run_balduzzi
 from .dilution import PRESETS as DILUTION_PRESETS
 from .dilution import run_dilution
 from .measure import check_measurement, measure
@@ -98,7 +100,7 @@ EXPERIMENTS = {
         quick=(("widths", [72]), ("seeds", 3), ("depth", 4))),
 }
 #: experiments with a runner of their own: name -> (runner, presets)
-RUNNERS = {"dilution": (run_dilution, DILUTION_PRESETS)}
+RUNNERS = {"balduzzi": (run_balduzzi, BALDUZZI_PRESETS), "dilution": (run_dilution, DILUTION_PRESETS)}
 
 
 def experiment_names(name: str) -> list:

@@ -186,3 +186,63 @@ def dilution_resnet_figure(rows, exponent: float, slopes: dict, width: int):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     return fig
+
+
+def gradient_traces_figure(traces: dict, grid, width: int):
+    """∂f/∂x along the grid for one network of each kind (and the noises), each scaled to unit standard deviation,
+    one panel per row (Balduzzi et al. 2017, Fig. 1)."""
+    fig, axes = plt.subplots(len(traces), 1, figsize=(6.5, 1.35 * len(traces) + 0.6), sharex=True,
+                             constrained_layout=True)
+    for i, (ax, (name, g)) in enumerate(zip(axes, traces.items())):
+        g0 = g[0]
+        ax.plot(grid, g0 / (g0.std() or 1.0), color=f"C{i}", lw=0.9)
+        ax.set_ylabel("scaled", fontsize=7)
+        ax.set_title(name, fontsize=8, loc="left")
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_xlabel(f"input x (256 points; networks of width {width})")
+    return fig
+
+
+def autocorrelation_figure(auto: dict, step: float, width: int, seeds: int):
+    """ρ(k) of ∂f/∂x along the grid against the lag: measured (points), mean field (lines), noises (grey)."""
+    fig, ax = plt.subplots(figsize=(6.0, 5.0), constrained_layout=True)
+    for i, (name, (measured, mf)) in enumerate(auto.items()):
+        lags = range(len(measured))
+        if mf is None:
+            ax.plot(lags, measured, ":", color="0.4" if "brown" in name else "0.7", lw=1.4, label=f"{name}")
+            continue
+        ax.plot(lags, mf, "-", color=f"C{i}", lw=1.6, label=f"{name}: mean field")
+        ax.plot(lags, measured, "o", color=f"C{i}", ms=3, label=f"{name}: measured ({seeds} networks)")
+    ax.set_xlabel(f"lag k (grid step {step:.4f})")
+    ax.set_ylabel("autocorrelation of ∂f/∂x (pooled over positions and networks)")
+    ax.set_title(f"width {width}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    fig.legend(fontsize=7, ncol=2, loc="outside lower center", frameon=False)
+    return fig
+
+
+def shattering_figure(corr: dict, c0: float, width: int, seeds: int, threshold: float):
+    """Gradient correlation against the number of blocks above the layer: sampled networks (points, 95% CI), mean
+    field (lines) and the independent-activation model (dashed); the threshold of the shattering depth dotted."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.6), constrained_layout=True)
+    floor = 1e-4
+    for i, (label, v) in enumerate(corr.items()):
+        color = f"C{i}"
+        ax.plot(v["above"], [max(x, floor) for x in v["mean_field"]], "-", color=color, lw=1.6,
+                label=f"{label}: mean field")
+        ax.plot(v["above"], [max(x, floor) for x in v["model"]], "--", color=color, lw=1.0,
+                label=f"{label}: independent model")
+        mean = [max(m, floor) for m in v["measured"]]
+        err = [[max(m - max(lo, floor), 0) if math.isfinite(lo) else 0 for m, lo in zip(mean, v["lo"])],
+               [max(hi - m, 0) if math.isfinite(hi) else 0 for m, hi in zip(mean, v["hi"])]]
+        ax.errorbar(v["above"], mean, yerr=err, fmt="o", ms=3, color=color, elinewidth=0.8, capsize=1.5,
+                    label=f"{label}: measured")
+    ax.axhline(threshold, color="0.5", ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor)
+    ax.set_xlabel("blocks above the layer")
+    ax.set_ylabel(f"gradient correlation of two inputs (c0 = {c0:g})")
+    ax.set_title(f"width {width}, {seeds} networks, 95% CI", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(fontsize=6.5, ncol=2, loc="outside lower center", frameon=False)
+    return fig
