@@ -19,16 +19,7 @@ from sigprop.numerics import predict
 from sigprop.theory import parse
 from sigprop.theory.blocks.batchnorm import training_batchnorms
 from sigprop.validate import measure
-from sigprop.validate.experiments import EXPERIMENTS
-
-
-def per_layer_rate(log_gsc, blocks_per_layer):
-    """exp of the fitted slope of 2 log GSC(l, L) per dense layer, over the middle 80% of the layers."""
-    values = np.asarray(log_gsc)[::blocks_per_layer]
-    n = len(values)
-    keep = slice(max(1, n // 10), n - max(1, n // 10))
-    layers = np.arange(n)[keep]
-    return float(np.exp(-2 * np.polyfit(layers, values[keep], 1)[0]))
+from sigprop.validate.experiments import EXPERIMENTS, per_layer_rate
 
 
 def run(label, net, blocks_per_layer, width, seeds, batch):

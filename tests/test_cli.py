@@ -347,9 +347,10 @@ def test_reproduce_end_to_end(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert "log GSC(0, L), ratio of quadratic means" in stdout and "geometric mean" in stdout
     report = (out / "gsc.md").read_text()                            # the report: command, settings, table, figures
-    assert "sigprop reproduce --experiment gsc --width 16 32 --depth 3 --seeds 2 --probes 4" in report
+    assert "sigprop reproduce gsc --width 16 32 --depth 3 --seeds 2 --probes 4" in report
     assert "## log GSC(0, L), ratio of quadratic means over inputs and seeds" in report
-    assert report.count("| He-ReLU (σ_w²=2) |") == 4 and "![" in report and "(gsc_gsc.png)" in report
+    assert report.count("| He-ReLU (σ_w²=2) |") == 2 * 2 + 2        # two aggregations and the rates, two widths
+    assert "## GSC² per layer" in report and "![" in report and "(gsc_gsc.png)" in report
 
 
 def test_rerun_replaces_the_previous_runs_files(tmp_path):

@@ -33,7 +33,11 @@ from ..numerics import predict
 from ..theory import parse
 from ..theory.blocks.batchnorm import training_batchnorms
 from . import plots
+from ..quantities import log_gsc_per_input
+from .collapsing import COLUMNS as COLLAPSING_COLUMNS
+from .collapsing import collapsing_rows
 from .compare import COLUMNS, agreement, compare, inside_fraction
+from .intervals import t_interval
 from .balduzzi import PRESETS as BALDUZZI_PRESETS
 from .balduzzi import run_balduzzi
 from .dilution import PRESETS as DILUTION_PRESETS
@@ -65,6 +69,7 @@ class Experiment:
     batch: int = 64               # inputs fed at once to networks with training-mode batchnorm
     quick: tuple = tuple(QUICK.items())     # the settings of --quick and --full
     full: tuple = tuple(FULL.items())
+    collapsing: bool = False      # add the collapsing-domain panels (each network fed ``batch`` inputs)
 
     def networks(self, depth: int):
         return [(label, parse(template.format(L=depth))) for label, template in self.architectures]
@@ -88,7 +93,7 @@ EXPERIMENTS = {
          ("SeLU", "{L}*dense(selu,init=lecun)"),
          ("looks-linear", "{L}*dense(relu,weights=looks_linear)")),
         quick=(("widths", [72]), ("seeds", 3), ("depth", 4)),
-        full=(("widths", [100, 512]), ("seeds", 20), ("depth", 50))),
+        full=(("widths", [100, 512]), ("seeds", 20), ("depth", 50)), collapsing=True),
     "shattering": Experiment(
         "shattering", "Gradient correlation vs depth: Balduzzi et al.'s panel (batch 64)",
         (("feedforward ReLU", "{L}*dense(relu,sw2=2)"),
@@ -160,7 +165,7 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
     nets = exp.networks(depth)
     labels = {net.describe(): label for label, net in nets}
     with RunOutput(out, name) as run:
-        timings, rows = {}, []
+        timings, rows, rates, extra = {}, [], [], []
         t0 = time.perf_counter()
         predictions = {}
         for label, net in nets:
@@ -177,6 +182,7 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
                                progress=bar.update if bar else None, batch=batch)
                 timings[f"measure {label} width {width}"] = time.perf_counter() - t
                 rows += compare(predictions[label], meas, experiment=name)
+                rates.append(rate_row(label, width, depth, predictions[label], meas))
         if bar:
             bar.close()
         agree = {q: agreement(rows, quantity=q) for q in HEADLINE}
@@ -189,18 +195,30 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
         if len(widths) > 1:
             save_figure(run, plots.convergence_figure(agree[HEADLINE[1]], labels), f"{name}_convergence")
             figures.append(("|predicted − measured| of log GSC(0, L) against width", f"{name}_convergence.png"))
-        command = (f"sigprop reproduce --experiment {name} --width {' '.join(map(str, widths))} --depth {depth} "
+        if exp.collapsing:
+            collapse = []
+            for label, net in nets:
+                collapse += collapsing_rows(label, net, top, seeds, exp.batch, exp.q0, exp.c0, dtype, device,
+                                            prediction=predictions[label] if training_batchnorms(net.blocks) else None)
+            run.write(f"{name}_collapsing.csv", rows_to_csv(collapse, COLLAPSING_COLUMNS))
+            save_figure(run, plots.collapsing_figure(collapse, [label for label, _ in nets], top, exp.batch),
+                        f"{name}_collapsing")
+            figures.append((f"Collapsing domains over a batch of {exp.batch} inputs, width {top}",
+                            f"{name}_collapsing.png"))
+            extra.append(collapsing_table(collapse, exp.batch))
+        command = (f"sigprop reproduce {name} --width {' '.join(map(str, widths))} --depth {depth} "
                    f"--seeds {seeds} --probes {probes} --dtype {dtype} --device {device}")
         run.write(f"{name}.md", experiment_report(exp.title, command, {
             "depth": depth, "widths": widths, "seeds": seeds, "inputs": f"q0 = {exp.q0}, c0 = {exp.c0}",
             "probes": probes, "dtype": dtype, "device": device, "sigprop": __version__, "torch": torch.__version__},
-            agree, labels, figures))
+            agree, labels, figures, rates, extra))
         meta = {
             "experiment": name, "title": exp.title, "depth": depth, "widths": widths, "seeds": list(range(seeds)),
             "inputs": {"q0": exp.q0, "c0": exp.c0}, "probes": probes, "dtype": dtype, "device": device,
             "architectures": {label: net.describe() for label, net in nets},
             "headline_quantity": HEADLINE[0],
             "agreement_gsc_0_L": agree,
+            "gsc2_per_layer": rates,
             "fraction_inside_95ci": inside_fraction(rows),
             "timings_s": {**timings, "total": time.perf_counter() - t0},
             "versions": {"sigprop": __version__, "torch": torch.__version__, "numpy": np.__version__,
@@ -213,10 +231,55 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
     return meta
 
 
-def experiment_report(title, command, settings, agree, labels, figures) -> str:
-    """The Markdown report of a run that compares predictions with measurements (GSC(0, L) in each aggregation)."""
+def collapsing_table(rows, batch: int) -> tuple:
+    """(caption, header, rows): the collapsing-domain measures at each architecture's last pre-activation."""
+    out = []
+    for label in dict.fromkeys(r["architecture"] for r in rows):
+        last = max(r["layer"] for r in rows if r["architecture"] == label)
+        cell = {r["quantity"]: r for r in rows if r["architecture"] == label and r["layer"] == last}
+        out.append([label, last] + [v for q in ("unit_std", "sign_diversity") for v in (
+            cell[q]["predicted"], f"{cell[q]['measured_mean']:.4g} [{cell[q]['measured_lo']:.4g}, "
+                                  f"{cell[q]['measured_hi']:.4g}]")])
+    return (f"Collapsing domains at the last pre-activation, over a batch of {batch} inputs (n/a: mean field's "
+            "equicorrelated batch does not apply, e.g. after batchnorm)",
+            ["architecture", "block", "std, mean field", "std, measured [95% CI]", "sign diversity, mean field",
+             "sign diversity, measured [95% CI]"], out)
+
+
+def experiment_report(title, command, settings, agree, labels, figures, rates=(), extra=()) -> str:
+    """The Markdown report of a run that compares predictions with measurements (GSC(0, L) in each aggregation,
+    the per-layer rates of GSC² and further (caption, header, rows) tables when given)."""
     tables = [(f"log GSC(0, L), {AGGREGATIONS.get(q, q)}", *agreement_table(rows, labels)) for q, rows in agree.items()]
-    return markdown_report(title, command, settings, tables, figures, FINITE_WIDTH_NOTE)
+    if rates:
+        tables.append(("GSC² per layer: exp of the fitted slope of 2 log GSC(l, L) over the middle 80% of the layers "
+                       "(measured: mean over seeds of each network's fit, 95% interval)",
+                       ["architecture", "width", "predicted", "measured", "95% interval", "in interval"],
+                       [[r["architecture"], r["width"], r["predicted"], r["measured_mean"],
+                         f"[{r['measured_lo']:.4g}, {r['measured_hi']:.4g}]",
+                         r["measured_lo"] <= r["predicted"] <= r["measured_hi"]] for r in rates]))
+    return markdown_report(title, command, settings, tables + list(extra), figures, FINITE_WIDTH_NOTE)
+
+
+def per_layer_rate(log_gsc, blocks_per_layer: int = 1) -> float:
+    """GSC² per layer: exp of the fitted slope of 2 log GSC(l, L) against the layer, over the middle 80% of the
+    layers (GSC(l, L) falls towards the output, so the slope is negated; ``blocks_per_layer`` blocks make one
+    layer, e.g. 3 for dense, batchnorm, act)."""
+    values = np.asarray(log_gsc)[::blocks_per_layer]
+    n = len(values)
+    keep = slice(max(1, n // 10), n - max(1, n // 10))
+    if keep.stop - keep.start < 2:
+        keep = slice(0, n)
+    return float(np.exp(-2 * np.polyfit(np.arange(n)[keep], values[keep], 1)[0]))
+
+
+def rate_row(label, width, depth, prediction, meas) -> dict:
+    """Predicted and measured GSC² per layer of one architecture at one width (``depth`` layers)."""
+    per_layer = max(1, prediction.depth // depth)
+    per_seed = np.array([per_layer_rate(row, per_layer) for row in log_gsc_per_input(meas.raw).mean(axis=2)])
+    s = t_interval(per_seed[:, None])
+    return {"architecture": label, "width": width, "predicted": per_layer_rate(prediction.values["log_gsc"], per_layer),
+            "measured_mean": float(s["mean"][0]), "measured_lo": float(s["lo"][0]), "measured_hi": float(s["hi"][0]),
+            "n_seeds": int(s["n"][0])}
 
 
 def save_figure(run: RunOutput, fig, stem: str) -> None:

@@ -44,6 +44,8 @@ from .intervals import bootstrap_interval, t_interval
 
 #: the per-seed arrays a measurement records, and the quantities are computed from
 RAW = ("q", "c", "p", "m", "n", "jac_qm2", "grad_cross", "grad_sq")
+#: per-unit arrays recorded for a batch of B > 2 inputs, [seed, pre-activation layer, unit]
+UNITS = ("unit_std", "sign_diversity")
 
 
 def check_width(width) -> int:
@@ -222,8 +224,26 @@ def raw_arrays(out, trace, probes, generator, coupled: bool) -> dict:
         p = torch.stack([_per_input((x * x).mean(dim=1)) for x in xs])
         m = torch.stack([_per_input(x.mean(dim=1)) for x in xs])
     arr = lambda t: t.detach().cpu().numpy()
-    return {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "n": arr(widths), "jac_qm2": arr(jac / widths[:, None]),
-            "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace.pre_layers, dtype=int)}
+    raw = {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "n": arr(widths), "jac_qm2": arr(jac / widths[:, None]),
+           "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace.pre_layers, dtype=int)}
+    if batch > 2:
+        raw.update(unit_statistics(hs))
+    return raw
+
+
+def unit_statistics(hs) -> dict:
+    """Per pre-activation layer and unit, over the data batch: the standard deviation (of the batch itself, not
+    an unbiased estimate) and the sign diversity min(fraction > 0, fraction < 0) (Philipp, Song & Carbonell 2018);
+    NaN pads layers narrower than the widest."""
+    with torch.no_grad():
+        width = max((h.shape[1] for h in hs), default=0)
+        std = np.full((len(hs), width), np.nan)
+        div = np.full((len(hs), width), np.nan)
+        for i, h in enumerate(hs):
+            std[i, :h.shape[1]] = h.std(dim=0, correction=0).cpu().numpy()
+            pos, neg = (h > 0).double().mean(dim=0), (h < 0).double().mean(dim=0)
+            div[i, :h.shape[1]] = torch.minimum(pos, neg).cpu().numpy()
+    return {"unit_std": std, "sign_diversity": div}
 
 
 def _pull_back(out, xs, probes, keep: bool = False) -> list:
@@ -285,7 +305,7 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
         per_seed.append(measure_seed(net, width, s, q0, c0, probes, dtype, device, batch))
         if progress is not None:
             progress()
-    raw = {k: np.stack([r[k] for r in per_seed]) for k in RAW}
+    raw = {k: np.stack([r[k] for r in per_seed]) for k in RAW + UNITS if k in per_seed[0]}
     inputs = {"q0": _as_record(q0), "c0": c0, "m0": 0.0}
     if batch > 2 or training_batchnorms(net.blocks):
         inputs["batch"] = batch

@@ -156,8 +156,6 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes):
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
-    if x0.shape[0] > 2:
-        raw.update(_unit_statistics(trace.pre))
     names = {"architecture": type(net).__name__, "observe": fired,
              "pre": [n for n, _ in pre_modules] if pre is not None else "auto", "dtype": str(dtype).split(".")[-1],
              "device": str(device)}
@@ -285,20 +283,3 @@ def _traced_forward(net, x0, blocks, pre_modules, pre_is_input):
 
 def _same(a, b) -> bool:
     return a.shape == b.shape and bool(torch.equal(a.detach(), b.detach()))
-
-
-def _unit_statistics(pres) -> dict:
-    """Per pre-activation layer and unit, over the data batch: the standard deviation (of the batch itself, not
-    an unbiased estimate) and the sign diversity min(fraction > 0, fraction < 0) (Philipp, Song & Carbonell 2018);
-    NaN pads layers narrower than the widest."""
-    with torch.no_grad():
-        hs = [h.detach().reshape(h.shape[0], -1).double() for h in pres]
-        width = max((h.shape[1] for h in hs), default=0)
-        std = np.full((len(hs), width), np.nan)
-        div = np.full((len(hs), width), np.nan)
-        for i, h in enumerate(hs):
-            std[i, :h.shape[1]] = h.std(dim=0, correction=0).cpu().numpy()
-            pos, neg = (h > 0).double().mean(dim=0), (h < 0).double().mean(dim=0)
-            div[i, :h.shape[1]] = torch.minimum(pos, neg).cpu().numpy()
-    return {"unit_std": std, "sign_diversity": div}
-

@@ -246,3 +246,34 @@ def shattering_figure(corr: dict, c0: float, width: int, seeds: int, threshold: 
     ax.grid(True, which="both", alpha=0.3)
     fig.legend(fontsize=6.5, ncol=2, loc="outside lower center", frameon=False)
     return fig
+
+
+def collapsing_figure(rows, labels: list, width: int, batch: int):
+    """Philipp et al.'s collapsing-domain panels: each unit's pre-activation standard deviation and sign diversity
+    over a batch, mean over units, against the layer: mean field (lines) and sampled networks (points, 95% CI)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+    names = {"unit_std": "pre-activation std over the batch (mean over units)",
+             "sign_diversity": "sign diversity over the batch (mean over units)"}
+    for ax, quantity in zip(axes, ("unit_std", "sign_diversity")):
+        for i, label in enumerate(labels):
+            sel = sorted((r for r in rows if r["architecture"] == label and r["quantity"] == quantity),
+                         key=lambda r: r["layer"])
+            if not sel:
+                continue
+            x = [r["layer"] for r in sel]
+            pred = [r["predicted"] for r in sel]
+            if any(math.isfinite(v) for v in pred):
+                ax.plot(x, pred, "-", color=f"C{i}", lw=1.4, label=f"{label}: mean field")
+            mean, err = _interval_errors([r if math.isfinite(r["measured_lo"]) else {**r, "measured_lo": r[
+                "measured_mean"], "measured_hi": r["measured_mean"]} for r in sel])
+            ax.errorbar(x, mean, yerr=err, fmt="o", ms=2.5, color=f"C{i}", elinewidth=0.7, capsize=1,
+                        label=f"{label}: measured")
+        ax.set_xlabel("block l with a pre-activation")
+        ax.set_ylabel(names[quantity])
+        if quantity == "unit_std":
+            ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    handles, names_ = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names_, fontsize=6.5, ncol=4, loc="outside lower center", frameon=False)
+    fig.suptitle(f"collapsing domains: batch of {batch} inputs, width {width}, 95% CI over networks", fontsize=10)
+    return fig
