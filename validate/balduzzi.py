@@ -163,9 +163,9 @@ def run_balduzzi(out="results", widths=None, seeds=None, depth=None, probes="exa
                                                  v["hi"])]
     with RunOutput(out, "balduzzi") as run:
         run.write("balduzzi.csv", rows_to_csv(rows, COLUMNS))
-        save_figure(run, plots.gradient_traces_figure({**traces, **traces_noise}, GRID, width), "balduzzi_gradients")
-        save_figure(run, plots.autocorrelation_figure(auto, GRID[1] - GRID[0], width, seeds), "balduzzi_autocorrelation")
-        save_figure(run, plots.shattering_figure(corr, c0, width, seeds, threshold), "balduzzi_correlation")
+        save_figure(run, plots.gradient_traces_figure(rows, width), "balduzzi_gradients")
+        save_figure(run, plots.autocorrelation_figure(rows, GRID[1] - GRID[0], width, seeds), "balduzzi_autocorrelation")
+        save_figure(run, plots.shattering_figure(rows, c0, width, seeds, threshold), "balduzzi_correlation")
         command = (f"sigprop reproduce balduzzi --width {width} --depth {depth} --seeds {seeds} --probes {probes} "
                    f"--dtype {dtype} --device {device}")
         auto_rows = [[name, *(f"{m[k]:.3f}" + ("" if f is None else f" ({f[k]:.3f})") for k in (1, 2, 4, 8)

@@ -149,7 +149,7 @@ def _interval_errors(rows, f=lambda v: v):
 def dilution_block_figure(rows, gsc_r2: float, width: int):
     """GSC_y² of one residual block against k = ‖s‖/‖r‖: the dilution law, mean field and sampled blocks."""
     rows = sorted(rows, key=lambda r: r["k"])
-    fig, ax = plt.subplots(figsize=(5.8, 4.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(5.8, 5.0), constrained_layout=True)
     k = [r["k"] for r in rows]
     ax.plot(k, [r["law"] for r in rows], "-", color="C0", lw=1.6, label="law: (k² + GSC_r²)/(k² + 1)")
     ax.plot(k, [r["mean_field"] for r in rows], "x", color="C1", ms=6, label="mean field (the block's own maps)")
@@ -161,7 +161,7 @@ def dilution_block_figure(rows, gsc_r2: float, width: int):
     ax.set_xlabel("k = ‖s‖/‖r‖ (skip over branch)")
     ax.set_ylabel("GSC² of the block (ratio of quadratic means)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    fig.legend(fontsize=7, ncol=2, loc="outside lower center", frameon=False)
     return fig
 
 
@@ -169,7 +169,7 @@ def dilution_resnet_figure(rows, exponent: float, slopes: dict, width: int):
     """GSC(0, L) of a ResNet of diluted blocks against depth L, log-log: the law's closed form, mean field, sampled
     networks, and the power law L^((G² − 1)/2)."""
     rows = sorted(rows, key=lambda r: r["depth"])
-    fig, ax = plt.subplots(figsize=(5.8, 4.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(5.8, 5.0), constrained_layout=True)
     L = [r["depth"] for r in rows]
     ax.plot(L, [math.exp(r["law"]) for r in rows], "-", color="C0", lw=1.6, label="law, closed form")
     ax.plot(L, [math.exp(r["mean_field"]) for r in rows], "x", color="C1", ms=6, label="mean field")
@@ -184,18 +184,29 @@ def dilution_resnet_figure(rows, exponent: float, slopes: dict, width: int):
     ax.set_xlabel("depth L (residual blocks)")
     ax.set_ylabel("GSC(0, L) (ratio of quadratic means)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    fig.legend(fontsize=7, ncol=2, loc="outside lower center", frameon=False)
     return fig
 
 
-def gradient_traces_figure(traces: dict, grid, width: int):
+def _panel(rows, panel):
+    """{network: its rows of ``panel``, ordered along x}, networks in the table's order."""
+    out = {}
+    for r in rows:
+        if r["panel"] == panel:
+            out.setdefault(r["network"], []).append(r)
+    return {k: sorted(v, key=lambda r: r["x_or_lag_or_layer"]) for k, v in out.items()}
+
+
+def gradient_traces_figure(rows, width: int):
     """∂f/∂x along the grid for one network of each kind (and the noises), each scaled to unit standard deviation,
-    one panel per row (Balduzzi et al. 2017, Fig. 1)."""
+    one panel per row (Balduzzi et al. 2017, Fig. 1); from the ``gradient`` rows of the balduzzi table."""
+    traces = _panel(rows, "gradient")
     fig, axes = plt.subplots(len(traces), 1, figsize=(6.5, 1.35 * len(traces) + 0.6), sharex=True,
                              constrained_layout=True)
-    for i, (ax, (name, g)) in enumerate(zip(axes, traces.items())):
-        g0 = g[0]
-        ax.plot(grid, g0 / (g0.std() or 1.0), color=f"C{i}", lw=0.9)
+    for i, (ax, (name, sel)) in enumerate(zip(axes, traces.items())):
+        g = [r["value"] for r in sel]
+        sd = (sum(v * v for v in g) / len(g) - (sum(g) / len(g)) ** 2) ** 0.5 or 1.0
+        ax.plot([r["x_or_lag_or_layer"] for r in sel], [v / sd for v in g], color=f"C{i}", lw=0.9)
         ax.set_ylabel("scaled", fontsize=7)
         ax.set_title(name, fontsize=8, loc="left")
         ax.grid(True, alpha=0.3)
@@ -203,15 +214,17 @@ def gradient_traces_figure(traces: dict, grid, width: int):
     return fig
 
 
-def autocorrelation_figure(auto: dict, step: float, width: int, seeds: int):
-    """ρ(k) of ∂f/∂x along the grid against the lag: measured (points), mean field (lines), noises (grey)."""
+def autocorrelation_figure(rows, step: float, width: int, seeds: int):
+    """ρ(k) of ∂f/∂x along the grid against the lag: measured (points), mean field (lines), noises (dotted); from
+    the ``autocorrelation`` rows of the balduzzi table."""
     fig, ax = plt.subplots(figsize=(6.0, 5.0), constrained_layout=True)
-    for i, (name, (measured, mf)) in enumerate(auto.items()):
-        lags = range(len(measured))
-        if mf is None:
-            ax.plot(lags, measured, ":", color="0.4" if "brown" in name else "0.7", lw=1.4, label=f"{name}")
+    for i, (name, sel) in enumerate(_panel(rows, "autocorrelation").items()):
+        lags = [r["x_or_lag_or_layer"] for r in sel]
+        measured = [r["value"] for r in sel]
+        if sel[0]["mean_field"] is None:
+            ax.plot(lags, measured, ":", color="0.4" if "brown" in name else "0.7", lw=1.4, label=name)
             continue
-        ax.plot(lags, mf, "-", color=f"C{i}", lw=1.6, label=f"{name}: mean field")
+        ax.plot(lags, [r["mean_field"] for r in sel], "-", color=f"C{i}", lw=1.6, label=f"{name}: mean field")
         ax.plot(lags, measured, "o", color=f"C{i}", ms=3, label=f"{name}: measured ({seeds} networks)")
     ax.set_xlabel(f"lag k (grid step {step:.4f})")
     ax.set_ylabel("autocorrelation of ∂f/∂x (pooled over positions and networks)")
@@ -221,21 +234,24 @@ def autocorrelation_figure(auto: dict, step: float, width: int, seeds: int):
     return fig
 
 
-def shattering_figure(corr: dict, c0: float, width: int, seeds: int, threshold: float):
+def shattering_figure(rows, c0: float, width: int, seeds: int, threshold: float):
     """Gradient correlation against the number of blocks above the layer: sampled networks (points, 95% CI), mean
-    field (lines) and the independent-activation model (dashed); the threshold of the shattering depth dotted."""
+    field (lines) and the independent-activation model (dashed), the shattering threshold dotted; from the
+    ``gradient_correlation`` rows of the balduzzi table."""
     fig, ax = plt.subplots(figsize=(6.2, 4.6), constrained_layout=True)
     floor = 1e-4
-    for i, (label, v) in enumerate(corr.items()):
+    for i, (label, sel) in enumerate(_panel(rows, "gradient_correlation").items()):
         color = f"C{i}"
-        ax.plot(v["above"], [max(x, floor) for x in v["mean_field"]], "-", color=color, lw=1.6,
+        above = [r["x_or_lag_or_layer"] for r in sel]
+        ax.plot(above, [max(r["mean_field"], floor) for r in sel], "-", color=color, lw=1.6,
                 label=f"{label}: mean field")
-        ax.plot(v["above"], [max(x, floor) for x in v["model"]], "--", color=color, lw=1.0,
+        ax.plot(above, [max(r["model"], floor) for r in sel], "--", color=color, lw=1.0,
                 label=f"{label}: independent model")
-        mean = [max(m, floor) for m in v["measured"]]
-        err = [[max(m - max(lo, floor), 0) if math.isfinite(lo) else 0 for m, lo in zip(mean, v["lo"])],
-               [max(hi - m, 0) if math.isfinite(hi) else 0 for m, hi in zip(mean, v["hi"])]]
-        ax.errorbar(v["above"], mean, yerr=err, fmt="o", ms=3, color=color, elinewidth=0.8, capsize=1.5,
+        clipped = [{**r, "measured_mean": max(r["value"], floor),
+                    "measured_lo": max(r["measured_lo"], floor) if math.isfinite(r["measured_lo"]) else r["value"],
+                    "measured_hi": r["measured_hi"] if math.isfinite(r["measured_hi"]) else r["value"]} for r in sel]
+        mean, err = _interval_errors(clipped)
+        ax.errorbar(above, mean, yerr=err, fmt="o", ms=3, color=color, elinewidth=0.8, capsize=1.5,
                     label=f"{label}: measured")
     ax.axhline(threshold, color="0.5", ls=":", lw=1)
     ax.set_yscale("log")
