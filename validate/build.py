@@ -84,10 +84,14 @@ class SampledNetwork(nn.Module):
         dt, dev = resolve_dtype(dtype), resolve_device(device)
         self.blocks, self.n_out = build_sequence(net.blocks, width, gen, dt, dev)
 
-    def forward(self, x):
+    def forward(self, x, taps=None):
+        """(x^L, Trace); ``taps`` (optional): tensors added to x^1..x^{L−1}, whose gradients are those of the
+        representations (measurement pulls probes back through them)."""
         xs, pres, layers = [x], [], []
         for layer, block in enumerate(self.blocks, start=1):
             x, pre = block(x)
+            if taps is not None and layer <= len(taps):
+                x = x + taps[layer - 1]
             xs.append(x)
             if pre is not None:
                 pres.append(pre)

@@ -39,7 +39,7 @@ from ..checks import check_batch, check_batch_inputs, check_inputs, check_positi
 from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
-from .build import build, resolve_device, resolve_dtype
+from .build import Trace, build, resolve_device, resolve_dtype
 from .intervals import bootstrap_interval, t_interval
 
 #: the per-seed arrays a measurement records, and the quantities are computed from
@@ -189,25 +189,31 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
         raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs (it would hold "
                          f"{net.n_out} x {batch} gradients per layer): give a number of probes, e.g. probes=8")
     gen = torch.Generator().manual_seed(10_000_019 + seed)
-    x0 = make_inputs(width, q0, c0, gen, dt, device, batch).requires_grad_(True)
-    out, trace = net(x0)
+    x0 = make_inputs(width, q0, c0, gen, dt, device, batch)
     coupled = bool(training_batchnorms(as_network(network).blocks))
-    return raw_arrays(out, trace, probes, gen, coupled)
+    return raw_arrays(net, x0, probes, gen, coupled)
 
 
-def raw_arrays(out, trace, probes, generator, coupled: bool) -> dict:
-    """The raw per-layer arrays of one network's forward pass (``out`` = x^L, ``trace`` its representations
-    x^0..x^L, each [batch, units], and pre-activations): probes v are pulled back through one backward pass;
-    ``coupled``: the network mixes the batch, so GSC comes from a second pass with probes independent across the
-    inputs (the batch's Jacobian)."""
-    out = out.reshape(out.shape[0], -1)
-    batch, n_out = out.shape
-    v, norm = _probe_matrix(probes, n_out, generator, out.dtype, out.device)
+def raw_arrays(forward, x0, probes, generator, coupled: bool) -> dict:
+    """The raw per-layer arrays of one network. ``forward(x, taps)`` returns ``(x^L, Trace)`` (the representations
+    x^0..x^L, each [batch, ...], and the pre-activations) and adds ``taps[l − 1]`` to x^l for l = 1..L−1 when taps
+    are given. The probes v are pulled back to every layer at once as the gradients of the taps:
+    ``torch.func.vmap`` over ``torch.func.vjp``, one batched backward pass (a module that mutates captured state
+    in its forward pass, e.g. torch's training-mode batchnorm updating its running statistics, falls back to
+    autograd's batched gradients). ``coupled``: the network mixes the batch, so GSC comes from a second pull-back
+    with probes independent across the inputs (the batch's Jacobian)."""
+    with torch.no_grad():
+        out0, trace0 = forward(x0, None)                 # the shapes: probes and taps
+    batch, n_out = out0.shape[0], out0[0].numel()
+    probes = check_probes(probes, n_out)
+    v, norm = _probe_matrix(probes, n_out, generator, out0.dtype, out0.device)
     shared = v[:, None, :].expand(-1, batch, -1).contiguous()
-    gs = _pull_back(out, trace.xs[:-1], shared, keep=coupled) + [shared.double()]       # layer L: g = v
+    w = (torch.randn(v.shape[0], batch, n_out, generator=generator, dtype=torch.float64).to(out0.device, out0.dtype)
+         if coupled else None)
+    trace, pulled = _pull_back(forward, x0, trace0, [shared] if w is None else [shared, w])
+    gs = pulled[0] + [shared.double()]                                                      # layer L: g = v
     if coupled:                         # the batch's Jacobian: probes independent across inputs
-        w = torch.randn(v.shape[0], batch, n_out, generator=generator, dtype=torch.float64).to(out.device, out.dtype)
-        free = _pull_back(out, trace.xs[:-1], w) + [w.double()]
+        free = pulled[1] + [w.double()]
         jac = torch.stack([(g * g).sum(dim=(1, 2)).mean(dim=0) / batch for g in free])[:, None].expand(-1, 2)
     else:
         jac = None
@@ -225,7 +231,7 @@ def raw_arrays(out, trace, probes, generator, coupled: bool) -> dict:
         m = torch.stack([_per_input(x.mean(dim=1)) for x in xs])
     arr = lambda t: t.detach().cpu().numpy()
     raw = {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "n": arr(widths), "jac_qm2": arr(jac / widths[:, None]),
-           "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace.pre_layers, dtype=int)}
+           "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace0.pre_layers, dtype=int)}
     if batch > 2:
         raw.update(unit_statistics(hs))
     return raw
@@ -246,15 +252,31 @@ def unit_statistics(hs) -> dict:
     return {"unit_std": std, "sign_diversity": div}
 
 
-def _pull_back(out, xs, probes, keep: bool = False) -> list:
-    """g^l = (∂x^L/∂x^l)ᵀ v for every representation in ``xs``, for each probe (the first axis of ``probes``),
-    flattened to [probe, input, unit] in float64; ``keep``: keep the graph for another pass."""
-    grads = torch.autograd.grad(out, xs, grad_outputs=probes, is_grads_batched=True, allow_unused=True,
-                                retain_graph=keep)
-    P = probes.shape[0]
+def _pull_back(forward, x0, trace0, probe_sets) -> tuple:
+    """(the Trace, per probe set the list g^l = (∂x^L/∂x^l)ᵀ v for l = 0..L−1, each [probe, input, unit] in
+    float64): one forward pass under ``torch.func.vjp`` with zero taps, then ``vmap`` of its pull-back over the
+    probes; autograd's batched gradients where the transform refuses the module."""
+    taps = [torch.zeros_like(x) for x in trace0.xs[1:-1]]
+
+    def run(x, *t):
+        out, trace = forward(x, list(t))
+        return out.reshape(out.shape[0], -1), (tuple(trace.xs), tuple(trace.pre))
+    try:
+        _, pull, (xs, pre) = torch.func.vjp(run, x0, *taps, has_aux=True)
+        grads = [torch.func.vmap(pull)(probes) for probes in probe_sets]
+    except RuntimeError:                     # e.g. an in-place update of a captured buffer inside the forward pass
+        x = x0.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out, trace = forward(x, None)
+        xs, pre = tuple(trace.xs), tuple(trace.pre)
+        grads = [torch.autograd.grad(out.reshape(out.shape[0], -1), xs[:-1], grad_outputs=probes,
+                                     is_grads_batched=True, allow_unused=True, retain_graph=True)
+                 for probes in probe_sets]
+    trace = Trace(list(xs), list(pre), trace0.pre_layers)
     with torch.no_grad():
-        return [(x.new_zeros(P, x.shape[0], x[0].numel()) if g is None else g.reshape(P, x.shape[0], -1)).double()
-                for g, x in zip(grads, xs)]
+        return trace, [[(x.new_zeros(p.shape[0], x.shape[0], x[0].numel()) if g is None else
+                         g.reshape(p.shape[0], x.shape[0], -1)).double() for g, x in zip(gs, xs[:-1])]
+                       for gs, p in zip(grads, probe_sets)]
 
 
 def _per_input(values):

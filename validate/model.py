@@ -147,11 +147,15 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes):
     blocks = _observed(net, observe)
     pre_modules = _pre_modules(net, pre)
     buffers = [(b, b.detach().clone()) for b in net.buffers()]     # batchnorm's running statistics, e.g.
+    fired = []
+
+    def forward(x, taps):
+        trace, out, names = _traced_forward(net, x, blocks, pre_modules, pre is None, taps)
+        fired[:] = names
+        return out, trace
     try:
-        trace, out, fired = _traced_forward(net, x0.clone().requires_grad_(True), blocks, pre_modules, pre is None)
-        probes = check_probes(probes, out[0].numel())
         coupled = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
-        raw = raw_arrays(out, trace, probes, gen, coupled)
+        raw = raw_arrays(forward, x0, probes, gen, coupled)
     finally:                                    # after the backward pass, which reads them
         with torch.no_grad():
             for b, saved in buffers:
@@ -224,10 +228,11 @@ def _pre_modules(net, pre) -> list:
     return [(n, modules[n]) for n in pre]
 
 
-def _traced_forward(net, x0, blocks, pre_modules, pre_is_input):
+def _traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None):
     """Run the model once with hooks; the Trace (representations, the last pre-activation within each observed
-    block) and the output. Captured tensors are passed on as clones, so a later in-place operation (ReLU(inplace),
-    ``out += identity``) cannot change them."""
+    block), the output and the observed modules in the order they ran. Captured tensors are passed on as clones
+    (or with ``taps[l − 1]`` added to x^l), so a later in-place operation (ReLU(inplace), ``out += identity``)
+    cannot change them."""
     xs, pres, pending, layers, hooks, fired = [x0], [], [None], [], [], []
     where = {id(m): n for n, m in blocks}
 
@@ -246,7 +251,8 @@ def _traced_forward(net, x0, blocks, pre_modules, pre_is_input):
             pres.append(pending[0])
             layers.append(len(xs) - 1)
             pending[0] = None
-        return output.clone()
+        k = len(fired) - 1
+        return output + taps[k] if taps is not None and k < len(taps) else output.clone()
 
     def on_pre_input(module, args):
         if args and isinstance(args[0], torch.Tensor) and args[0].shape[:1] == x0.shape[:1]:
