@@ -2,7 +2,8 @@
 
 For each seed: sample the network, feed two inputs with mean square q0 and correlation c0 (exactly, and with
 zero unit mean), record q, c of every pre-activation and p, m of every representation, then push probes v back
-through one backward pass that reads g^l = (∂x^L/∂x^l)ᵀ v at every layer at once:
+through one batched backward pass that reads g^l = (∂x^L/∂x^l)ᵀ v at every layer at once (``torch.func.vmap``
+over ``torch.func.vjp``, the g^l being the gradients of zero taps added to the representations):
 
 - ``probes="exact"``: v runs over the output's basis vectors (batched), so ‖J‖_F² is exact;
 - ``probes=P`` (an int): P Hutchinson probes v ~ N(0, I), E‖Jᵀv‖² = ‖J‖_F², unbiased; their noise is part of the
