@@ -8,8 +8,10 @@ For ``L*dense(tanh,sw2=2.5,sb2=0.05)`` at each --width, over --seeds networks in
 - plain: build the same networks and pull the same probes back to the input only, ``torch.func.vmap`` over
   ``torch.func.vjp`` (what a user would write to get one gradient per probe).
 
-Medians of --repeats runs; the ratio is each measurement's time over the plain way's. CUDA timings synchronize
-before reading the clock.
+Medians of --repeats runs after a warm-up run; the ratio is each measurement's time over the plain way's. CUDA timings synchronize
+before reading the clock. Then the effect of float32 on the numbers: the same seeds measured in float32 and in
+float64, the largest difference of log GSC(l, L) and of the gradient correlation over layers and seeds, beside
+the seed-to-seed standard deviation of each (what the intervals are made of).
 
 Run: python benchmarks/bench_measure.py [--depth 50] [--width 256 1024] [--seeds 10] [--device cpu]
 """
@@ -55,6 +57,8 @@ def plain(net, width, seeds, dtype, device):
 
 
 def timed(fn, device, repeats):
+    """Median seconds of ``repeats`` runs after one untimed warm-up run (first calls of torch.func pay set-up)."""
+    fn()
     times = []
     for _ in range(repeats):
         if device.startswith("cuda"):
@@ -90,6 +94,17 @@ def main():
         t_model = timed(lambda: measure_model(factory, seeds=seeds), args.device, args.repeats)
         print(f"{width:6d} {t_plain:10.2f} {t_desc:12.2f} {t_desc / t_plain:6.2f} {t_model:18.2f} "
               f"{t_model / t_plain:6.2f}")
+    print("float32 against float64, the same seeds: largest difference over layers and seeds "
+          "(seed-to-seed standard deviation beside it)")
+    for width in args.width:
+        runs = {dt: measure(net, width=width, seeds=args.seeds, dtype=dt, device=args.device)
+                for dt in ("float32", "float64")}
+        for name, values in (("log GSC(l, L)", lambda m: m.log_gsc_per_input().mean(axis=2)),
+                             ("gradient correlation", lambda m: m.raw["grad_cross"] / np.sqrt(
+                                 m.raw["grad_sq"][:, :, 0] * m.raw["grad_sq"][:, :, 1]))):
+            lo, hi = values(runs["float32"]), values(runs["float64"])
+            print(f"  width {width:5d} {name:22s} max |Δ| {np.max(np.abs(lo - hi)):.2e}   "
+                  f"seed-to-seed sd {np.mean(np.std(hi, axis=0, ddof=1)):.2e}")
 
 
 if __name__ == "__main__":

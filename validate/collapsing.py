@@ -19,9 +19,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import predict
+from ..theory import Dense, as_network
 from ..numerics.collapsing import predicted_collapsing
 from .intervals import t_interval
 from .measure import measure
+
+def _linear(block) -> bool:
+    """A dense block with the identity activation: its pre-activation feeds no nonlinearity."""
+    act = getattr(block, "activation", None)
+    return isinstance(block, Dense) and act is not None and act.name == "linear"
+
 
 COLUMNS = ["architecture", "layer", "quantity", "predicted", "measured_mean", "measured_lo", "measured_hi", "width",
            "n_seeds", "batch"]
@@ -30,17 +37,21 @@ COLUMNS = ["architecture", "layer", "quantity", "predicted", "measured_mean", "m
 def collapsing_rows(label, net, width: int, seeds: int, batch: int = 64, q0: float = 1.0, c0: float = 0.5,
                     dtype="float64", device="cpu", progress=None, prediction=None) -> list[dict]:
     """Rows per pre-activation layer and quantity (``unit_std``, ``sign_diversity``): mean field (NaN where it does
-    not apply) and the sampled networks' mean over units, averaged over ``seeds`` networks with a t interval."""
+    not apply) and the sampled networks' mean over units, averaged over ``seeds`` networks with a t interval. The
+    pre-activations are those of nonlinearities: a ``dense(linear)`` block's output is left out."""
     pred = prediction if prediction is not None else predict(net, q0=q0, c0=c0)
     expected = predicted_collapsing(pred, batch)
     meas = measure(net, width=width, seeds=seeds, q0=q0, c0=c0, probes=8, dtype=dtype, device=device,
                    progress=progress, batch=batch)
     rows = []
+    blocks = as_network(net).blocks
     for quantity, key in (("unit_std", "std"), ("sign_diversity", "sign_diversity")):
         with np.errstate(invalid="ignore"):
             per_seed = np.nanmean(meas.raw[quantity], axis=2)                     # [seed, pre layer]
         s = t_interval(per_seed)
         for i, layer in enumerate(meas.pre_layers):
+            if _linear(blocks[layer - 1]):
+                continue
             rows.append({"architecture": label, "layer": int(layer), "quantity": quantity,
                          "predicted": float(expected[key][i]), "measured_mean": float(s["mean"][i]),
                          "measured_lo": float(s["lo"][i]), "measured_hi": float(s["hi"][i]), "width": width,
