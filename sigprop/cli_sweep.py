@@ -5,7 +5,7 @@ from __future__ import annotations
 DESCRIPTION = ("Measure every architecture (with {L} for the depth when --depth is given) at every depth, width and "
                "seed, compare with mean field, and write sweep.csv (one row per architecture × depth × width × "
                "layer × quantity), sweep_convergence.png/pdf (|predicted − measured| of log GSC(0, L) against width, "
-               "log-log, with the fitted slopes) and sweep.json into --out. Every sampled network is cached in "
+               "log-log, with the fitted slopes), the report sweep.md and sweep.json into --out. Every sampled network is cached in "
                "--cache as it finishes: an interrupted sweep, rerun with the same settings, resumes where it "
                "stopped. Runs on a local process pool (--workers), or on a Dask cluster (--scheduler ADDRESS, "
                "sigprop installed on its workers; pip install distributed).")
