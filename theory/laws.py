@@ -110,6 +110,29 @@ def dilution_law() -> Formula:
                    DILUTION_SOURCE, "Pythagorean dilution")
 
 
+#: the number of diluted blocks and the squared skip-to-branch ratio before the first
+n_blocks, k0_sq = sp.symbols("L k_0^2", positive=True)
+
+
+def diluted_resnet_law() -> Formula:
+    """log GSC(0, L) of L identity-skip blocks whose branch has a constant GSC_r and output size, so that
+    k_l² = k_0² + l (the skip grows by one branch per block): the product of :func:`dilution_law` over l = 0..L−1,
+    ½ ln Π (k_0² + l + GSC_r²)/(k_0² + l + 1) = ½[lnΓ(k_0² + L + GSC_r²) − lnΓ(k_0² + GSC_r²) − lnΓ(k_0² + L + 1)
+    + lnΓ(k_0² + 1)]; for large L it grows like ½(GSC_r² − 1) ln L, a power of L (derived, docs/theory.md).
+
+    >>> from sigprop.theory import laws
+    >>> import sympy as sp
+    >>> f = laws.diluted_resnet_law().rhs.subs({laws.n_blocks: 1, laws.k0_sq: 1, laws.gsc_r: sp.sqrt(3)})
+    >>> sp.simplify(2 * f - sp.log(sp.Rational(4, 2)))      # one block at k = 1: GSC² = (1 + 3)/(1 + 1)
+    0
+    """
+    g2 = gsc_r**2
+    rhs = (sp.loggamma(k0_sq + n_blocks + g2) - sp.loggamma(k0_sq + g2) - sp.loggamma(k0_sq + n_blocks + 1)
+           + sp.loggamma(k0_sq + 1)) / 2
+    return Formula(sp.Symbol("log GSC(0, L)"), rhs, DILUTION_SOURCE + "; product over diluted blocks derived",
+                   "diluted ResNet")
+
+
 def dilution_terms(block: Residual) -> dict:
     """k², GSC_s², GSC_r² of a residual block y = s + r, s = αx, r = βF(x), from its branch's maps."""
     s = PairState.single()

@@ -30,9 +30,11 @@ from __future__ import annotations
 import math
 import time
 
+from functools import lru_cache
+
 import numpy as np
+import sympy as sp
 import torch
-from scipy.special import gammaln
 
 from .. import __version__
 from ..io import RunOutput, rows_to_csv
@@ -62,11 +64,16 @@ def law(k2: float, gsc_r2: float) -> float:
     return float(f.subs({laws.k_ratio: math.sqrt(k2), laws.gsc_s: 1, laws.gsc_r: math.sqrt(gsc_r2)}))
 
 
+@lru_cache(maxsize=None)
+def _resnet_law():
+    return sp.lambdify((laws.n_blocks, laws.gsc_r, laws.k0_sq), laws.diluted_resnet_law().rhs,
+                       modules=["scipy", "numpy"])
+
+
 def resnet_law(depths, gsc_r2: float, k0_2: float) -> np.ndarray:
-    """log GSC(0, L) of ``L`` diluted blocks with k_l² = k0² + l: the product of the law, in closed form."""
-    L = np.asarray(depths, dtype=float)
-    g = gsc_r2
-    return 0.5 * (gammaln(k0_2 + L + g) - gammaln(k0_2 + g) - gammaln(k0_2 + L + 1) + gammaln(k0_2 + 1))
+    """log GSC(0, L) of ``L`` diluted blocks with k_l² = k0² + l: theory's closed form
+    (:func:`sigprop.theory.laws.diluted_resnet_law`)."""
+    return np.asarray(_resnet_law()(np.asarray(depths, dtype=float), math.sqrt(gsc_r2), k0_2), dtype=float)
 
 
 def fitted_slope(depths, values, lo=None, hi=None) -> tuple[float, float]:
