@@ -146,15 +146,21 @@ def _interval_errors(rows, f=lambda v: v):
                   [max(f(r["measured_hi"]) - m, 0) for m, r in zip(mean, rows)]]
 
 
+def _three_routes(ax, x, rows, f, law_label, mean_field_label, sampled_label):
+    """The dilution figures' three routes to one number: the law (line), mean field (crosses), sampled networks
+    (points with 95% intervals); ``f`` maps a row's values to the plotted ones."""
+    ax.plot(x, [f(r["law"]) for r in rows], "-", color="C0", lw=1.6, label=law_label)
+    ax.plot(x, [f(r["mean_field"]) for r in rows], "x", color="C1", ms=6, label=mean_field_label)
+    mean, err = _interval_errors(rows, f)
+    ax.errorbar(x, mean, yerr=err, fmt="o", ms=4, color="C2", capsize=2, label=sampled_label)
+
+
 def dilution_block_figure(rows, gsc_r2: float, width: int):
     """GSC_y² of one residual block against k = ‖s‖/‖r‖: the dilution law, mean field and sampled blocks."""
     rows = sorted(rows, key=lambda r: r["k"])
     fig, ax = plt.subplots(figsize=(5.8, 5.0), constrained_layout=True)
-    k = [r["k"] for r in rows]
-    ax.plot(k, [r["law"] for r in rows], "-", color="C0", lw=1.6, label="law: (k² + GSC_r²)/(k² + 1)")
-    ax.plot(k, [r["mean_field"] for r in rows], "x", color="C1", ms=6, label="mean field (the block's own maps)")
-    mean, err = _interval_errors(rows)
-    ax.errorbar(k, mean, yerr=err, fmt="o", ms=4, color="C2", capsize=2, label=f"sampled, width {width} (95% CI)")
+    _three_routes(ax, [r["k"] for r in rows], rows, lambda v: v, "law: (k² + GSC_r²)/(k² + 1)",
+                  "mean field (the block's own maps)", f"sampled, width {width} (95% CI)")
     ax.axhline(gsc_r2, color="0.5", ls=":", lw=1, label=f"GSC_r² = {gsc_r2:.3f} (branch alone)")
     ax.axhline(1.0, color="0.5", ls="--", lw=1, label="GSC_s² = 1 (skip alone)")
     ax.set_xscale("log")
@@ -171,11 +177,8 @@ def dilution_resnet_figure(rows, exponent: float, slopes: dict, width: int):
     rows = sorted(rows, key=lambda r: r["depth"])
     fig, ax = plt.subplots(figsize=(5.8, 5.0), constrained_layout=True)
     L = [r["depth"] for r in rows]
-    ax.plot(L, [math.exp(r["law"]) for r in rows], "-", color="C0", lw=1.6, label="law, closed form")
-    ax.plot(L, [math.exp(r["mean_field"]) for r in rows], "x", color="C1", ms=6, label="mean field")
-    mean, err = _interval_errors(rows, math.exp)
-    ax.errorbar(L, mean, yerr=err, fmt="o", ms=4, color="C2", capsize=2,
-                label=f"sampled, width {width}: slope {slopes['measured'][0]:.3f} ± {slopes['measured'][1]:.2g}")
+    _three_routes(ax, L, rows, math.exp, "law, closed form", "mean field",
+                  f"sampled, width {width}: slope {slopes['measured'][0]:.3f} ± {slopes['measured'][1]:.2g}")
     top = rows[-1]
     ax.plot(L, [math.exp(top["law"]) * (d / top["depth"]) ** exponent for d in L], "k--", lw=1,
             label=f"∝ L^{exponent:.3f}, (GSC_r² − 1)/2")
