@@ -13,7 +13,7 @@ from sigprop.validate.measure import measure_seed
 RAW = ("q", "c", "p", "m", "n", "jac_qm2", "grad_cross", "grad_sq")
 
 
-def _linear(dense, inplace=False):
+def _linear(dense):
     lin = nn.Linear(dense.weight.shape[1], dense.weight.shape[0]).double()
     with torch.no_grad():
         lin.weight.copy_(dense.weight)
