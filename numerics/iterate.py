@@ -39,6 +39,7 @@ from ..theory.network import Network
 from ..theory.state import Backward, PairState, as_tuple
 from .batchnorm import SAMPLES, joint_maps
 from .compile import compile_block
+from .finite_width import finite_width
 from .prediction import Prediction
 
 
@@ -46,7 +47,8 @@ class OutOfRangeError(ArithmeticError):
     """A mean-field quantity left the range of float64 (or became undefined); the message names the layer."""
 
 
-def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=None) -> Prediction:
+def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=None, width=None,
+            chains: int = 2000, seed: int = 0) -> Prediction:
     """Mean-field prediction for ``network`` (a Network, a block, or a list of blocks).
 
     Parameters
@@ -60,6 +62,10 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
         every training-mode ``batchnorm`` left at the large-batch default; blocks that act on each input alone
         predict the same as for a pair. A network with training-mode batchnorm is a batch network whether or not
         ``batch`` is given (its batchnorm blocks name their batch, by default inf).
+    width: None (mean field only), or n: also predict what networks of width n show — each quantity's mean over
+        networks and the seed-to-seed range of one network (``prediction.finite``, a
+        :class:`~sigprop.numerics.finite_width.FiniteWidth`), from ``chains`` sampled forward paths drawn with
+        ``seed`` (:func:`sigprop.numerics.finite_width.finite_width`; networks of dense blocks).
 
     GSC is that of the whole batch as one input (Philipp, Song & Carbonell 2018): probes independent across the
     inputs. The gradient correlation uses one probe shared by all inputs; where a batchnorm makes that gradient
@@ -68,6 +74,9 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
     net = as_network(network)
     check_inputs(q0, c0, m0)
     batch = check_batch(batch)
+    if width is not None and batch is not None:
+        raise ValueError(f"width={width!r} with batch={batch!r} is not allowed: the finite-width prediction is for "
+                         "a pair of inputs")
     if batch is not None:
         net = Network(with_batch(net.blocks, batch))
     norms = training_batchnorms(net.blocks)
@@ -147,11 +156,17 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
     if monte_carlo:
         method += (f"; batchnorm + pointwise block at a finite batch by Monte Carlo over the sphere "
                    f"({SAMPLES} samples, relative standard error <= {mc_error:.1e})")
+    finite = None
+    if width is not None:
+        finite = finite_width(net, width, q0, c0, chains=chains, seed=seed)
+        method += (f"; at width {width}: {chains} forward paths sampled unit by unit, Jacobian moments carried "
+                   f"along them (seed {seed})")
+        notes = [*notes, *finite.notes]
     meta = {"sigprop_version": __version__, "seconds": time.perf_counter() - start, "method": method}
     if notes:
         meta["notes"] = notes
     return Prediction(architecture=net.describe(), inputs=inputs, depth=L,
-                      pre_layers=np.array(pre_layers, dtype=int), raw=raw, meta=meta)
+                      pre_layers=np.array(pre_layers, dtype=int), raw=raw, meta=meta, finite=finite)
 
 
 def _batch_record(norms, batch):

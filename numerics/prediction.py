@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Optional
 
 import numpy as np
 
 from ..io import rows_to_csv, to_json_text, to_pandas, write_atomic
 from ..quantities import QUANTITIES
+from .finite_width import FiniteWidth
+
+#: finite-width columns of the tidy rows -> FiniteWidth attribute
+FINITE_COLUMNS = {"corrected": "mean", "corrected_se": "se", "seed_lo": "lo", "seed_hi": "hi"}
 
 
 @dataclass
@@ -27,7 +32,8 @@ class Prediction:
     layers 0..L; ``log_q``, ``c`` on the blocks listed in ``pre_layers``; ``grad_corr``), the correlation
     ``rho`` of the two representations on layers 0..L and each block's backward factors ``chi`` (rows χ_a, χ_b,
     χ_ab: ‖g_in‖²/n = χ ‖g_out‖²/n per input, and the cross moment's factor); ``values[name]`` and
-    ``layers[name]`` each registered quantity (:data:`sigprop.quantities.QUANTITIES`).
+    ``layers[name]`` each registered quantity (:data:`sigprop.quantities.QUANTITIES`). ``finite``: the prediction
+    at a finite width when one was asked for (``predict(..., width=n)``), else None.
     """
 
     architecture: str
@@ -36,6 +42,7 @@ class Prediction:
     pre_layers: np.ndarray
     raw: dict
     meta: dict = field(default_factory=dict)
+    finite: Optional[FiniteWidth] = None
 
     @property
     def layers(self) -> dict:
@@ -65,10 +72,20 @@ class Prediction:
         return self.layers[name], self.values[name]
 
     def to_rows(self) -> list[dict]:
-        """Tidy rows: one per layer × quantity."""
+        """Tidy rows: one per layer × quantity; with a finite-width prediction also its ``width``, the mean over
+        networks ``corrected`` (Monte Carlo standard error ``corrected_se``) and one network's seed-to-seed 95%
+        range ``seed_lo``..``seed_hi`` (NaN for quantities pooled over networks)."""
         layers = self.layers
-        return [{"architecture": self.architecture, "layer": int(l), "quantity": name, "predicted": float(v)}
+        rows = [{"architecture": self.architecture, "layer": int(l), "quantity": name, "predicted": float(v)}
                 for name, values in self.values.items() for l, v in zip(layers[name], values)]
+        if self.finite is not None:
+            index = {name: {int(l): i for i, l in enumerate(layers[name])} for name in self.values}
+            fw = self.finite
+            for r in rows:
+                i = index[r["quantity"]][r["layer"]]
+                r.update(width=fw.width, **{key: float(getattr(fw, attr)[r["quantity"]][i])
+                                            for key, attr in FINITE_COLUMNS.items()})
+        return rows
 
     def to_dict(self) -> dict:
         """Everything, JSON-ready; non-finite values (p beyond float64) become null in JSON, their logs stay
@@ -79,7 +96,8 @@ class Prediction:
                 "values": {k: v.tolist() for k, v in self.values.items()},
                 "per_input": {k: np.asarray(v).tolist() for k, v in self.per_input.items()},
                 "per_block": {k: np.asarray(v).tolist() for k, v in self.per_block.items()},
-                "quantities": {k: q.meaning for k, q in QUANTITIES.items()}}
+                "quantities": {k: q.meaning for k, q in QUANTITIES.items()},
+                "finite_width": None if self.finite is None else self.finite.to_dict()}
 
     def to_json(self, path=None) -> str:
         text = to_json_text(self.to_dict())
@@ -88,7 +106,10 @@ class Prediction:
         return text
 
     def to_csv(self, path=None) -> str:
-        text = rows_to_csv(self.to_rows(), ["architecture", "layer", "quantity", "predicted"])
+        columns = ["architecture", "layer", "quantity", "predicted"]
+        if self.finite is not None:
+            columns += ["width", *FINITE_COLUMNS]
+        text = rows_to_csv(self.to_rows(), columns)
         if path is not None:
             write_atomic(path, text)
         return text

@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the two inputs are members of a batch of B inputs, every pair at correlation c0 (an "
                           "integer >= 2, or inf for the large-batch limit); sets the batch of training-mode "
                           "batchnorm blocks")
+    pre.add_argument("--width", type=_positive_int, default=None,
+                     help="also predict networks of this width: each quantity's mean over networks and the "
+                          "seed-to-seed 95%% range of one network (networks of dense blocks)")
+    pre.add_argument("--chains", type=_positive_int, default=2000,
+                     help="sampled forward paths behind --width (default 2000)")
+    pre.add_argument("--seed", type=int, default=0, help="random seed of those paths (default 0)")
     pre.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _extension_options(pre)
 
@@ -251,24 +257,35 @@ def _cmd_predict(args):
     from .theory import parse
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
-    pred = predict(net, q0=args.q0, c0=args.c0, batch=args.batch)
+    pred = predict(net, q0=args.q0, c0=args.c0, batch=args.batch, width=args.width, chains=args.chains,
+                   seed=args.seed)
     if args.json:
         print(pred.to_json(), end="")
         return
-    names = list(pred.values)
+    _print_table(pred, pred.values, args, "mean field (infinite width)")
+    if pred.finite is not None:
+        fw = pred.finite
+        print()
+        _print_table(pred, {**fw.mean, "gsc_lo": fw.lo["log_gsc"], "gsc_hi": fw.hi["log_gsc"]}, args,
+                     f"width {fw.width}: mean over networks ({fw.chains} sampled paths); gsc_lo..gsc_hi: one "
+                     f"network's 95% range of log GSC(l, L); depth/width tau = {fw.tau:.3g}")
+
+
+def _print_table(pred, values: dict, args, title: str):
+    layers = {**pred.layers, "gsc_lo": pred.layers["log_gsc"], "gsc_hi": pred.layers["log_gsc"]}
+    names = list(values)
     batch = f" batch={pred.inputs['batch']}" if "batch" in pred.inputs else ""
-    print(f"# {pred.architecture}   q0={pred.inputs['q0']} c0={args.c0}{batch}")
-    if "Monte Carlo" in pred.meta["method"]:
+    print(f"# {pred.architecture}   q0={pred.inputs['q0']} c0={args.c0}{batch}   {title}")
+    if "Monte Carlo" in pred.meta["method"] and values is pred.values:
         print(f"# {pred.meta['method']}")
-    for note in pred.meta.get("notes", []):
+    for note in pred.meta.get("notes", []) if values is pred.values else ():
         print(f"# note: {note}")
     print("layer " + " ".join(f"{n:>12s}" for n in names))
     for layer in range(pred.depth + 1):
         cells = []
         for n in names:
-            ls, vs = pred.series(n)
-            idx = [i for i, l in enumerate(ls) if l == layer]
-            cells.append(f"{vs[idx[0]]:12.6g}" if idx else f"{'':>12s}")
+            idx = [i for i, l in enumerate(layers[n]) if l == layer]
+            cells.append(f"{values[n][idx[0]]:12.6g}" if idx else f"{'':>12s}")
         print(f"{layer:5d} " + " ".join(cells))
 
 

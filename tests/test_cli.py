@@ -142,6 +142,19 @@ def test_predict_json_is_strict_beyond_float64(capsys):
     assert log_p[-1][0] == pytest.approx(200 * math.log(50), rel=1e-12)
 
 
+def test_predict_at_a_finite_width(capsys):
+    assert main(["predict", "4*dense(relu,sw2=2)", "--width", "16", "--chains", "100", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "mean field (infinite width)" in out and "width 16: mean over networks (100 sampled paths)" in out
+    finite = out.split("width 16:")[1].splitlines()
+    assert finite[1].split()[-2:] == ["gsc_lo", "gsc_hi"] and len(finite) == 2 + 5
+    assert main(["predict", "4*dense(relu,sw2=2)", "--width", "16", "--chains", "100", "--json"]) == 0
+    data = _strict(capsys.readouterr().out)
+    assert data["finite_width"]["width"] == 16 and len(data["finite_width"]["mean"]["log_gsc"]) == 5
+    assert main(["predict", "4*residual(dense(relu,sw2=2))", "--width", "16"]) == 2
+    assert "dense blocks" in capsys.readouterr().err
+
+
 def test_predict_table(capsys):
     assert main(["predict", "3*dense(tanh,sw2=2.5,sb2=0.05)", "--q0", "2", "--c0", "0.25"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
