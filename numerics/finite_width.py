@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 import sympy as sp
@@ -137,19 +138,19 @@ class FiniteWidth:
                    for k in ("mean", "se", "sd", "lo", "hi")}}
 
 
-def _dense_blocks(net) -> list:
-    for i, b in enumerate(net.blocks, start=1):
+def unsupported(network) -> Optional[str]:
+    """Why ``network`` has no finite-width prediction, or None when it has one."""
+    for i, b in enumerate(as_network(network).blocks, start=1):
         if type(b) is not Dense:
-            raise ValueError(f"block {i} ({b.describe()}) is not allowed in a finite-width prediction: it covers "
-                             f"networks of dense blocks (residual and normalization blocks are not derived yet)")
+            return (f"block {i} ({b.describe()}) is not allowed in a finite-width prediction: it covers networks "
+                    f"of dense blocks (residual and normalization blocks are not derived yet)")
         if b.weights not in (None, "gaussian"):
-            raise ValueError(f"block {i} ({b.describe()}): weights={b.weights!r} is not allowed in a "
-                             f"finite-width prediction; allowed: gaussian (the path reduction needs i.i.d. "
-                             f"Gaussian rows)")
+            return (f"block {i} ({b.describe()}): weights={b.weights!r} is not allowed in a finite-width "
+                    f"prediction; allowed: gaussian (the path reduction needs i.i.d. Gaussian rows)")
         for name in ("sw2", "sb2", "width"):
             if not getattr(b, name).is_number:
-                raise ValueError(f"block {i} ({b.describe()}): {name} must be a number for a prediction")
-    return list(net.blocks)
+                return f"block {i} ({b.describe()}): {name} must be a number for a prediction"
+    return None
 
 
 def _batch_se(stat, *columns) -> np.ndarray:
@@ -175,7 +176,10 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     :func:`sigprop.numerics.predict` (q0 one mean square or a pair, correlation c0).
     """
     net = as_network(network)
-    blocks = _dense_blocks(net)
+    reason = unsupported(net)
+    if reason:
+        raise ValueError(reason)
+    blocks = list(net.blocks)
     check_positive_int("width", width)
     if width < 4:
         raise ValueError(f"width={width} is not allowed: a finite-width prediction needs width >= 4")

@@ -26,7 +26,7 @@ from sigprop.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = ("experiment,architecture,layer,quantity,predicted,measured_mean,measured_lo,measured_hi,width,n_seeds,"
-          "n_excluded")
+          "n_excluded,aggregation,corrected,corrected_se,seed_lo,seed_hi")
 TINY = ["--depth", "3", "--seeds", "2", "--probes", "4", "--no-progress"]
 
 

@@ -16,16 +16,24 @@ import math
 
 from ..checks import input_norms
 from ..numerics import Prediction
+from ..quantities import QUANTITIES
 from .measure import Measurement
 
 #: the comparison CSV's columns, in order
 COLUMNS = ["experiment", "architecture", "layer", "quantity", "predicted", "measured_mean", "measured_lo",
-           "measured_hi", "width", "n_seeds", "n_excluded"]
+           "measured_hi", "width", "n_seeds", "n_excluded", "aggregation", "corrected", "corrected_se", "seed_lo",
+           "seed_hi"]
+#: how the measurement aggregates seeds, by the quantity's interval kind
+AGGREGATION = {"t": "mean over seeds", "bootstrap": "pooled over seeds"}
+_FINITE = ("corrected", "corrected_se", "seed_lo", "seed_hi")
 
 
 def compare(prediction: Prediction, measurement: Measurement, experiment: str = "") -> list[dict]:
     """Tidy rows (see :data:`COLUMNS`), one per layer × quantity, plus ``inside`` (prediction within the 95%
-    interval of the measured mean; None where the interval is undefined) and ``abs_error``.
+    interval of the measured mean; None where the interval is undefined) and ``abs_error``. ``aggregation`` says
+    how the seeds are combined (:data:`AGGREGATION`). A prediction made at the measurement's width
+    (``predict(..., width=n)``) fills ``corrected`` (its mean over networks, with ``corrected_se``, and one
+    network's range ``seed_lo``..``seed_hi``) and ``corrected_inside``; otherwise they are None.
 
     The prediction and the measurement must describe the same architecture and the same inputs.
     """
@@ -39,17 +47,26 @@ def compare(prediction: Prediction, measurement: Measurement, experiment: str = 
         if p is None or m is None or not all(math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-15)
                                              for a, b in zip(input_norms(p), input_norms(m))):
             raise ValueError(f"inputs differ: the prediction has {key}={p!r}, the measurement {key}={m!r}")
-    predicted = {(r["quantity"], r["layer"]): r["predicted"] for r in prediction.to_rows()}
+    finite = prediction.finite
+    if finite is not None and finite.width != measurement.width:
+        raise ValueError(f"widths differ: the prediction is for width {finite.width}, the measurement's is "
+                         f"{measurement.width}")
+    predicted = {(r["quantity"], r["layer"]): r for r in prediction.to_rows()}
     rows = []
     for r in measurement.to_rows():
-        pred = predicted.get((r["quantity"], r["layer"]))
-        if pred is None:
+        pr = predicted.get((r["quantity"], r["layer"]))
+        if pr is None:
             continue
-        lo, hi = r["measured_lo"], r["measured_hi"]
-        inside = bool(lo <= pred <= hi) if math.isfinite(lo) and math.isfinite(hi) else None
-        rows.append({"experiment": experiment, **r, "predicted": pred, "inside": inside,
+        pred, (lo, hi) = pr["predicted"], (r["measured_lo"], r["measured_hi"])
+        defined = math.isfinite(lo) and math.isfinite(hi)
+        corrected = {k: pr.get(k) for k in _FINITE}
+        c = corrected["corrected"]
+        rows.append({"experiment": experiment, **r, "predicted": pred,
+                     "aggregation": AGGREGATION[QUANTITIES[r["quantity"]].interval], **corrected,
+                     "inside": bool(lo <= pred <= hi) if defined else None,
+                     "corrected_inside": bool(lo <= c <= hi) if defined and c is not None else None,
                      "abs_error": abs(pred - r["measured_mean"])})
-    return [{k: row[k] for k in COLUMNS + ["inside", "abs_error"]} for row in rows]
+    return [{k: row[k] for k in COLUMNS + ["inside", "corrected_inside", "abs_error"]} for row in rows]
 
 
 def agreement(rows: list[dict], quantity: str = "log_gsc", layer: int = 0) -> list[dict]:
@@ -63,7 +80,9 @@ def agreement(rows: list[dict], quantity: str = "log_gsc", layer: int = 0) -> li
         out.append({"architecture": r["architecture"], "quantity": quantity, "width": r["width"],
                     "n_seeds": r["n_seeds"], "n_excluded": r["n_excluded"], "predicted": pred,
                     "measured_mean": meas, "measured_lo": r["measured_lo"], "measured_hi": r["measured_hi"],
-                    "abs_error": abs(pred - meas), "rel_error": rel, "inside": r["inside"]})
+                    "abs_error": abs(pred - meas), "rel_error": rel, "inside": r["inside"],
+                    "aggregation": r.get("aggregation"), "corrected": r.get("corrected"),
+                    "corrected_inside": r.get("corrected_inside")})
     return out
 
 

@@ -30,6 +30,7 @@ from .. import __version__
 from ..checks import check_inputs, check_positive_int
 from ..io import RunOutput, rows_to_csv
 from ..numerics import predict
+from ..numerics.finite_width import unsupported
 from ..theory import parse
 from ..theory.blocks.batchnorm import training_batchnorms
 from . import plots
@@ -47,12 +48,17 @@ from .report import agreement_table, markdown_report
 
 #: the aggregations of GSC(0, L) the summary table reports, headline first
 HEADLINE = ("log_gsc_qm", "log_gsc")
+#: forward paths behind each finite-width prediction of an experiment
+FINITE_CHAINS = 1000
 #: how each aggregation of GSC(0, L) is formed, in words
 AGGREGATIONS = {"log_gsc_qm": "ratio of quadratic means over inputs and seeds",
                 "log_gsc": "geometric mean over inputs and seeds"}
 FINITE_WIDTH_NOTE = ("The intervals cover seed-to-seed spread; a width-n network also deviates from mean field by "
-                     "O(depth/n). The geometric mean, a mean of logs, carries the larger such shift (Hanin 2018); "
-                     "the ratio of quadratic means avoids it (exactly unbiased for ReLU) but needs more seeds.")
+                     "O(depth/n). The geometric mean, a mean of logs, carries the larger such shift (Hanin & Nica "
+                     "2019); the ratio of quadratic means avoids it for ReLU but needs more seeds. For networks of "
+                     "dense blocks the prediction at the measured width (`predict(..., width=n)`: dashed lines, the "
+                     "'at width n' column) includes these shifts; 'mean over seeds' and 'pooled over seeds' say how "
+                     "each row aggregates the networks.")
 
 
 QUICK = {"widths": [32], "seeds": 3, "depth": 6}
@@ -70,6 +76,7 @@ class Experiment:
     quick: tuple = tuple(QUICK.items())     # the settings of --quick and --full
     full: tuple = tuple(FULL.items())
     collapsing: bool = False      # add the collapsing-domain panels (each network fed ``batch`` inputs)
+    finite: bool = True           # also predict each measured width (networks that have a finite-width theory)
 
     def networks(self, depth: int):
         return [(label, parse(template.format(L=depth))) for label, template in self.architectures]
@@ -181,7 +188,12 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
                                probes=8 if batch and probes == "exact" else probes, dtype=dtype, device=device,
                                progress=bar.update if bar else None, batch=batch)
                 timings[f"measure {label} width {width}"] = time.perf_counter() - t
-                rows += compare(predictions[label], meas, experiment=name)
+                pred = predictions[label]
+                if exp.finite and unsupported(net) is None:
+                    t = time.perf_counter()
+                    pred = predict(net, q0=exp.q0, c0=exp.c0, width=width, chains=FINITE_CHAINS)
+                    timings[f"predict {label} width {width}"] = time.perf_counter() - t
+                rows += compare(pred, meas, experiment=name)
                 rates.append(rate_row(label, width, depth, predictions[label], meas))
         if bar:
             bar.close()

@@ -23,8 +23,19 @@ def _series(rows, architecture, quantity, width):
             [f(r["measured_lo"]) for r in sel], [f(r["measured_hi"]) for r in sel])
 
 
+def _corrected(rows, architecture, quantity, width):
+    """(layers, values) of the finite-width prediction, or None where the rows have none."""
+    sel = sorted((r for r in rows if r["architecture"] == architecture and r["quantity"] == quantity
+                  and r["width"] == width and r.get("corrected") is not None), key=lambda r: r["layer"])
+    if not sel:
+        return None
+    f = math.exp if QUANTITIES[quantity].log_valued else (lambda v: v)
+    return [r["layer"] for r in sel], [f(r["corrected"]) for r in sel]
+
+
 def plot_quantity(ax, rows, quantity, labels: dict, width: int):
-    """Predicted lines and measured points with 95% intervals for every architecture, on one axes."""
+    """Predicted lines (mean field solid; at the measured width dashed, where predicted) and measured points
+    with 95% intervals for every architecture, on one axes."""
     for i, (arch, label) in enumerate(labels.items()):
         layers, pred, mean, lo, hi = _series(rows, arch, quantity, width)
         if not layers:
@@ -35,6 +46,9 @@ def plot_quantity(ax, rows, quantity, labels: dict, width: int):
                [max(h - m, 0) if math.isfinite(h) else 0 for m, h in zip(mean, hi)]]
         ax.errorbar(layers, mean, yerr=err, fmt="o", ms=3, color=color, elinewidth=0.8, capsize=1.5,
                     label=f"{label}: measured")
+        corrected = _corrected(rows, arch, quantity, width)
+        if corrected:
+            ax.plot(*corrected, "--", color=color, lw=1.2, label=f"{label}: at width {width}")
     ax.set_xlabel("layer l (0 = input)")
     ax.set_ylabel(QUANTITIES[quantity].label)
     if QUANTITIES[quantity].log_axis:
@@ -58,7 +72,8 @@ def quantities_figure(rows, labels: dict, width: int, quantities=("c", "q", "gra
         plot_quantity(ax, rows, qn, labels, width)
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, fontsize=7, ncol=2, loc="outside lower center", frameon=False)
-    fig.suptitle(f"mean-field prediction (lines) vs sampled networks (points, width {width}, 95% CI)", fontsize=10)
+    fig.suptitle(f"mean-field prediction (solid), at width {width} (dashed, where predicted) vs sampled networks "
+                 f"(points, 95% CI)", fontsize=10)
     return fig
 
 

@@ -48,8 +48,10 @@ def markdown_report(title: str, command: str, settings: dict, tables: list, figu
 
 def agreement_table(agree_rows, labels: dict) -> tuple:
     """(header, rows) of GSC(0, L) predicted vs measured, per architecture and width."""
-    header = ["architecture", "width", "predicted", "measured", "95% interval", "|Δ|", "in interval", "excluded"]
-    rows = [[labels.get(r["architecture"], r["architecture"]), r["width"], r["predicted"], r["measured_mean"],
-             f"[{_cell(r['measured_lo'])}, {_cell(r['measured_hi'])}]", r["abs_error"], r["inside"], r["n_excluded"]]
+    header = ["architecture", "width", "aggregation", "mean field", "at width n", "measured", "95% interval",
+              "|Δ| (mean field)", "in interval (mean field / at width n)", "excluded"]
+    rows = [[labels.get(r["architecture"], r["architecture"]), r["width"], r.get("aggregation"), r["predicted"],
+             r.get("corrected"), r["measured_mean"], f"[{_cell(r['measured_lo'])}, {_cell(r['measured_hi'])}]",
+             r["abs_error"], f"{_cell(r['inside'])} / {_cell(r.get('corrected_inside'))}", r["n_excluded"]]
             for r in agree_rows]
     return header, rows
