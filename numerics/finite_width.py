@@ -213,6 +213,7 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     spread_state = [{x: np.zeros((C, L + 1)) for x in F.SPREAD_STATE} for _ in range(2)]
     log_ratio = np.zeros((C, L + 1, 2))          # Σ log tr M ratios since the start, per input
     mean_prog, spread_prog = mean_program(), spread_program()
+    dead = np.zeros(C, dtype=bool)                # networks that lost every unit somewhere (left out, as measured)
 
     for l, block in enumerate(blocks):
         n_in, n = widths[l], widths[l + 1]
@@ -235,13 +236,17 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
         ys = [np.broadcast_to(phi(h), h.shape) for h in (h_a, h_b)]
         ds = [np.broadcast_to(dphi(h), h.shape) for h in (h_a, h_b)]
         norms = [np.linalg.norm(y, axis=1) for y in ys]
-        if np.any(norms[0] == 0) or np.any(norms[1] == 0):
-            raise ValueError(f"block {l + 1} ({block.describe()}) output exactly zero in some of the {C} sampled "
-                             f"networks at width {width}: log GSC is undefined there; use a larger width")
+        lost = (norms[0] == 0) | (norms[1] == 0)          # every unit off: GSC is 0/0 for this network
+        if np.any(lost):
+            dead |= lost
+            ys = [np.where(lost[:, None], 1.0, y) for y in ys]
+            norms = [np.where(lost, math.sqrt(n), nm) for nm in norms]
         e1 = ys[0] / norms[0][:, None]
         along = np.sum(ys[1] * e1, axis=1)
         perp = ys[1] - along[:, None] * e1
+        perp -= np.sum(perp * e1, axis=1)[:, None] * e1            # twice: an orthonormal frame to rounding
         nperp = np.linalg.norm(perp, axis=1)
+        nperp = np.where(nperp > 1e-12 * norms[1], nperp, 0.0)     # collinear representations: a 1-D span
         e2 = np.divide(perp, nperp[:, None], out=np.zeros_like(perp), where=nperp[:, None] > 0)
         live = slice(0, l + 1)
         for st, (p, p2) in zip(mean_state, ((0, 0), (1, 1), (0, 1))):
@@ -253,7 +258,8 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
         for p in range(2):
             units = {F.a: proj[p], F.w: ds[p] ** 2, F.v: ds[p] * ys[p] / norms[p][:, None]}
             st = spread_state[p]
-            new = spread_prog(units, {x: st[x][:, live] for x in F.SPREAD_STATE}, s)
+            with np.errstate(divide="ignore", invalid="ignore"):     # lost networks only; left out below
+                new = spread_prog(units, {x: st[x][:, live] for x in F.SPREAD_STATE}, s)
             draw = rng.standard_normal((C, l + 1))
             log_ratio[:, live, p] += new["log_mean"] + np.sqrt(np.maximum(new["log_var"], 0)) * draw
             f = np.clip(new["f"], 0, 1)
@@ -268,11 +274,16 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
         if progress is not None:
             progress()
 
+    alive = ~dead
+    if not np.any(alive):
+        raise ValueError(f"every one of the {C} sampled networks lost all units of some layer at width {width}: "
+                         "GSC is undefined; use a larger width")
     n_start = np.array(widths, dtype=float)
     for st in mean_state:
         st[F.t][:, L] = n_start[L]
-    t_aa, t_bb, t_ab = (st[F.t] for st in mean_state)
-    per_input = 0.5 * log_ratio + 0.5 * (np.log(sq) - np.log(sq[:, -1:, :]))      # log GSC(l, L) per input
+    t_aa, t_bb, t_ab = (st[F.t][alive] for st in mean_state)
+    sq, unit_mean, pre_q, pre_c = sq[alive], unit_mean[alive], pre_q[alive], pre_c[alive]
+    per_input = 0.5 * log_ratio[alive] + 0.5 * (np.log(sq) - np.log(sq[:, -1:, :]))   # log GSC(l, L) per input
     out = {k: {} for k in ("mean", "se", "sd", "lo", "hi")}
 
     def put(name, values):
@@ -297,9 +308,12 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
         for k in ("sd", "lo", "hi"):
             out[k][name] = np.full(L + 1, np.nan)
     notes = []
+    if np.any(dead):
+        notes.append(f"{int(dead.sum())} of {C} sampled networks lost every unit of some layer (GSC is 0/0 there); "
+                     "they are left out, as a measurement leaves such seeds out")
     if tau > CHECKED_TAU:
         notes.append(f"depth/width τ = Σ 1/n_l = {tau:.3g} is beyond {CHECKED_TAU}, where the spread of log GSC "
                      f"was checked against sampled networks; the pooled quantities stay exact")
     order = [k for k in QUANTITIES if k in out["mean"]]
-    return FiniteWidth(width, C, L, tau, *({k: out[key][k] for k in order} for key in ("mean", "se", "sd", "lo", "hi")),
+    return FiniteWidth(width, int(alive.sum()), L, tau, *({k: out[key][k] for k in order} for key in ("mean", "se", "sd", "lo", "hi")),
                        input_sd=per_input.std(axis=0, ddof=1).mean(axis=1), notes=notes)

@@ -212,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--inputs", default=None, metavar="FILE.pt",
                      help="a model's inputs: a tensor [batch, ...] saved with torch.save (default: two inputs made "
                           "from --q0 and --c0, the width read from the first nn.Linear)")
+    mea.add_argument("--finite-width", action="store_true",
+                     help="also predict networks of the measured width (dense blocks): the 'at width' column, "
+                          "dashed lines, the corrected columns of measure.csv")
+    mea.add_argument("--chains", type=_positive_int, default=1000,
+                     help="sampled forward paths behind --finite-width (default 1000)")
     _measure_options(mea, seeds=10)
     _extension_options(mea)
 
@@ -381,6 +386,10 @@ def _cmd_measure(args):
     args.width = 256 if args.width is None else args.width
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
+    if args.finite_width:
+        from .numerics.finite_width import unsupported
+        if unsupported(net):
+            raise ValueError(f"--finite-width: {unsupported(net)}")
     net, batch = resolve_batch(net, args.batch)
     if args.probes is None:
         args.probes = "exact" if batch == 2 else 8
@@ -391,6 +400,8 @@ def _cmd_measure(args):
     if args.batch is not None and batch > 2:
         net = Network(with_batch(net.blocks, batch))    # predicted at the batch the sampled networks see
     pred = predict(net, q0=args.q0, c0=args.c0)
+    if args.finite_width:
+        pred = predict(net, q0=args.q0, c0=args.c0, width=args.width, chains=args.chains)
     bar = progress_bar(args.seeds, not args.no_progress, "measuring")
     meas = measure(net, width=args.width, seeds=args.seeds, q0=args.q0, c0=args.c0, probes=args.probes,
                    dtype=args.dtype, device=args.device, progress=bar.update if bar else None, batch=batch)

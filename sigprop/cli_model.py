@@ -94,6 +94,9 @@ def run(args) -> None:
         if value is not None:
             raise ValueError(f"{option} is not allowed for a model ({args.architecture}): its layers set the width "
                              "and --inputs the batch")
+    if args.finite_width:
+        raise ValueError(f"--finite-width is not allowed for a model ({args.architecture}): the finite-width "
+                         "prediction is for architectures in the grammar")
     dtype, device = resolve_dtype(args.dtype), resolve_device(args.device)
     if args.out:
         check_output_folder(args.out)

@@ -8,6 +8,7 @@ usage errors also exit 2, through SystemExit), before any work is done. The end-
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -153,6 +154,17 @@ def test_predict_at_a_finite_width(capsys):
     assert data["finite_width"]["width"] == 16 and len(data["finite_width"]["mean"]["log_gsc"]) == 5
     assert main(["predict", "4*residual(dense(relu,sw2=2))", "--width", "16"]) == 2
     assert "dense blocks" in capsys.readouterr().err
+
+
+def test_measure_with_the_prediction_at_the_measured_width(capsys, tmp_path):
+    assert main(["measure", "5*dense(relu,sw2=2)", "--width", "16", "--seeds", "4", "--finite-width", "--chains",
+                 "100", "--no-progress", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "at width" in out
+    row = next(csv.DictReader(io.StringIO((tmp_path / "measure.csv").read_text())))
+    assert row["corrected"] != "" and row["aggregation"] in ("mean over seeds", "pooled over seeds")
+    assert main(["measure", "5*residual(dense(relu,sw2=2))", "--width", "16", "--finite-width"]) == 2
+    assert "--finite-width: block 1" in capsys.readouterr().err
 
 
 def test_predict_table(capsys):

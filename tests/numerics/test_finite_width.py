@@ -122,6 +122,13 @@ def test_bad_input_is_refused_with_a_clear_error(arch, kwargs, match):
         predict(parse(arch), **kwargs)
 
 
+def test_networks_that_lose_every_unit_are_left_out_as_in_measurement():
+    pred = predict(parse("10*dense(relu,sw2=2)"), width=6, chains=400)
+    fw = pred.finite
+    assert fw.chains < 400 and any("lost every unit" in note for note in pred.meta["notes"])
+    assert all(np.all(np.isfinite(fw.mean[k])) for k in ("log_gsc", "grad_corr", "log_gsc_qm", "p"))
+
+
 def test_a_long_network_says_when_depth_over_width_is_beyond_the_checked_range():
     pred = predict(parse("20*dense(relu,sw2=2)"), width=16, chains=100)
     assert pred.finite.tau == pytest.approx(1.25)
