@@ -62,18 +62,21 @@ def test_one_linear_layer_log_gsc_is_exact():
     assert abs(mean) > 10 * fw.se["log_gsc"][L - 1]                      # mean field says 0
 
 
-def test_first_moments_are_exact_against_sampled_relu_networks():
-    """Pooled gradient correlation and GSC (ratio of quadratic means) at width 16: the prediction is exact up
-    to Monte Carlo error, and the finite-width shift of the gradient correlation is resolved."""
-    net = parse("8*dense(relu,sw2=2)")
-    pred = predict(net, width=16, chains=4000, seed=1)
-    meas = measure(net, width=16, seeds=600)
+@pytest.mark.parametrize("arch, width, seeds", [("8*dense(relu,sw2=2)", 16, 600),
+                                                ("12*dense(tanh,sw2=1.5,sb2=0.1)", 8, 1500)])
+def test_first_moments_are_exact_against_sampled_networks(arch, width, seeds):
+    """Pooled gradient correlation and GSC (ratio of quadratic means): the prediction is exact up to Monte Carlo
+    error at any depth/width (here τ = 0.5 and 1.5), and the finite-width shift of the gradient correlation is
+    resolved."""
+    net = parse(arch)
+    pred = predict(net, width=width, chains=4000, seed=1)
+    meas = measure(net, width=width, seeds=list(range(1000, 1000 + seeds)))
     summary = meas.summary()
     for name in ("grad_corr", "log_gsc_qm"):
         got, se = pred.finite.mean[name], pred.finite.se[name]
         mean, lo, hi = (summary[name][k] for k in ("mean", "lo", "hi"))
         se_meas = (hi - lo) / (2 * 1.96)
-        layers = np.arange(8)                             # the output layer is 1 (or 0) on both sides
+        layers = np.arange(net.depth)                     # the output layer is 1 (or 0) on both sides
         tol = 4 * np.sqrt(se[layers] ** 2 + se_meas[layers] ** 2)
         assert np.all(np.abs(got[layers] - mean[layers]) < tol), (name, got[layers], mean[layers], tol)
     mf, meas_gc = pred.values["grad_corr"][:4], summary["grad_corr"]["mean"][:4]
