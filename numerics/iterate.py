@@ -48,7 +48,7 @@ class OutOfRangeError(ArithmeticError):
 
 
 def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=None, width=None,
-            chains: int = 2000, seed: int = 0) -> Prediction:
+            chains: int = 2000, seed: int = 0, progress=None) -> Prediction:
     """Mean-field prediction for ``network`` (a Network, a block, or a list of blocks).
 
     Parameters
@@ -65,7 +65,8 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
     width: None (mean field only), or n: also predict what networks of width n show — each quantity's mean over
         networks and the seed-to-seed range of one network (``prediction.finite``, a
         :class:`~sigprop.numerics.finite_width.FiniteWidth`), from ``chains`` sampled forward paths drawn with
-        ``seed`` (:func:`sigprop.numerics.finite_width.finite_width`; networks of dense blocks).
+        ``seed`` (:func:`sigprop.numerics.finite_width.finite_width`; networks of dense blocks). ``progress``:
+        optional callable invoked after each of its layers.
 
     GSC is that of the whole batch as one input (Philipp, Song & Carbonell 2018): probes independent across the
     inputs. The gradient correlation uses one probe shared by all inputs; where a batchnorm makes that gradient
@@ -158,7 +159,7 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
                    f"({SAMPLES} samples, relative standard error <= {mc_error:.1e})")
     finite = None
     if width is not None:
-        finite = finite_width(net, width, q0, c0, chains=chains, seed=seed)
+        finite = finite_width(net, width, q0, c0, chains=chains, seed=seed, progress=progress)
         method += (f"; at width {width}: {chains} forward paths sampled unit by unit, Jacobian moments carried "
                    f"along them (seed {seed})")
         notes = [*notes, *finite.notes]

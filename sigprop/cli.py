@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--chains", type=_positive_int, default=2000,
                      help="sampled forward paths behind --width (default 2000)")
     pre.add_argument("--seed", type=int, default=0, help="random seed of those paths (default 0)")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bar for --width")
     pre.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _extension_options(pre)
 
@@ -262,8 +263,14 @@ def _cmd_predict(args):
     from .theory import parse
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
+    bar = None
+    if args.width is not None and not args.no_progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=net.depth, desc=f"width {args.width}", unit="layer", leave=False)
     pred = predict(net, q0=args.q0, c0=args.c0, batch=args.batch, width=args.width, chains=args.chains,
-                   seed=args.seed)
+                   seed=args.seed, progress=bar.update if bar else None)
+    if bar:
+        bar.close()
     if args.json:
         print(pred.to_json(), end="")
         return

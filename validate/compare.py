@@ -8,7 +8,9 @@ Example
 >>> net = parse("3*dense(tanh,sw2=1.5)")
 >>> rows = compare(predict(net), measure(net, width=32, seeds=2, probes=4))
 >>> sorted(rows[0])[:4]
-['abs_error', 'architecture', 'experiment', 'inside']
+['abs_error', 'aggregation', 'architecture', 'corrected']
+>>> rows[0]["aggregation"], rows[0]["corrected"]          # no prediction at width 32 was asked for
+('mean over seeds', None)
 """
 from __future__ import annotations
 
