@@ -34,6 +34,7 @@ from ..checks import check_inputs, check_positive_int, input_norms
 from ..quantities import QUANTITIES
 from ..theory import finite_width as F
 from ..theory.blocks import Dense
+from ..theory.blocks.base import scaled_width
 from ..theory.network import as_network
 from .expectations import activation_functions
 
@@ -194,9 +195,10 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     L, C = len(blocks), chains
     widths = [width]
     for b in blocks:
-        n_out = round(float(b.width) * widths[-1])
+        n_out = scaled_width(b, b.width, widths[-1])
         if n_out < 2:
-            raise ValueError(f"{b.describe()} at input width {widths[-1]} leaves {n_out} unit(s); use a larger width")
+            raise ValueError(f"{b.describe()} at input width {widths[-1]} leaves {n_out} unit; a finite-width "
+                             "prediction needs >= 2 units per layer (use a larger width)")
         widths.append(n_out)
     tau = float(sum(1 / n for n in widths[1:]))
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..theory import Act, BatchNorm, Dense, Dropout, LayerNorm, Residual
+from ..theory.blocks.base import scaled_width
 from ..theory.piecewise import piecewise_form
 from ..theory.symbols import x
 
@@ -66,15 +67,6 @@ def build_sequence(blocks, width: int, generator, dtype, device) -> tuple[nn.Mod
         modules.append(build_module(b, width, generator, dtype, device))
         width = output_width(modules[-1], width)
     return nn.ModuleList(modules), width
-
-
-def scaled_width(block, ratio, n_in: int) -> int:
-    """round(ratio · n_in), or a ValueError when that leaves no unit."""
-    n = round(float(ratio) * n_in)
-    if n < 1:
-        raise ValueError(f"{block.describe()} at input width {n_in}: width={float(ratio):g} leaves "
-                         f"round({float(ratio):g}*{n_in}) = {n} units; use a larger width")
-    return n
 
 
 @lru_cache(maxsize=None)

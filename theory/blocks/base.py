@@ -118,6 +118,16 @@ def flatten_blocks(items) -> tuple:
     return tuple(out)
 
 
+def scaled_width(block, ratio, n_in: int) -> int:
+    """The units of a block of width ratio ``ratio`` at input width ``n_in``: round(ratio · n_in), or a ValueError
+    when that leaves no unit (sampled networks and finite-width predictions both read it)."""
+    n = round(float(ratio) * n_in)
+    if n < 1:
+        raise ValueError(f"{block.describe()} at input width {n_in}: width={float(ratio):g} leaves "
+                         f"round({float(ratio):g}*{n_in}) = {n} units; use a larger width")
+    return n
+
+
 def is_linear(act) -> bool:
     """φ(x) = c·x: the output of a linear map of Gaussian coordinates is Gaussian."""
     from ..symbols import x
