@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 
 from ..checks import check_inputs, check_positive_int, input_norms
-from ..quantities import QUANTITIES
+from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import finite_width as F
 from ..theory.blocks import Dense
 from ..theory.blocks.base import scaled_width
@@ -284,31 +284,30 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     for st in mean_state:
         st[F.t][:, L] = n_start[L]
     t_aa, t_bb, t_ab = (st[F.t][alive] for st in mean_state)
-    sq, unit_mean, pre_q, pre_c = sq[alive], unit_mean[alive], pre_q[alive], pre_c[alive]
-    per_input = 0.5 * log_ratio[alive] + 0.5 * (np.log(sq) - np.log(sq[:, -1:, :]))   # log GSC(l, L) per input
+    per_width = n_start[None, :, None]
+    # the arrays a measurement records, per sampled network: one network's Jacobian (the spread chain's draw, in
+    # log space) for per-network quantities; E[tr M | path] for the pooled ones. Each registered quantity is then
+    # aggregated exactly as :mod:`sigprop.quantities` aggregates seeds.
+    forward = {"q": pre_q[alive], "c": pre_c[alive], "p": sq[alive] / per_width, "m": unit_mean[alive],
+               "n": np.broadcast_to(n_start, t_aa.shape)}
+    network = {**forward, "log_jac_qm2": log_ratio[alive]}
+    pooled = {**forward, "jac_qm2": np.stack([t_aa, t_bb], axis=2) / per_width, "grad_cross": t_ab,
+              "grad_sq": np.stack([t_aa, t_bb], axis=2)}
     out = {k: {} for k in ("mean", "se", "sd", "lo", "hi")}
-
-    def put(name, values):
-        for k, v in zip(("mean", "se", "sd", "lo", "hi"), _summary(values)):
-            out[k][name] = v
-
-    put("log_gsc", per_input.mean(axis=2))
-    put("p", sq.mean(axis=2) / n_start)
-    put("m", unit_mean.mean(axis=2))
-    put("q", pre_q.mean(axis=2))
-    put("c", pre_c)
-
-    def gsc_qm(num_a, num_b, den):
-        return 0.5 * (np.log(0.5 * (num_a + num_b)) - np.log(den))
-
-    num = (t_aa / n_start * sq[:, :, 0], t_bb / n_start * sq[:, :, 1])
-    den = np.broadcast_to(sq[:, -1:, :].mean(axis=2), t_aa.shape)
-    corr = lambda ab, aa, bb: ab / np.sqrt(aa * bb)                       # noqa: E731
-    for name, stat, cols in (("log_gsc_qm", gsc_qm, (*num, den)), ("grad_corr", corr, (t_ab, t_aa, t_bb))):
-        out["mean"][name] = stat(*(c.mean(axis=0) for c in cols))
-        out["se"][name] = _batch_se(stat, *cols)
+    for name, q in QUANTITIES.items():
+        try:
+            if q.measured is not None:
+                for k, v in zip(("mean", "se", "sd", "lo", "hi"), _summary(q.measured(network))):
+                    out[k][name] = v
+                continue
+            parts = q.parts(pooled)
+        except KeyError:                      # a registered quantity whose arrays the path does not provide
+            continue
+        out["mean"][name] = q.pooled(*(p.mean(axis=0) for p in parts))
+        out["se"][name] = _batch_se(q.pooled, *parts)
         for k in ("sd", "lo", "hi"):
-            out[k][name] = np.full(L + 1, np.nan)
+            out[k][name] = np.full_like(out["mean"][name], np.nan)
+    per_input = log_gsc_per_input(network)
     notes = []
     if np.any(dead):
         notes.append(f"{int(dead.sum())} of {C} sampled networks lost every unit of some layer (GSC is 0/0 there); "
@@ -316,6 +315,5 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     if tau > CHECKED_TAU:
         notes.append(f"depth/width τ = Σ 1/n_l = {tau:.3g} is beyond {CHECKED_TAU}, where the spread of log GSC "
                      f"was checked against sampled networks; the pooled quantities stay exact")
-    order = [k for k in QUANTITIES if k in out["mean"]]
-    return FiniteWidth(width, int(alive.sum()), L, tau, *({k: out[key][k] for k in order} for key in ("mean", "se", "sd", "lo", "hi")),
+    return FiniteWidth(width, int(alive.sum()), L, tau, *(out[key] for key in ("mean", "se", "sd", "lo", "hi")),
                        input_sd=per_input.std(axis=0, ddof=1).mean(axis=1), notes=notes)

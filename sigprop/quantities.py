@@ -81,10 +81,12 @@ def _exp(a):
 
 def log_gsc_per_input(raw) -> np.ndarray:
     """log GSC(l, L) = log ‖J‖_qm + log ‖x^l‖ − log ‖x^L‖ per seed, layer and input, from measured arrays
-    (‖x^l‖² = n_l p^l)."""
+    (‖x^l‖² = n_l p^l; ‖J‖²_qm from ``jac_qm2``, or from its logarithm ``log_jac_qm2`` where an array gives it,
+    as a finite-width prediction does for Jacobians beyond float64)."""
     with np.errstate(divide="ignore", invalid="ignore"):
+        log_jac = raw["log_jac_qm2"] if "log_jac_qm2" in raw else np.log(raw["jac_qm2"])
         log_x = 0.5 * np.log(raw["p"] * raw["n"][:, :, None])
-        return 0.5 * np.log(raw["jac_qm2"]) + log_x - log_x[:, -1:, :]
+        return 0.5 * log_jac + log_x - log_x[:, -1:, :]
 
 
 def _log_gsc_qm_parts(raw):
