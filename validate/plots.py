@@ -170,6 +170,15 @@ def _three_routes(ax, x, rows, f, law_label, mean_field_label, sampled_label):
     ax.errorbar(x, mean, yerr=err, fmt="o", ms=4, color="C2", capsize=2, label=sampled_label)
 
 
+def _dilution_axes(fig, ax, xlabel: str, ylabel: str):
+    """The dilution figures' labels, log grid and legend below the axes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(fontsize=7, ncol=2, loc="outside lower center", frameon=False)
+    return fig
+
+
 def dilution_block_figure(rows, gsc_r2: float, width: int):
     """GSC_y² of one residual block against k = ‖s‖/‖r‖: the dilution law, mean field and sampled blocks."""
     rows = sorted(rows, key=lambda r: r["k"])
@@ -179,11 +188,7 @@ def dilution_block_figure(rows, gsc_r2: float, width: int):
     ax.axhline(gsc_r2, color="0.5", ls=":", lw=1, label=f"GSC_r² = {gsc_r2:.3f} (branch alone)")
     ax.axhline(1.0, color="0.5", ls="--", lw=1, label="GSC_s² = 1 (skip alone)")
     ax.set_xscale("log")
-    ax.set_xlabel("k = ‖s‖/‖r‖ (skip over branch)")
-    ax.set_ylabel("GSC² of the block (ratio of quadratic means)")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.legend(fontsize=7, ncol=2, loc="outside lower center", frameon=False)
-    return fig
+    return _dilution_axes(fig, ax, "k = ‖s‖/‖r‖ (skip over branch)", "GSC² of the block (ratio of quadratic means)")
 
 
 def dilution_resnet_figure(rows, exponent: float, slopes: dict, width: int):
@@ -199,11 +204,7 @@ def dilution_resnet_figure(rows, exponent: float, slopes: dict, width: int):
             label=f"∝ L^{exponent:.3f}, (GSC_r² − 1)/2")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("depth L (residual blocks)")
-    ax.set_ylabel("GSC(0, L) (ratio of quadratic means)")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.legend(fontsize=7, ncol=2, loc="outside lower center", frameon=False)
-    return fig
+    return _dilution_axes(fig, ax, "depth L (residual blocks)", "GSC(0, L) (ratio of quadratic means)")
 
 
 def _panel(rows, panel):
