@@ -73,6 +73,7 @@ def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypa
     (["{f}:number"], "is a int"),
     (["missing_file.py:make"], "no such file"),
     (["{f}:make", "--width", "8"], "--width is not allowed for a model"),
+    (["{f}:make", "--finite-width"], "--finite-width is not allowed for a model"),
     (["{f}:make", "--seeds", "1"], "at least 2 seeds"),
     (["{f}:make", "--observe", "9"], "observe names ['9']"),
     (["{f}:make", "--inputs", "nowhere.pt"], "no such file"),
