@@ -35,7 +35,7 @@ from ..theory.blocks.batchnorm import training_batchnorms
 from ..theory.state import Backward, BlockMaps, PairState, as_tuple
 from .compile import compile_array_step
 
-_INPUTS = ("q0", "c0", "m0")
+_INPUTS = ("q0", "q0b", "c0", "m0")
 #: log of the largest mean square a block without a degree is evaluated at (float64's range, with room)
 LOG_P_MAX = 700.0
 
@@ -79,14 +79,16 @@ class GridPrediction:
         return {name: v[index] for name, v in self.values.items()}
 
 
-def predict_grid(network, q0=1.0, c0=0.5, m0=0.0, progress: bool = False, **grid) -> GridPrediction:
+def predict_grid(network, q0=1.0, c0=0.5, m0=0.0, progress: bool = False, q0b=None, **grid) -> GridPrediction:
     """Mean-field predictions of ``network`` for every configuration of a grid.
 
     ``network``: a Network, block, list of blocks or description whose numeric parameters may be SymPy symbols
     (``"50*residual(dense(tanh,sw2=w,sb2=b),beta=beta)"``); each symbol's values come as a keyword argument
     (``w=np.linspace(1, 4, 100)``). The parameter arrays and the inputs ``q0``, ``c0``, ``m0`` (as in
     :func:`~sigprop.numerics.predict`, each a number or an array) broadcast together to the grid's shape; use
-    ``np.meshgrid`` (or axes of length 1) for a product grid. ``progress`` shows a progress bar over the blocks.
+    ``np.meshgrid`` (or axes of length 1) for a product grid. ``q0b``: the second input's mean square where it
+    differs from the first's (inputs of different norms, as ``q0=(q_a, q_b)`` in ``predict``), broadcast with the
+    rest; by default both inputs have ``q0``. ``progress`` shows a progress bar over the blocks.
 
     Training-mode batchnorm (whose batch statistics are evaluated jointly with the next block) and activation
     parameters that vary over the grid are not supported here; :func:`~sigprop.numerics.predict` takes them one
@@ -111,7 +113,7 @@ def predict_grid(network, q0=1.0, c0=0.5, m0=0.0, progress: bool = False, **grid
     if missing:
         raise ValueError(f"the network's parameters {', '.join(missing)} have no values: give them as keyword "
                          "arguments (arrays or numbers)")
-    arrays = _broadcast_grid({**grid, "q0": q0, "c0": c0, "m0": m0})
+    arrays = _broadcast_grid({**grid, "q0": q0, "q0b": q0 if q0b is None else q0b, "c0": c0, "m0": m0})
     shape = arrays["q0"].shape
     flat = {k: v.ravel() for k, v in arrays.items()}
     _check_grid_inputs(flat)
@@ -152,7 +154,8 @@ def _check_grid_inputs(flat: dict) -> None:
     for name, v in flat.items():
         if not np.all(np.isfinite(v)):
             raise ValueError(f"{name}={float(v[~np.isfinite(v)][0])!r} is not allowed: every value must be finite")
-    checks = {"q0": (flat["q0"] <= 0, "> 0"), "c0": (np.abs(flat["c0"]) > 1, "in [-1, 1]")}
+    checks = {"q0": (flat["q0"] <= 0, "> 0"), "q0b": (flat["q0b"] <= 0, "> 0"),
+              "c0": (np.abs(flat["c0"]) > 1, "in [-1, 1]")}
     for name, (bad, allowed) in checks.items():
         if bad.any():
             raise ValueError(f"{name}={float(flat[name][bad][0])!r} is not allowed: it must be {allowed}")
@@ -161,14 +164,14 @@ def _check_grid_inputs(flat: dict) -> None:
 def _iterate(net, flat, steps, progress):
     """The forward and backward recursions over the flattened grid; raw arrays with layers first."""
     n, L = flat["q0"].size, net.depth
-    q, c0, m0 = flat["q0"], flat["c0"], flat["m0"]
+    q_a, q_b, c0, m0 = flat["q0"], flat["q0b"], flat["c0"], flat["m0"]
     params = {k: v for k, v in flat.items() if k not in _INPUTS}
-    state = PairState(q.copy(), q.copy(), c0 * q, m0.copy(), m0.copy())
+    state = PairState(q_a.copy(), q_b.copy(), c0 * np.sqrt(q_a * q_b), m0.copy(), m0.copy())
     scale = np.zeros((2, n))
     log_p, m = np.empty((L + 1, n, 2)), np.empty((L + 1, n, 2))
     log_q, c, pre_layers = [], [], []
     chi_all, ratio, rho = np.empty((L, 6, n)), np.empty((L, n, 2)), np.empty((L + 1, n))
-    log_p[0], m[0], rho[0] = np.log(q)[:, None], m0[:, None], c0
+    log_p[0], m[0], rho[0] = np.log(np.stack([q_a, q_b], axis=1)), m0[:, None], c0
     failed, reasons = np.zeros(n, dtype=int), {}
     blocks = net.blocks
     previous = (None, None, None)

@@ -41,6 +41,17 @@ def test_residual_grid_with_inputs_on_the_grid():
         _agree(grid, i, f"15*residual(dense(tanh,sw2=1.5,sb2=0.05),beta={beta[i]})", c0=c0[i], q0=q0[i])
 
 
+def test_inputs_of_different_norms_on_the_grid():
+    """q0b: the second input's mean square (predict's q0=(q_a, q_b)), on a tanh net with a bias and a ReLU ResNet
+    that runs normalized, with the pair (q_a, q_b) itself varying over the grid."""
+    qa, qb = np.array([0.5, 2.0, 1.0]), np.array([3.0, 0.2, 1.0])
+    for desc in ("8*dense(tanh,sw2=1.5,sb2=0.1)", "10*residual(dense(relu,sw2=2),beta=0.5)"):
+        grid = predict_grid(desc, q0=qa, q0b=qb, c0=0.2)
+        for i in range(3):
+            _agree(grid, i, desc, q0=(qa[i], qb[i]), c0=0.2)
+        np.testing.assert_allclose(grid.raw["log_p"][:, 0], np.log(np.stack([qa, qb], axis=1)), rtol=1e-15)
+
+
 def test_identity_skip_around_an_activation_carries_cross_moments_on_arrays():
     desc = "dense(linear,sw2=1.5),residual(act(tanh),beta={b}),dense(linear),residual(act(tanh),beta={b})"
     grid = predict_grid(desc.format(b="b"), b=np.array([0.3, 1.0]))
@@ -87,6 +98,7 @@ def test_a_configuration_that_leaves_float64_is_reported_not_nan_silently():
     (lambda: predict_grid("3*dense(tanh,sw2=w)", w=np.array([])), "empty"),
     (lambda: predict_grid("3*dense(tanh)", c0=1.5), "c0=1.5"),
     (lambda: predict_grid("3*dense(tanh)", q0=np.array([1.0, 0.0])), "q0=0.0"),
+    (lambda: predict_grid("3*dense(tanh)", q0b=-2.0), "q0b=-2.0"),
     (lambda: predict_grid("dense(linear),batchnorm,act(relu)"), "training-mode batchnorm"),
     (lambda: predict_grid("3*dense(leaky_relu(a=s))", s=0.1), "activation parameters cannot vary"),
 ])
