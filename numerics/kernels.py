@@ -66,6 +66,20 @@ def _inputs(x, gram):
     return (g + g.T) / 2
 
 
+def _own_diagonal(p_ab, t_ab, idx, own, layer):
+    """The pair entries with the input's own entries (``own``'s ``layer``) where the two inputs are one."""
+    same = idx["a"] == idx["b"]
+    if not same.any():
+        return p_ab, t_ab
+    which = idx["a"][same]
+    p_ab = np.array(np.broadcast_to(p_ab, same.shape), dtype=float)
+    p_ab[same] = own["p"][layer][which]
+    if t_ab is not None:
+        t_ab = np.array(np.broadcast_to(t_ab, same.shape), dtype=float)
+        t_ab[same] = own["Theta"][layer][which]
+    return p_ab, t_ab
+
+
 def _gather(values_upper, n, iu):
     out = np.empty((n, n))
     out[iu] = values_upper
@@ -81,8 +95,9 @@ CHUNK = 15000
 def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = False) -> Kernels:
     """NNGP (and with ``ntk`` the NTK) of ``network`` over the inputs ``x`` ((N, d); the input kernel is
     x xᵀ/d) or over a given input ``gram`` matrix. Blocks of any kind, residual and other containers included (the
-    NTK needs blocks that define ``tangent``: dense, act, residual with a dense layer at the top level of a path);
-    batch-coupled blocks (training-mode batchnorm) are refused.
+    NTK needs blocks that define ``tangent``: dense, act, layernorm, eval-mode batchnorm, dropout, residual with a
+    dense layer at the top level of a path); batch-coupled blocks (training-mode batchnorm) are refused. Dropout
+    draws a mask per input: two different inputs have independent masks, an input with itself one mask.
 
     Each input's own entries (mean square, mean, Θ_aa) are run down the network once; the pairs then carry only
     their cross entries, block by block, on chunks of :data:`CHUNK` pairs."""
@@ -102,12 +117,15 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
     state = PairState(diag, diag, diag, np.zeros(n), np.zeros(n))
     theta = TangentKernel(*(np.zeros(n) for _ in range(3))) if ntk else None
     own = {"p": [], "m": [], "Theta": []}
-    for block in blocks:
+    for block in [*blocks, None]:
         own["p"].append(state.p_a)
         own["m"].append(state.m_a)
         own["Theta"].append(theta.t_a if ntk else np.zeros(n))
-        state, _, theta = compile_array_block(block, tangent=ntk)(state, theta)
-    own = {k: np.array(v) for k, v in own.items()}            # (blocks, N)
+        if block is not None:
+            state, _, theta = compile_array_block(block, tangent=ntk)(state, theta)
+    own = {k: np.array(v) for k, v in own.items()}            # (blocks + 1, N): before each block, and the output
+    # a random block (dropout) treats the pair's two inputs as two draws: an input's entry with itself is one draw
+    redraws = [not block.is_deterministic for block in blocks]
     steps = [compile_array_block(block, tangent=ntk, pair_only=True) for block in blocks]
     iu = np.triu_indices(n)
     size = iu[0].size
@@ -124,6 +142,8 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
             arrays = {name: (p_ab if name == "p_ab" else t_ab if name == "Theta_ab"
                              else own[name[:-2]][i][idx[name[-1]]]) for name in step.needs}
             p_ab, q_ab, t_ab = step(**arrays)
+            if redraws[i]:
+                p_ab, t_ab = _own_diagonal(p_ab, t_ab, idx, own, i + 1)
             if layers:
                 per_layer[i, lo:lo + CHUNK] = p_ab
                 if q_ab is not None:

@@ -48,7 +48,7 @@ from typing import ClassVar
 
 import sympy as sp
 
-from ..state import Backward, BlockMaps, Cross, PairState
+from ..state import Backward, BlockMaps, Cross, PairState, TangentKernel
 from .. import symbols as S
 from .affine import AffineNormalization
 from .base import Number, register_block
@@ -148,6 +148,23 @@ class BatchNorm(AffineNormalization):
         k_a, k_b, k = (g**2 / (w + self.eps) * (1 - 2 * x) / (1 - 3 * x) for w in (v_a, v_b, v))
         k_ab = k * x / (1 - x)
         return BlockMaps(out, None, Backward(k_a, k_b, k_ab, -k_a, -k_b, -k_ab))
+
+    def tangent(self, s: PairState, theta: TangentKernel) -> TangentKernel:
+        """Evaluation mode: y = g x/√(1 + ε) + b per coordinate, so Θ' = (g² Θ + p_ab)/(1 + ε) + 1: the earlier
+        parameters' Θ through the diagonal Jacobian, plus each unit's affine weight (∂y_i/∂g_i = x_i/√(1 + ε))
+        and bias (1), trainable as in PyTorch's ``BatchNorm1d``. Training mode couples the inputs of a batch: no
+        kernel over a data set.
+
+        >>> from sigprop.theory import BatchNorm, PairState, TangentKernel
+        >>> BatchNorm(mode="eval").tangent(PairState(4, 4, 2, 0, 0), TangentKernel(2, 2, 1)).t_ab
+        4
+        """
+        if self.training:
+            raise ValueError(f"the neural tangent kernel of {self.describe()} is not derived: training-mode "
+                             "batchnorm couples the inputs of a batch (use batchnorm(eval))")
+        g, e = self.gain, 1 + self.eps
+        return TangentKernel((g**2 * theta.t_a + s.p_a) / e + 1, (g**2 * theta.t_b + s.p_b) / e + 1,
+                             (g**2 * theta.t_ab + s.p_ab) / e + 1)
 
     def joint_backward(self, s: PairState, t1, t2) -> Backward:
         """The backward map of this batchnorm and the pointwise block φ right after it, from φ's output to this

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..state import Backward, BlockMaps, Cross, PairState
+from ..state import Backward, BlockMaps, Cross, PairState, TangentKernel
 from .base import Block, Number, register_block
 from .params import format_number, param
 
@@ -58,3 +58,16 @@ class Dropout(Block):
         r = self.rho
         out = PairState(s.p_a / r, s.p_b / r, s.p_ab, s.m_a, s.m_b)
         return BlockMaps(out, None, Backward(1 / r, 1 / r, 1))
+
+    def tangent(self, s: PairState, theta: TangentKernel) -> TangentKernel:
+        """Θ'_aa = Θ_aa/ρ, Θ'_ab = Θ_ab: no parameters of its own; the mask carries each parameter's derivative
+        through diag(μ)/ρ, whose square has mean 1/ρ on one input and whose product over two inputs' independent
+        masks has mean 1 (as for the forward and backward maps).
+
+        >>> from sigprop.theory import Dropout, PairState, TangentKernel
+        >>> t = Dropout(rho=0.5).tangent(PairState.single(), TangentKernel(1, 1, 0.5))
+        >>> float(t.t_a), float(t.t_ab)
+        (2.0, 0.5)
+        """
+        r = self.rho
+        return TangentKernel(theta.t_a / r, theta.t_b / r, theta.t_ab)

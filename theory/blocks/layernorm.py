@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import sympy as sp
 
-from ..state import Backward, BlockMaps, Cross, PairState
+from ..state import Backward, BlockMaps, Cross, PairState, TangentKernel
 from .affine import AffineNormalization
 from .base import register_block
 
@@ -66,6 +66,23 @@ class LayerNorm(AffineNormalization):
         out = PairState(g**2 * (s.p_a - s.m_a**2) * r_a**2 + b**2, g**2 * (s.p_b - s.m_b**2) * r_b**2 + b**2,
                         g**2 * (s.p_ab - s.m_a * s.m_b) * r_a * r_b + b**2, b, b)
         return BlockMaps(out, None, Backward(g**2 * r_a**2, g**2 * r_b**2, g**2 * r_a * r_b))
+
+    def tangent(self, s: PairState, theta: TangentKernel) -> TangentKernel:
+        """Θ'_ab = (g² Θ_ab + p_ab − m_a m_b)/√((v_a + ε)(v_b + ε)) + 1. The Jacobian carries the earlier
+        parameters' Θ as it carries the gradient (χ_ab: its rank-one projections change Θ by O(1/n)), and the
+        affine weight and bias of each unit, trainable as in PyTorch's ``LayerNorm``, add the normalized inputs'
+        cross moment (∂y_i/∂g_i = (x_i − x̄)/√(v + ε)) and 1 (∂y_i/∂b_i = 1). neural-tangents' ``stax.LayerNorm``
+        has no parameters: its NTK is this one without the last two terms.
+
+        >>> from sigprop.theory import LayerNorm, PairState, TangentKernel
+        >>> LayerNorm().tangent(PairState(4, 4, 2, 0, 0), TangentKernel(2, 2, 1)).t_ab
+        7/4
+        """
+        g = self.gain
+        r_a, r_b = self._scales(s)
+        return TangentKernel(r_a**2 * (g**2 * theta.t_a + s.p_a - s.m_a**2) + 1,
+                             r_b**2 * (g**2 * theta.t_b + s.p_b - s.m_b**2) + 1,
+                             r_a * r_b * (g**2 * theta.t_ab + s.p_ab - s.m_a * s.m_b) + 1)
 
     carries_cross: ClassVar[bool] = True
 
