@@ -5,7 +5,8 @@ Points: 1-D kinds at q from 1e-8 to 1e8; kernels at unequal variances, at c = 0 
 ±1, and at small and large variances. The reference is ``numerics.reference`` (closed forms at ``--digits``
 digits; others by graded Gauss–Legendre panels in mpmath, nested for kernels: slow, so kernels without a closed
 form are checked at fewer points and ``--digits-2d`` digits). The error is relative to the integrand's scale
-(|E| for 1-D kinds, √(E[f(u)²] E[f(v)²]) for kernels), as the fast path's ``rtol`` is; the table also says
+(|E| for 1-D kinds, √(E[f(u)²] E[f(v)²]) for kernels, f = φ, φ' or φ'' where φ'' has no Dirac deltas), as the
+fast path's ``rtol`` is; the table also says
 whether the reported error estimate covered the actual error.
 
 Run: python benchmarks/bench_accuracy.py [--digits 40] [--digits-2d 20] [--activations tanh,relu,...]
@@ -43,6 +44,11 @@ def points(act, kind):
 def scale(act, kind, args, ref):
     if kind in SQUARE:
         return float(np.sqrt(expectation(act, SQUARE[kind], args[0]) * expectation(act, SQUARE[kind], args[1])))
+    if kind == "ddkernel":                  # E[φ''(u)²] where φ'' has no Dirac deltas (the diagonal is defined)
+        try:
+            return float(np.sqrt(expectation(act, kind, *[args[0]] * 3) * expectation(act, kind, *[args[1]] * 3)))
+        except (ValueError, ArithmeticError):
+            pass
     return abs(ref) if ref != 0 else 1.0
 
 

@@ -33,6 +33,7 @@ from ..theory.gaussian import bivariate_normal_density, normal_density
 from ..theory.symbols import k as K, q as Q, q1 as Q1, q2 as Q2, x
 from .determinant import covariance_determinant
 from .quadrature import expect1, expect2, expect_given
+from .stable import stable_form
 
 #: functions the lambdified closed forms call, beyond numpy: the exact determinant, and a square root that
 #: reads a determinant rounded a hair below 0 as 0 (at |c| = 1)
@@ -53,9 +54,10 @@ def for_numerics(expr):
 
 @lru_cache(maxsize=None)
 def activation_functions(act) -> tuple[Callable, Callable]:
-    """Vectorized φ and φ' of an activation (lambdified from theory; φ' takes Heaviside(0) = 1/2)."""
-    phi = sp.lambdify(x, act.phi, modules=["scipy", "numpy"])
-    dphi = sp.lambdify(x, act.dphi.replace(sp.Heaviside, lambda a, *rest: sp.Heaviside(a, sp.S.Half)),
+    """Vectorized φ and φ' of an activation (lambdified from theory in a form without cancellation,
+    :func:`~sigprop.numerics.stable.stable_form`; φ' takes Heaviside(0) = 1/2)."""
+    phi = sp.lambdify(x, stable_form(act.phi), modules=["scipy", "numpy"])
+    dphi = sp.lambdify(x, stable_form(act.dphi.replace(sp.Heaviside, lambda a, *rest: sp.Heaviside(a, sp.S.Half))),
                        modules=["scipy", "numpy"])
     return phi, dphi
 
@@ -65,7 +67,8 @@ def second_derivative_functions(act) -> tuple[Callable, tuple]:
     """φ'' of a continuous activation: its vectorized almost-everywhere part s, and the jumps ((t, J), …) of φ'
     as floats (the Dirac deltas). Raises theory's ``UndefinedExpectation`` (a ValueError) where φ jumps."""
     act.ddphi                                    # φ'' of a φ that jumps is not a measure: theory says why
-    s = sp.lambdify(x, act.ddphi_smooth.replace(sp.Heaviside, lambda a, *rest: sp.Heaviside(a, sp.S.Half)),
+    s = sp.lambdify(x, stable_form(act.ddphi_smooth.replace(sp.Heaviside,
+                                                            lambda a, *rest: sp.Heaviside(a, sp.S.Half))),
                     modules=["scipy", "numpy"])
     return s, tuple((float(t), float(j)) for t, j in act.dphi_jumps)
 

@@ -22,7 +22,11 @@ def _covers(value, err, ref, scale):
 
 ONE_D = [("tanh", "square"), ("tanh", "dsquare"), ("tanh", "curvature"), ("gelu", "dquartic"),
          ("selu", "curvature"), ("hard_tanh", "square"), ("softsign", "dsquare"), ("elu", "xmean"),
-         ("mish", "mean"), ("sigmoid", "square")]
+         ("mish", "mean"), ("sigmoid", "square"),
+         # cancellation in φ itself (√(x²+1) − 1, eˣ − 1) at small q; φ'' of tanh-like φ in its tails; and a φφ''
+         # that bends at |u| ≈ 3, where the grading from 0 alone left panels 2 wide at large q
+         ("bent_identity", "mean"), ("bent_identity", "curvature"), ("elu", "mean"), ("mish", "curvature"),
+         ("silu", "curvature"), ("gelu_tanh", "curvature")]
 
 
 @pytest.mark.parametrize("act,kind", ONE_D)
@@ -38,7 +42,8 @@ def test_one_d_matches_mpmath_from_tiny_to_huge_variance(act, kind):
 # (activation, kind, q1, q2, c): the corners included (c within 1e-12 of ±1, unequal variances)
 TWO_D = [("tanh", "kernel", 0.7, 2.0, 0.3), ("tanh", "kernel", 1.5, 1.5, 1 - 1e-12),
          ("tanh", "dkernel", 1.0, 0.5, -(1 - 1e-12)), ("gelu", "ddkernel", 0.8, 1.3, 0.6),
-         ("selu", "kernel", 1.0, 2.0, 0.7)]
+         ("selu", "kernel", 1.0, 2.0, 0.7),
+         ("elu", "ddkernel", 2.0, 2.0, -(1 - 1e-12))]      # φ''(u)φ''(v) lives in a wedge √(1 − c²) wide
 
 
 @pytest.mark.parametrize("act,kind,q1,q2,c", TWO_D)
@@ -47,8 +52,10 @@ def test_kernels_match_mpmath(act, kind, q1, q2, c):
     value, err = expect(act, kind, q1, q2, k, error=True)
     ref = reference_expectation(act, kind, q1, q2, k, digits=17)
     square = {"kernel": "square", "dkernel": "dsquare"}.get(kind)
-    scale = (np.sqrt(expectation(act, square, q1) * expectation(act, square, q2)) if square
-             else abs(ref))
+    if square:
+        scale = np.sqrt(expectation(act, square, q1) * expectation(act, square, q2))
+    else:       # E[φ''(u)²]: these φ'' have no Dirac deltas
+        scale = np.sqrt(expectation(act, kind, q1, q1, q1) * expectation(act, kind, q2, q2, q2))
     _covers(float(value), float(err), ref, scale)
 
 
