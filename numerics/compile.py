@@ -28,7 +28,7 @@ import sympy as sp
 from ..theory.blocks import Block
 from ..theory.expectations import GaussianExpectation
 from ..theory.state import Backward, BlockMaps, Cross, PairState, PreActivation, TangentKernel, as_tuple
-from .expectations import NUMERIC_FUNCTIONS, for_numerics, quadrature_function
+from .expectations import NUMERIC_FUNCTIONS, for_numerics, modules, quadrature_function
 
 _STATE = PairState.symbolic()
 
@@ -58,7 +58,7 @@ def _bindings(exprs, arrays: bool = False) -> dict:
 
 def _lambdify(args, exprs, arrays: bool = False):
     exprs = [for_numerics(e) for e in exprs]
-    return sp.lambdify(args, exprs, modules=[_bindings(exprs, arrays), "scipy", "numpy"], cse=True)
+    return sp.lambdify(args, exprs, modules=modules(exprs, _bindings(exprs, arrays)), cse=True)
 
 
 def compile_expression(args, expr) -> Callable:
@@ -79,7 +79,7 @@ def compile_array_expression(args, expr, expectation: Callable) -> Callable:
     for node in sp.preorder_traversal(e):
         if isinstance(node, GaussianExpectation):
             bindings[type(node).__name__] = expectation(node.activation, node.kind)
-    fn = sp.lambdify(tuple(plain), [e], modules=[bindings, "scipy", "numpy"], cse=True)
+    fn = sp.lambdify(tuple(plain), [e], modules=modules([e], bindings), cse=True)
     return lambda *values: np.asarray(fn(*values)[0], dtype=float)
 
 
@@ -250,7 +250,7 @@ def _compile_array_leaf(signature, template: Block, params: tuple, tangent: bool
         state_args = tuple(a for a in state_args if a in used or str(a) == "p_ab")
     else:
         outs = [*exprs["out"].values(), *exprs["pre"].values(), *exprs["theta"]]
-    fn = sp.lambdify((*state_args, *params), outs, modules=[bindings, "scipy", "numpy"], cse=True)
+    fn = sp.lambdify((*state_args, *params), outs, modules=modules(outs, bindings), cse=True)
     return fn, has_pre, tuple(str(a) for a in state_args)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import roots_hermitenorm
 
 #: (terms, nodes) of the rules tried in turn; twice as many nodes as terms keeps the top coefficients exact for
 #: polynomials of degree up to 3N and analytic f to the same order as the truncation
@@ -49,6 +48,7 @@ def reach(nodes: int) -> float:
 def _basis(terms: int, nodes: int):
     """Gauss–Hermite nodes z_j (standard normal weight), their weights w_j, and w_j h_n(z_j) for n ≤ terms,
     computed as √w_j times the Hermite functions √w_j h_n(z_j), which stay O(1) where h_n alone would overflow."""
+    from scipy.special import roots_hermitenorm      # 0.2 s to import: only where a series is taken
     z, w = roots_hermitenorm(nodes)
     w = w / np.sqrt(2 * np.pi)
     root = np.sqrt(w)
