@@ -292,7 +292,7 @@ def _kernel(act, kind, q1, q2, k, rtol):
             handled[at] = ok
     rest = ~handled
     _scalar(act, kind, [q1, q2, k], rest, value, err)
-    if rest.any() and kind in _SERIES and (kind != "ddkernel" or "ddsquare" in _integrands(act)):
+    if rest.any() and (kind != "ddkernel" or "ddsquare" in _integrands(act)):
         # the scalar rules' estimate (two rules compared) misses the rounding of their geometry: near c = −1 the
         # polar rule's angles carry one ulp of π against a wedge of width √(1 − c²)
         scale = np.sqrt(_squares(act, kind, q1[rest]) * _squares(act, kind, q2[rest]))

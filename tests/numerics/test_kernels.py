@@ -67,9 +67,14 @@ def test_ntk_and_nngp_are_the_ensemble_averages_of_sampled_networks(arch, specs)
     k = kernels(parse(arch), X, ntk=True, layers=True)
     runs = [_sampled(specs, width, s) for s in range(seeds)]
     for predicted, samples in ((k.ntk, np.array([r[0] for r in runs])), (k.layers[-2], np.array([r[1] for r in runs]))):
-        mean, se = samples.mean(0), samples.std(0, ddof=1) / np.sqrt(seeds)
-        bias = len(specs) / width * np.abs(predicted)            # O(depth/width) at finite width
-        assert np.all(np.abs(mean - predicted) <= 4 * se + bias), (mean, predicted, se)
+        _assert_ensemble_average(predicted, samples, depth=len(specs), width=width)
+
+
+def _assert_ensemble_average(predicted, samples, depth, width):
+    """The prediction within 4 standard errors of the samples' mean, plus an O(depth/width) finite-width bias."""
+    mean, se = samples.mean(0), samples.std(0, ddof=1) / np.sqrt(len(samples))
+    bias = depth / width * np.abs(predicted)
+    assert np.all(np.abs(mean - predicted) <= 4 * se + bias), (mean, predicted, se)
 
 
 NORMALIZED = ("dense(relu,sw2=2,sb2=0.1),dense(tanh,sw2=1.5,sb2=0.1),layernorm(gain=1.3,bias=0.2),dense(relu,sw2=2),"
@@ -111,9 +116,7 @@ def test_normalization_and_dropout_ntk_is_the_ensemble_average_of_sampled_networ
     k = kernels(parse(NORMALIZED), X, ntk=True)
     width, seeds = 1024, 30
     samples = np.array([_sampled_normalized(width, s) for s in range(seeds)])
-    mean, se = samples.mean(0), samples.std(0, ddof=1) / np.sqrt(seeds)
-    bias = 7 / width * np.abs(k.ntk)                                 # O(depth/width) at finite width
-    assert np.all(np.abs(mean - k.ntk) <= 4 * se + bias), (mean, k.ntk, se)
+    _assert_ensemble_average(k.ntk, samples, depth=7, width=width)
 
 
 def test_gram_input_equals_data_input_and_kernels_are_symmetric():
@@ -174,8 +177,6 @@ def test_residual_ntk_is_the_ensemble_average_of_sampled_networks():
     k = kernels(parse(arch), X, ntk=True)
     width, seeds = 1024, 30
     samples = np.array([_sampled_residual(width, s) for s in range(seeds)])
-    mean, se = samples.mean(0), samples.std(0, ddof=1) / np.sqrt(seeds)
-    bias = 6 / width * np.abs(k.ntk)                                 # O(depth/width) at finite width
-    assert np.all(np.abs(mean - k.ntk) <= 4 * se + bias), (mean, k.ntk, se)
+    _assert_ensemble_average(k.ntk, samples, depth=6, width=width)
     with pytest.raises(ValueError, match="identity skip around a branch without a dense layer"):
         kernels(parse("dense(linear),residual(act(tanh)),dense(linear)"), X, ntk=True)
