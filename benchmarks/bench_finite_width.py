@@ -7,8 +7,11 @@ predicted and measured (with the sample sd's standard error); and the gradient c
 at --layers: mean field, corrected, measured, and the ratio of the predicted finite-width offset (corrected − mean
 field) to the measured one (measured − mean field) where the measured offset is resolved (> 3 standard errors).
 
+Residual networks take the residual route (an n × n matrix per path and layer): their number of paths is cut to
+what --residual-seconds allow.
+
 Run: python benchmarks/bench_finite_width.py [--depth 50] [--width 64 100 256 1024] [--seeds 400]
-     [--chains 2000] [--json out.json]
+     [--chains 2000] [--residual-seconds 300] [--arch NAME ...] [--json out.json]
 """
 import argparse
 import json
@@ -22,7 +25,12 @@ from sigprop.validate import measure
 
 ARCHS = {"He-ReLU": "{L}*dense(relu,sw2=2)",
          "tanh (σ_w²=1)": "{L}*dense(tanh,sw2=1)",
-         "tanh chaotic (σ_w²=2.5, σ_b²=0.05)": "{L}*dense(tanh,sw2=2.5,sb2=0.05)"}
+         "tanh chaotic (σ_w²=2.5, σ_b²=0.05)": "{L}*dense(tanh,sw2=2.5,sb2=0.05)",
+         "tanh ResNet (x + tanh(Wx+b))": "{L}*residual(dense(tanh,sw2=1,sb2=0.05))",
+         "ReLU ResNet (x + relu(Wx)/2)": "{L}*residual(dense(relu,sw2=2),beta=0.5)"}
+#: seconds per path, layer and squared width of the residual route (its n × n matrices; 2 cores): the number of
+#: paths of a residual network is cut to what --residual-seconds allow (at least 40, for the batch-means error)
+RESIDUAL_COST = 2.2e-7
 
 
 def run(name, arch, width, seeds, chains, layers):
@@ -36,7 +44,7 @@ def run(name, arch, width, seeds, chains, layers):
     per_seed = meas.log_gsc_per_input().mean(axis=2)[:, 0]
     fw, summary = pred.finite, meas.summary()
     sd = per_seed.std(ddof=1)
-    row = {"architecture": name, "width": width, "seeds": seeds, "tau": fw.tau,
+    row = {"architecture": name, "width": width, "seeds": seeds, "chains": fw.chains, "tau": fw.tau,
            "seconds_predict": t_pred, "seconds_measure": t_meas,
            "log_gsc_mean_field": float(pred.values["log_gsc"][0]),
            "log_gsc_corrected": float(fw.mean["log_gsc"][0]), "log_gsc_corrected_se": float(fw.se["log_gsc"][0]),
@@ -79,6 +87,8 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[400],
                     help="seeds per width (one number, or one per width)")
     ap.add_argument("--chains", type=int, default=2000)
+    ap.add_argument("--residual-seconds", type=float, default=300,
+                    help="time allowed to the prediction of a residual network (its paths cost O(width²) each)")
     ap.add_argument("--layers", type=int, nargs="+", default=[0, 10, 25])
     ap.add_argument("--arch", nargs="+", default=list(ARCHS), help="architectures (names of the table)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
@@ -87,7 +97,11 @@ def main():
     rows = []
     for width, n_seeds in zip(args.width, seeds):
         for name in args.arch:
-            rows.append(run(name, ARCHS[name].format(L=args.depth), width, n_seeds, args.chains, args.layers))
+            chains = args.chains
+            if "residual" in ARCHS[name]:
+                affordable = int(args.residual_seconds / (RESIDUAL_COST * width**2 * args.depth))
+                chains = max(40, min(chains, affordable))
+            rows.append(run(name, ARCHS[name].format(L=args.depth), width, n_seeds, chains, args.layers))
             show(rows[-1])
             if args.json:
                 with open(args.json, "w") as fh:

@@ -12,6 +12,10 @@ and carries, for a Jacobian started at every layer, theory's conditional-expecta
 The expansion parameter τ = Σ_l 1/n_l (depth/width) is reported; the spread's closure was checked against
 sampled networks up to τ ≈ 0.8 (docs/theory.md), and a note says when τ is beyond that.
 
+Networks with residual blocks (identity skip around one dense layer) take the residual route
+(:mod:`sigprop.numerics.finite_width_residual`): the path unit by unit, the Jacobian's conditional mean as a full
+n × n matrix carried backwards from the output (O(n²) per layer), the same outputs.
+
 Example
 -------
 >>> from sigprop.theory import parse
@@ -34,6 +38,7 @@ from ..checks import check_inputs, check_positive_int, input_norms
 from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import finite_width as F
 from ..theory.blocks import Dense
+from ..theory.blocks.residual import Residual
 from ..theory.blocks.base import scaled_width
 from ..theory.network import as_network
 from .expectations import activation_functions
@@ -141,10 +146,18 @@ class FiniteWidth:
 
 def unsupported(network) -> Optional[str]:
     """Why ``network`` has no finite-width prediction, or None when it has one."""
-    for i, b in enumerate(as_network(network).blocks, start=1):
+    from .finite_width_residual import has_residual, residual_reason
+    blocks = as_network(network).blocks
+    residual = has_residual(blocks)
+    for i, b in enumerate(blocks, start=1):
+        reason = residual_reason(b) if residual else None
+        if reason:
+            return f"block {i}: {reason}"
+        b = b.branch[0] if isinstance(b, Residual) and residual else b
         if type(b) is not Dense:
             return (f"block {i} ({b.describe()}) is not allowed in a finite-width prediction: it covers networks "
-                    f"of dense blocks (residual and normalization blocks are not derived yet)")
+                    f"of dense blocks and of residual blocks with the identity skip around one dense layer "
+                    f"(normalization blocks and other residual blocks are not derived yet)")
         if b.weights not in (None, "gaussian"):
             return (f"block {i} ({b.describe()}): weights={b.weights!r} is not allowed in a finite-width "
                     f"prediction; allowed: gaussian (the path reduction needs i.i.d. Gaussian rows)")
@@ -195,13 +208,67 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     L, C = len(blocks), chains
     widths = [width]
     for b in blocks:
-        n_out = scaled_width(b, b.width, widths[-1])
+        n_out = scaled_width(b, b.width, widths[-1]) if isinstance(b, Dense) else widths[-1]   # identity skip
         if n_out < 2:
             raise ValueError(f"{b.describe()} at input width {widths[-1]} leaves {n_out} unit; a finite-width "
                              "prediction needs >= 2 units per layer (use a larger width)")
         widths.append(n_out)
     tau = float(sum(1 / n for n in widths[1:]))
 
+    from .finite_width_residual import has_residual, residual_paths
+    paths = (residual_paths if has_residual(blocks) else _dense_paths)(blocks, widths, q_a, q_b, c0, C, rng, progress)
+    dead = paths["dead"]
+    alive = ~dead
+    if not np.any(alive):
+        raise ValueError(f"every one of the {C} sampled networks lost all units of some layer at width {width}: "
+                         "GSC is undefined; use a larger width")
+    n_start = np.array(widths, dtype=float)
+    t_aa, t_bb, t_ab = (paths[k][alive] for k in ("t_aa", "t_bb", "t_ab"))
+    sq, unit_mean, pre_q, pre_c, log_ratio = (paths[k] for k in ("sq", "unit_mean", "pre_q", "pre_c", "log_ratio"))
+    per_width = n_start[None, :, None]
+    # the arrays a measurement records, per sampled network: one network's Jacobian (the spread chain's draw, in
+    # log space) for per-network quantities; E[tr M | path] for the pooled ones. Each registered quantity is then
+    # aggregated exactly as :mod:`sigprop.quantities` aggregates seeds.
+    forward = {"q": pre_q[alive], "c": pre_c[alive], "p": sq[alive] / per_width, "m": unit_mean[alive],
+               "n": np.broadcast_to(n_start, t_aa.shape)}
+    network = {**forward, "log_jac_qm2": log_ratio[alive]}
+    pooled = {**forward, "jac_qm2": np.stack([t_aa, t_bb], axis=2) / per_width, "grad_cross": t_ab,
+              "grad_sq": np.stack([t_aa, t_bb], axis=2)}
+    out = {k: {} for k in ("mean", "se", "sd", "lo", "hi")}
+    for name, q in QUANTITIES.items():
+        try:
+            if q.measured is not None:
+                for k, v in zip(("mean", "se", "sd", "lo", "hi"), _summary(q.measured(network))):
+                    out[k][name] = v
+                continue
+            parts = q.parts(pooled)
+        except KeyError:                      # a registered quantity whose arrays the path does not provide
+            continue
+        out["mean"][name] = q.pooled(*(p.mean(axis=0) for p in parts))
+        out["se"][name] = _batch_se(q.pooled, *parts)
+        for k in ("sd", "lo", "hi"):
+            out[k][name] = np.full_like(out["mean"][name], np.nan)
+    per_input = log_gsc_per_input(network)
+    notes = []
+    if np.any(dead):
+        notes.append(f"{int(dead.sum())} of {C} sampled networks lost every unit of some layer (GSC is 0/0 there); "
+                     "they are left out, as a measurement leaves such seeds out")
+    if has_residual(blocks):
+        notes.append("residual blocks: the pooled quantities are exact up to Monte Carlo error; one network's log GSC "
+                     "and its seed-to-seed range come from each block's trace variance with the Jacobian at its "
+                     "conditional mean (within 30% of sampled ResNets' spread at depth 20-50, width 100-128)")
+    elif tau > CHECKED_TAU:
+        notes.append(f"depth/width τ = Σ 1/n_l = {tau:.3g} is beyond {CHECKED_TAU}, where the spread of log GSC "
+                     f"was checked against sampled networks; the pooled quantities stay exact")
+    return FiniteWidth(width, int(alive.sum()), L, tau, *(out[key] for key in ("mean", "se", "sd", "lo", "hi")),
+                       input_sd=per_input.std(axis=0, ddof=1).mean(axis=1), notes=notes)
+
+
+def _dense_paths(blocks, widths, q_a, q_b, c0, C, rng, progress) -> dict:
+    """The dense route: per sampled path, the representations' invariants and, for a Jacobian started at every
+    layer, E[J Jᵀ | path] as a span block plus an isotropic rest (``t_aa``, ``t_bb``, ``t_ab``: its traces at the
+    output), and one network's log tr M ratios (``log_ratio``) from the spread closure."""
+    width, L = widths[0], len(blocks)
     # the two representations in an orthonormal basis of their span: x_a = (ra, 0), x_b = (xb1, xb2)
     ra = np.full(C, math.sqrt(q_a * width))
     xb1 = np.full(C, c0 * math.sqrt(q_b * width))
@@ -276,44 +343,7 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
         if progress is not None:
             progress()
 
-    alive = ~dead
-    if not np.any(alive):
-        raise ValueError(f"every one of the {C} sampled networks lost all units of some layer at width {width}: "
-                         "GSC is undefined; use a larger width")
-    n_start = np.array(widths, dtype=float)
     for st in mean_state:
-        st[F.t][:, L] = n_start[L]
-    t_aa, t_bb, t_ab = (st[F.t][alive] for st in mean_state)
-    per_width = n_start[None, :, None]
-    # the arrays a measurement records, per sampled network: one network's Jacobian (the spread chain's draw, in
-    # log space) for per-network quantities; E[tr M | path] for the pooled ones. Each registered quantity is then
-    # aggregated exactly as :mod:`sigprop.quantities` aggregates seeds.
-    forward = {"q": pre_q[alive], "c": pre_c[alive], "p": sq[alive] / per_width, "m": unit_mean[alive],
-               "n": np.broadcast_to(n_start, t_aa.shape)}
-    network = {**forward, "log_jac_qm2": log_ratio[alive]}
-    pooled = {**forward, "jac_qm2": np.stack([t_aa, t_bb], axis=2) / per_width, "grad_cross": t_ab,
-              "grad_sq": np.stack([t_aa, t_bb], axis=2)}
-    out = {k: {} for k in ("mean", "se", "sd", "lo", "hi")}
-    for name, q in QUANTITIES.items():
-        try:
-            if q.measured is not None:
-                for k, v in zip(("mean", "se", "sd", "lo", "hi"), _summary(q.measured(network))):
-                    out[k][name] = v
-                continue
-            parts = q.parts(pooled)
-        except KeyError:                      # a registered quantity whose arrays the path does not provide
-            continue
-        out["mean"][name] = q.pooled(*(p.mean(axis=0) for p in parts))
-        out["se"][name] = _batch_se(q.pooled, *parts)
-        for k in ("sd", "lo", "hi"):
-            out[k][name] = np.full_like(out["mean"][name], np.nan)
-    per_input = log_gsc_per_input(network)
-    notes = []
-    if np.any(dead):
-        notes.append(f"{int(dead.sum())} of {C} sampled networks lost every unit of some layer (GSC is 0/0 there); "
-                     "they are left out, as a measurement leaves such seeds out")
-    if tau > CHECKED_TAU:
-        notes.append(f"depth/width τ = Σ 1/n_l = {tau:.3g} is beyond {CHECKED_TAU}, where the spread of log GSC "
-                     f"was checked against sampled networks; the pooled quantities stay exact")
-    return FiniteWidth(width, int(alive.sum()), L, tau, *(out[key] for key in ("mean", "se", "sd", "lo", "hi")),
-                       input_sd=per_input.std(axis=0, ddof=1).mean(axis=1), notes=notes)
+        st[F.t][:, L] = widths[L]
+    return {"sq": sq, "unit_mean": unit_mean, "pre_q": pre_q, "pre_c": pre_c, "log_ratio": log_ratio, "dead": dead,
+            **{k: st[F.t] for k, st in zip(("t_aa", "t_bb", "t_ab"), mean_state)}}

@@ -65,7 +65,8 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
     width: None (mean field only), or n: also predict what networks of width n show — each quantity's mean over
         networks and the seed-to-seed range of one network (``prediction.finite``, a
         :class:`~sigprop.numerics.finite_width.FiniteWidth`), from ``chains`` sampled forward paths drawn with
-        ``seed`` (:func:`sigprop.numerics.finite_width.finite_width`; networks of dense blocks). ``progress``:
+        ``seed`` (:func:`sigprop.numerics.finite_width.finite_width`; networks of dense blocks and residual blocks
+        around one dense layer). ``progress``:
         optional callable invoked after each of its layers.
 
     GSC is that of the whole batch as one input (Philipp, Song & Carbonell 2018): probes independent across the

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "batchnorm blocks")
     pre.add_argument("--width", type=_positive_int, default=None,
                      help="also predict networks of this width: each quantity's mean over networks and the "
-                          "seed-to-seed 95%% range of one network (networks of dense blocks)")
+                          "seed-to-seed 95%% range of one network (dense blocks, residual blocks around one dense layer)")
     pre.add_argument("--chains", type=_positive_int, default=2000,
                      help="sampled forward paths behind --width (default 2000)")
     pre.add_argument("--seed", type=int, default=0, help="random seed of those paths (default 0)")
@@ -214,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a model's inputs: a tensor [batch, ...] saved with torch.save (default: two inputs made "
                           "from --q0 and --c0, the width read from the first nn.Linear)")
     mea.add_argument("--finite-width", action="store_true",
-                     help="also predict networks of the measured width (dense blocks): the 'at width' column, "
-                          "dashed lines, the corrected columns of measure.csv")
+                     help="also predict networks of the measured width (dense and residual(dense) blocks): the "
+                          "'at width' column, dashed lines, the corrected columns of measure.csv")
     mea.add_argument("--chains", type=_positive_int, default=1000,
                      help="sampled forward paths behind --finite-width (default 1000)")
     _measure_options(mea, seeds=10)

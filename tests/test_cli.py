@@ -152,8 +152,8 @@ def test_predict_at_a_finite_width(capsys):
     assert main(["predict", "4*dense(relu,sw2=2)", "--width", "16", "--chains", "100", "--json"]) == 0
     data = _strict(capsys.readouterr().out)
     assert data["finite_width"]["width"] == 16 and len(data["finite_width"]["mean"]["log_gsc"]) == 5
-    assert main(["predict", "4*residual(dense(relu,sw2=2))", "--width", "16"]) == 2
-    assert "dense blocks" in capsys.readouterr().err
+    assert main(["predict", "4*residual(dense(relu,sw2=2),dense(linear))", "--width", "16"]) == 2
+    assert "one dense layer in the branch" in capsys.readouterr().err
 
 
 def test_measure_with_the_prediction_at_the_measured_width(capsys, tmp_path):
@@ -163,7 +163,7 @@ def test_measure_with_the_prediction_at_the_measured_width(capsys, tmp_path):
     assert "at width" in out
     row = next(csv.DictReader(io.StringIO((tmp_path / "measure.csv").read_text())))
     assert row["corrected"] != "" and row["aggregation"] in ("mean over seeds", "pooled over seeds")
-    assert main(["measure", "5*residual(dense(relu,sw2=2))", "--width", "16", "--finite-width"]) == 2
+    assert main(["measure", "5*residual(dense(relu,sw2=2),dense(linear))", "--width", "16", "--finite-width"]) == 2
     assert "--finite-width: block 1" in capsys.readouterr().err
 
 

@@ -26,6 +26,11 @@ ratio is drawn log-normal with that mean and variance. Where depth/width is not 
 output aligns with x, the effect that keeps a ReLU network's log GSC near its mean-field value far longer than
 a layer-by-layer 1/n estimate suggests) and S to O(1); both are carried, not expanded.
 
+**Residual blocks** y = αx + βφ(Wx + b) keep every coordinate of x, so E[J Jᵀ | path] is a full matrix: it is
+carried backwards from the output (:func:`residual_tangent_step`, a matrix expression, exact given the path), and
+one network's traces are drawn with each block's conditional (co)variance (:func:`residual_trace_covariance`,
+with K at its conditional mean: the approximation of this route).
+
 Sums over units are written ``UnitSum(expr)`` (Σ_i expr over the n units of the layer); ``numerics`` expands each
 summand in the state symbols and sums its coefficients over sampled units once per layer.
 
@@ -138,6 +143,46 @@ def lognormal_log_moments(mean, var) -> tuple[sp.Expr, sp.Expr]:
     log mean − σ²/2 and σ² = log(1 + var/mean²)."""
     s2 = sp.log(1 + var / mean**2)
     return sp.log(mean) - s2 / 2, s2
+
+
+#: the residual route (networks with residual blocks, whose skip keeps every coordinate of x): matrices on a layer's
+#: n units. K = E[J_{>l,p}ᵀ J_{>l,p'} | path], the Jacobian from the block's output to the network's; Ê an
+#: orthonormal basis of the span of the block's two inputs; A the rows' projections α_i on it (one row per unit);
+#: D_p = diag φ'(h_{p,i}), given by its diagonal
+n_units = sp.Symbol("n", positive=True, integer=True)
+K, K_q = sp.MatrixSymbol("K", n_units, n_units), sp.MatrixSymbol("K_q", n_units, n_units)
+Ehat, A = sp.MatrixSymbol("Ehat", n_units, 2), sp.MatrixSymbol("A", n_units, 2)
+D_p, D_q = sp.MatrixSymbol("D_p", n_units, n_units), sp.MatrixSymbol("D_q", n_units, n_units)
+#: the block y = αx + βφ(Wx + b): skip and branch weights (a dense block is α = 0, β = 1)
+skip_weight, branch_weight = sp.symbols("alpha beta", real=True)
+DIAGONAL = (D_p, D_q)
+
+
+def _off_span():
+    return sp.Identity(n_units) - Ehat * Ehat.T
+
+
+def residual_tangent_step() -> sp.MatrixExpr:
+    """One block y = αx + βφ(Wx + b) backwards: E[J_pᵀ K J_{p'} | path] for J_p = αI + βD_pW, from K (the
+    Jacobian above it; K = I at the network's output).
+
+    Given the path (every representation of both inputs), W = √s AÊᵀ + √s G̃(I − ÊÊᵀ) with G̃ i.i.d. N(0, 1) and
+    independent of the path and of the other layers, so E[W] = √s AÊᵀ and E[G̃ᵀXG̃] = tr(X) I:
+    E[J_pᵀKJ_{p'}] = α²K + αβ√s(ÊAᵀD_pK + KD_{p'}AÊᵀ) + β²s(ÊAᵀD_pKD_{p'}AÊᵀ + tr(D_pKD_{p'})(I − ÊÊᵀ)).
+    Exact: tr of the result at every layer gives E[‖J‖²_F | path] and E[tr J_aJ_bᵀ | path] for every start."""
+    a, b = skip_weight, branch_weight
+    return (a**2 * K + a * b * sp.sqrt(s) * (Ehat * A.T * D_p * K + K * D_q * A * Ehat.T)
+            + b**2 * s * (Ehat * A.T * D_p * K * D_q * A * Ehat.T + sp.Trace(D_p * K * D_q) * _off_span()))
+
+
+def residual_trace_covariance() -> sp.Expr:
+    """Cov[tr J_pᵀKJ_p, tr J_qᵀK_qJ_q | K, K_q, path] of the two inputs' traces through one block (its variance
+    where p = q, K_q = K), over the part G̃ of W the path leaves free: the linear part 2αβ√s tr(K D G̃(I − ÊÊᵀ))
+    and the quadratic part β²s tr((I − ÊÊᵀ)G̃ᵀDKDG̃(I − ÊÊᵀ)) (n − 2 independent directions) are uncorrelated, so
+    Cov = 4α²β²s tr(D_pKᵀ(I − ÊÊᵀ)K_qD_q) + 2β⁴s²(n − 2) tr(D_pKᵀD_pD_qK_qD_q) (K, K_q symmetric)."""
+    a, b = skip_weight, branch_weight
+    return (4 * a**2 * b**2 * s * sp.Trace(D_p * K.T * _off_span() * K_q * D_q)
+            + 2 * b**4 * s**2 * (n_units - 2) * sp.Trace(D_p * K.T * D_p * D_q * K_q * D_q))
 
 
 def start_state(n) -> dict:

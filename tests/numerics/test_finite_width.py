@@ -113,7 +113,7 @@ def test_prediction_rows_and_json_carry_the_finite_width_columns():
 
 
 @pytest.mark.parametrize("arch, kwargs, match", [
-    ("3*residual(dense(relu,sw2=2))", {"width": 16}, "block 1 .*residual.* dense blocks"),
+    ("dense(relu,sw2=2),layernorm", {"width": 16}, "block 2 .*layernorm.*normalization blocks"),
     ("3*dense(tanh,weights=orthogonal)", {"width": 16}, "weights='orthogonal'"),
     ("3*dense(tanh)", {"width": 3}, "width=3"),
     ("3*dense(tanh)", {"width": 16, "chains": 10}, "chains=10"),

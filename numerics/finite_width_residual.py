@@ -1,0 +1,183 @@
+"""The residual route of :func:`~sigprop.numerics.finite_width.finite_width`: networks with residual blocks
+``residual(dense(φ), alpha=α, beta=β)`` (identity skip, one dense layer in the branch), alone or beside dense
+blocks of the same width.
+
+An identity skip keeps every coordinate of x, so the path carries both inputs' representations unit by unit
+(still O(n) per layer: each row of W enters through its projections α_i on the span of the two inputs, and
+y = αx + βφ(√s AÊᵀx + b)). The Jacobian's conditional mean is no longer a span block plus an isotropic rest:
+theory's :func:`~sigprop.theory.finite_width.residual_tangent_step` is applied backwards from the output, K = I
+there, to the full n × n matrix K = E[J_{>l,p}ᵀ J_{>l,p'} | path] (O(n²) per layer and path; one pass gives
+every start layer): its traces are exact given the path, so the pooled GSC and gradient correlation carry only
+Monte Carlo error. One network's log tr JᵀJ is drawn layer by layer, log-normal with the conditional mean and
+variance of each block's trace ratio (:func:`~sigprop.theory.finite_width.residual_trace_covariance`, with K
+replaced by its conditional mean: the one approximation) and the two inputs' draws correlated as their traces are.
+
+Paths are processed in groups whose n × n matrices fit in :data:`MEMORY` bytes.
+
+Example
+-------
+>>> from sigprop.theory import parse
+>>> from sigprop.numerics.finite_width import finite_width
+>>> fw = finite_width(parse("4*residual(dense(relu,sw2=2),beta=0.5)"), width=16, chains=100)
+>>> fw.mean["grad_corr"].shape, round(float(fw.mean["log_gsc_qm"][0]), 2)    # mean field: -0.27
+((5,), -0.22)
+>>> residual_reason(parse("residual(dense(relu),dense(linear))").blocks[0])[-36:]
+' branch (others are not derived yet)'
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from ..theory import finite_width as F
+from ..theory.blocks import Dense
+from ..theory.blocks.residual import Residual
+from .expectations import activation_functions
+from .matrix_program import MatrixProgram
+
+#: bytes of n × n matrices one group of paths may hold
+MEMORY = 256 * 2**20
+#: n × n arrays per path alive at once in the backward pass (three K, the off-span projector, temporaries)
+_ARRAYS = 10
+#: the pairs of inputs whose K is carried: (a, a), (b, b), (a, b)
+_PAIRS = ((0, 0), (1, 1), (0, 1))
+
+
+def has_residual(blocks) -> bool:
+    return any(isinstance(b, Residual) for b in blocks)
+
+
+def residual_reason(block) -> str | None:
+    """Why ``block`` cannot be part of the residual route, or None."""
+    if isinstance(block, Residual):
+        if block.skip or len(block.branch) != 1 or type(block.branch[0]) is not Dense:
+            return (f"{block.describe()}: the finite-width prediction covers residual blocks with the identity "
+                    "skip and one dense layer in the branch (others are not derived yet)")
+        for name in ("alpha", "beta"):
+            if not getattr(block, name).is_number:
+                return f"{block.describe()}: {name} must be a number for a prediction"
+        block = block.branch[0]
+    elif type(block) is not Dense:
+        return None
+    if block.width != 1:
+        return (f"{block.describe()}: a network with residual blocks keeps one width throughout in a finite-width "
+                "prediction (width ratios other than 1 are not derived yet)")
+    return None
+
+
+@lru_cache(maxsize=None)
+def _programs():
+    return (MatrixProgram(F.residual_tangent_step(), diagonal=F.DIAGONAL),
+            MatrixProgram(F.residual_trace_covariance(), diagonal=F.DIAGONAL))
+
+
+def _layer(block):
+    """(α, β, dense block) of a residual block or a dense block (α = 0, β = 1)."""
+    if isinstance(block, Residual):
+        return float(block.alpha), float(block.beta), block.branch[0]
+    return 0.0, 1.0, block
+
+
+def _inputs(C, n, q_a, q_b, c0, rng):
+    """Two inputs per path with ‖x‖²/n = q exactly, correlation c0 and zero unit mean (as a measurement's)."""
+    u = rng.standard_normal((C, 2, n))
+    u -= u.mean(axis=2, keepdims=True)
+    e1 = u[:, 0] / np.linalg.norm(u[:, 0], axis=1, keepdims=True)
+    w = u[:, 1] - np.sum(u[:, 1] * e1, axis=1, keepdims=True) * e1
+    e2 = w / np.linalg.norm(w, axis=1, keepdims=True)
+    return [e1 * math.sqrt(q_a * n), (c0 * e1 + math.sqrt(1 - c0 * c0) * e2) * math.sqrt(q_b * n)]
+
+
+def _span(xa, xb):
+    """An orthonormal basis [C, n, 2] of span{x_a, x_b} (second column 0 where the two are collinear)."""
+    na = np.linalg.norm(xa, axis=1, keepdims=True)
+    e1 = xa / np.where(na > 0, na, 1.0)
+    perp = xb - np.sum(xb * e1, axis=1, keepdims=True) * e1
+    perp -= np.sum(perp * e1, axis=1, keepdims=True) * e1            # twice: orthonormal to rounding
+    npp = np.linalg.norm(perp, axis=1, keepdims=True)
+    e2 = np.divide(perp, npp, out=np.zeros_like(perp), where=npp > 1e-12 * np.linalg.norm(xb, axis=1, keepdims=True))
+    return np.stack([e1, e2], axis=2)
+
+
+def _forward(blocks, n, xs, rng, out, rows):
+    """Sample one group's path; fill the forward arrays of ``out`` at ``rows``; return per layer (Ê, A, φ'(h_a),
+    φ'(h_b)) for the backward pass."""
+    path = []
+    for l, block in enumerate(blocks):
+        alpha, beta, dense = _layer(block)
+        phi, dphi = activation_functions(dense.activation)
+        s, sb2 = float(dense.sw2) / n, float(dense.sb2)
+        E = _span(*xs)
+        A = rng.standard_normal((xs[0].shape[0], n, 2))
+        bias = math.sqrt(sb2) * rng.standard_normal((xs[0].shape[0], n))
+        hs = [math.sqrt(s) * np.einsum("cnk,ck->cn", A, np.einsum("cnk,cn->ck", E, x)) + bias for x in xs]
+        ys = [np.broadcast_to(phi(h), h.shape) for h in hs]
+        path.append((E, A, *(np.broadcast_to(dphi(h), h.shape) for h in hs)))
+        xs = [alpha * x + beta * y for x, y in zip(xs, ys)]
+        norms = np.stack([np.sum(x * x, axis=1) for x in xs], axis=1)
+        out["dead"][rows] |= np.any(norms == 0, axis=1)
+        out["sq"][rows, l + 1] = norms
+        out["unit_mean"][rows, l + 1] = np.stack([x.mean(axis=1) for x in xs], axis=1)
+        out["pre_q"][rows, l] = np.stack([np.mean(h * h, axis=1) for h in hs], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["pre_c"][rows, l] = np.sum(hs[0] * hs[1], axis=1) / np.sqrt(np.sum(hs[0] ** 2, axis=1)
+                                                                            * np.sum(hs[1] ** 2, axis=1))
+    return path
+
+
+def _backward(blocks, n, path, rng, out, rows):
+    """Theory's backward step on one group's path: the traces of K for the three pairs at every layer, and one
+    network's log tr K per input drawn layer by layer."""
+    step, covariance = _programs()
+    C = path[0][0].shape[0]
+    K = [np.broadcast_to(np.eye(n), (C, n, n)).copy() for _ in _PAIRS]
+    L = len(blocks)
+    for key in ("t_aa", "t_bb", "t_ab"):
+        out[key][rows, L] = n
+    log_tr = np.full((C, 2), math.log(n))
+    out["log_ratio"][rows, L] = 0.0
+    for l in range(L - 1, -1, -1):
+        alpha, beta, dense = _layer(blocks[l])
+        E, A, *d = path[l]
+        common = {"Ehat": E, "A": A, "alpha": alpha, "beta": beta, "s": float(dense.sw2) / n, "n": n}
+        # the conditional (co)variance of this block's two traces, from the K above it
+        var = [covariance(K=K[p], K_q=K[p], D_p=d[p], D_q=d[p], **common) for p in (0, 1)]
+        cov = covariance(K=K[0], K_q=K[1], D_p=d[0], D_q=d[1], **common)
+        before = np.stack([np.einsum("cii->c", K[p]) for p in (0, 1)], axis=1)
+        K = [step(K=k, D_p=d[p], D_q=d[q], **common) for k, (p, q) in zip(K, _PAIRS)]
+        traces = np.stack([np.einsum("cii->c", k) for k in K], axis=1)
+        for j, key in enumerate(("t_aa", "t_bb", "t_ab")):
+            out[key][rows, l] = traces[:, j]
+        mean = traces[:, :2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s2 = np.log1p(np.stack(var, axis=1) / mean**2)
+            rho = np.clip(np.nan_to_num(cov / np.sqrt(var[0] * var[1])), -1.0, 1.0)
+        z = rng.standard_normal((C, 2))
+        z[:, 1] = rho * z[:, 0] + np.sqrt(1 - rho**2) * z[:, 1]
+        log_tr = log_tr + np.log(mean / before) - s2 / 2 + np.sqrt(s2) * z
+        out["log_ratio"][rows, l] = log_tr - math.log(n)
+
+
+def residual_paths(blocks, widths, q_a, q_b, c0, C, rng, progress) -> dict:
+    """The residual route (module docstring): the same arrays as the dense route's."""
+    for b in blocks:
+        reason = residual_reason(b)
+        if reason:
+            raise ValueError(reason)
+    n, L = widths[0], len(blocks)
+    out = {"sq": np.empty((C, L + 1, 2)), "unit_mean": np.zeros((C, L + 1, 2)), "pre_q": np.empty((C, L, 2)),
+           "pre_c": np.empty((C, L)), "log_ratio": np.empty((C, L + 1, 2)), "dead": np.zeros(C, dtype=bool),
+           **{k: np.empty((C, L + 1)) for k in ("t_aa", "t_bb", "t_ab")}}
+    group, reported = max(1, MEMORY // (_ARRAYS * 8 * n * n)), 0
+    for start in range(0, C, group):
+        rows = slice(start, min(C, start + group))
+        xs = _inputs(rows.stop - rows.start, n, q_a, q_b, c0, rng)
+        out["sq"][rows, 0] = np.stack([np.sum(x * x, axis=1) for x in xs], axis=1)
+        path = _forward(blocks, n, xs, rng, out, rows)
+        _backward(blocks, n, path, rng, out, rows)
+        while progress is not None and reported < L * rows.stop // C:      # L calls in all, as the dense route
+            progress()
+            reported += 1
+    return out

@@ -1,0 +1,107 @@
+"""The residual route of numerics.finite_width: theory's backward step against Monte Carlo over the weights the path
+leaves free, and the prediction against sampled networks.
+
+Tolerances: Monte Carlo standard errors of both sides (sample standard errors of the simulated weights; the
+prediction's batch-means error and the measurement's interval over seeds). The seed-to-seed spread comes from a
+closure (K at its conditional mean inside each block's trace variance): it is held to the accuracy measured on
+ResNets at depth 20–50 and widths 100–128 (within 30%; benchmarks/bench_finite_width.py) plus three standard
+errors of a sample sd.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sigprop.numerics import predict
+from sigprop.numerics.finite_width_residual import _programs
+from sigprop.theory import parse
+from sigprop.validate import measure
+
+
+def _simulated_blocks(rng, n=5, draws=40000, alpha=0.8, beta=0.6, s=0.4):
+    """One block's J_p = αI + βD_p(√s AÊᵀ + √s G̃(I − ÊÊᵀ)) for ``draws`` independent G̃, and what the theory needs."""
+    E = np.linalg.qr(rng.standard_normal((n, 2)))[0]
+    A, d = rng.standard_normal((n, 2)), rng.random((2, n))
+    off = np.eye(n) - E @ E.T
+    G = rng.standard_normal((draws, n, n))
+    W = math.sqrt(s) * (A @ E.T + G @ off)
+    J = [alpha * np.eye(n) + beta * d[p][:, None] * W for p in (0, 1)]
+    k = [rng.standard_normal((n, n)) for _ in range(2)]
+    K = [x @ x.T / n for x in k]                        # symmetric, positive: as K above a block is
+    args = {"Ehat": E[None], "A": A[None], "alpha": alpha, "beta": beta, "s": s, "n": n}
+    return J, K, d, args
+
+
+def test_backward_step_is_the_conditional_mean_over_the_free_weights():
+    rng = np.random.default_rng(0)
+    J, K, d, args = _simulated_blocks(rng)
+    step, _ = _programs()
+    for p, q in ((0, 0), (0, 1)):
+        samples = np.transpose(J[p], (0, 2, 1)) @ K[0] @ J[q]
+        mean, se = samples.mean(axis=0), samples.std(axis=0, ddof=1) / math.sqrt(len(samples))
+        got = step(K=K[0][None], D_p=d[p][None], D_q=d[q][None], **args)[0]
+        assert np.all(np.abs(got - mean) < 5 * se + 1e-12), np.max(np.abs(got - mean) / se)
+    assert np.max(np.abs(got - np.transpose(J[0][0]) @ K[0] @ J[1][0])) > 0.05       # not one draw's value
+
+
+def test_trace_covariance_over_the_free_weights():
+    rng = np.random.default_rng(1)
+    J, K, d, args = _simulated_blocks(rng)
+    _, covariance = _programs()
+    traces = [np.trace(np.transpose(J[p], (0, 2, 1)) @ K[p] @ J[p], axis1=1, axis2=2) for p in (0, 1)]
+    x, y = traces
+    draws = len(x)
+    for (u, v), (p, q) in (((x, x), (0, 0)), ((x, y), (0, 1))):
+        sample = np.cov(u, v)[0, 1]
+        # the sample covariance's standard error, from the fourth moments of the draws
+        se = np.std((u - u.mean()) * (v - v.mean()), ddof=1) / math.sqrt(draws)
+        got = covariance(K=K[p][None], K_q=K[q][None], D_p=d[p][None], D_q=d[q][None], **args)[0]
+        assert abs(got - sample) < 5 * se, (got, sample, se)
+
+
+def test_pooled_moments_and_log_gsc_against_sampled_resnets():
+    """A ReLU ResNet without a final linear layer, whose finite-width GSC mean field misses by many standard
+    errors (the issue that motivated this route): the pooled GSC and gradient correlation are exact up to Monte
+    Carlo, the mean of log GSC(0, L) and its spread as measured."""
+    net = parse("6*residual(dense(relu,sw2=2),beta=0.5)")
+    width, seeds = 16, 600
+    pred = predict(net, width=width, chains=2000, seed=1)
+    meas = measure(net, width=width, seeds=list(range(1000, 1000 + seeds)))
+    summary, fw = meas.summary(), pred.finite
+    layers = np.arange(net.depth)
+    for name in ("grad_corr", "log_gsc_qm"):
+        mean, lo, hi = (summary[name][k][layers] for k in ("mean", "lo", "hi"))
+        tol = 4 * np.sqrt(fw.se[name][layers] ** 2 + ((hi - lo) / (2 * 1.96)) ** 2)
+        assert np.all(np.abs(fw.mean[name][layers] - mean) < tol), (name, fw.mean[name][layers], mean, tol)
+    se_qm = (summary["log_gsc_qm"]["hi"][0] - summary["log_gsc_qm"]["lo"][0]) / (2 * 1.96)
+    assert abs(pred.values["log_gsc_qm"][0] - summary["log_gsc_qm"]["mean"][0]) > 10 * se_qm   # mean field misses
+    per_seed = meas.log_gsc_per_input().mean(axis=2)[:, 0]
+    mean, sd = per_seed.mean(), per_seed.std(ddof=1)
+    assert abs(fw.mean["log_gsc"][0] - mean) < 4 * math.hypot(sd / math.sqrt(seeds), fw.se["log_gsc"][0])
+    assert abs(fw.sd["log_gsc"][0] / sd - 1) < 0.3 + 3 / math.sqrt(2 * seeds)
+    assert any("residual" in note for note in pred.meta["notes"])
+
+
+def test_dense_blocks_beside_residual_blocks_and_a_scaled_skip():
+    net = parse("dense(tanh,sw2=2),6*residual(dense(tanh,sw2=1,sb2=0.05),alpha=0.8)")
+    width, seeds = 10, 1000
+    pred = predict(net, width=width, chains=3000, seed=1)
+    summary = measure(net, width=width, seeds=list(range(2000, 2000 + seeds))).summary()
+    fw, layers = pred.finite, np.arange(net.depth)
+    mean, lo, hi = (summary["grad_corr"][k][layers] for k in ("mean", "lo", "hi"))
+    se = (hi - lo) / (2 * 1.96)
+    assert np.all(np.abs(fw.mean["grad_corr"][layers] - mean) < 4 * np.hypot(fw.se["grad_corr"][layers], se))
+    assert np.abs(pred.values["grad_corr"][0] - mean[0]) > 6 * se[0]       # mean field misses the first layers
+
+
+@pytest.mark.parametrize("arch, match", [
+    ("3*residual(dense(relu,sw2=2),dense(linear))", "identity skip and one dense layer"),
+    ("3*residual(dense(relu),skip=dense(linear))", "identity skip and one dense layer"),
+    ("dense(tanh,width=2),3*residual(dense(relu))", "one width throughout"),
+    ("layernorm,3*residual(dense(relu))", "normalization blocks"),
+])
+def test_residual_networks_it_does_not_cover_are_refused(arch, match):
+    with pytest.raises(ValueError, match=match):
+        predict(parse(arch), width=16, chains=100)

@@ -1,0 +1,58 @@
+"""numerics.matrix_program against the same expressions multiplied out matrix by matrix in NumPy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from sigprop.numerics.matrix_program import MatrixProgram
+from sigprop.theory import finite_width as F
+
+n_sym = sp.Symbol("n", positive=True, integer=True)
+X, Y, D = sp.MatrixSymbol("X", n_sym, n_sym), sp.MatrixSymbol("Y", n_sym, 2), sp.MatrixSymbol("D", n_sym, n_sym)
+t = sp.Symbol("t", real=True)
+
+
+def _random_path(rng, C=3, n=7):
+    k = rng.standard_normal((C, n, n))
+    return {"K": k + k.transpose(0, 2, 1), "K_q": rng.standard_normal((C, n, n)),
+            "Ehat": np.linalg.qr(rng.standard_normal((C, n, 2)))[0], "A": rng.standard_normal((C, n, 2)),
+            "D_p": rng.random((C, n)), "D_q": rng.random((C, n)), "alpha": 0.7, "beta": 0.4, "s": 0.3, "n": n}
+
+
+def test_theory_residual_step_and_covariance_match_explicit_products():
+    v = _random_path(np.random.default_rng(0))
+    step = MatrixProgram(F.residual_tangent_step(), diagonal=F.DIAGONAL)(**v)
+    cov = MatrixProgram(F.residual_trace_covariance(), diagonal=F.DIAGONAL)(**v)
+    a, b, s, n = v["alpha"], v["beta"], v["s"], v["n"]
+    for c in range(v["K"].shape[0]):
+        K, Kq, E, A = v["K"][c], v["K_q"][c], v["Ehat"][c], v["A"][c]
+        Dp, Dq, P = np.diag(v["D_p"][c]), np.diag(v["D_q"][c]), np.eye(n) - v["Ehat"][c] @ v["Ehat"][c].T
+        want = (a * a * K + a * b * np.sqrt(s) * (E @ A.T @ Dp @ K + K @ Dq @ A @ E.T)
+                + b * b * s * (E @ A.T @ Dp @ K @ Dq @ A @ E.T + np.trace(Dp @ K @ Dq) * P))
+        np.testing.assert_allclose(step[c], want, rtol=1e-12, atol=1e-12)
+        want = (4 * a * a * b * b * s * np.trace(Dp @ K.T @ P @ Kq @ Dq)
+                + 2 * b**4 * s * s * (n - 2) * np.trace(Dp @ K.T @ Dp @ Dq @ Kq @ Dq))
+        assert cov[c] == pytest.approx(want, rel=1e-12)
+
+
+def test_transposes_powers_identity_diagonal_products_and_scalar_arrays():
+    rng = np.random.default_rng(1)
+    x, y, d = rng.standard_normal((2, 4, 4)), rng.standard_normal((2, 4, 2)), rng.random((2, 4))
+    tv = np.array([0.5, -2.0])
+    expr = t * X.T * D**2 * X + sp.Trace(D * X) * sp.Identity(n_sym) - (Y * Y.T).T + D
+    got = MatrixProgram(expr, diagonal=(D,))(X=x, Y=y, D=d, t=tv, n=4)
+    for c in range(2):
+        Dm = np.diag(d[c])
+        want = tv[c] * x[c].T @ Dm @ Dm @ x[c] + np.trace(Dm @ x[c]) * np.eye(4) - (y[c] @ y[c].T).T + Dm
+        np.testing.assert_allclose(got[c], want, rtol=1e-12, atol=1e-12)
+    inputs = {"X": x, "Y": y, "D": d, "t": tv, "n": 4}
+    assert np.shares_memory(MatrixProgram(X)(**inputs), x) is False        # one factor: a copy, never the input
+    np.testing.assert_allclose(MatrixProgram(sp.Trace(X * X.T))(**inputs), np.sum(x * x, axis=(1, 2)))
+
+
+def test_expressions_it_cannot_evaluate_are_refused():
+    with pytest.raises(ValueError, match="positive integer powers"):
+        MatrixProgram(X ** -1)
+    with pytest.raises(ValueError, match="not a sum of products"):
+        MatrixProgram(sp.Inverse(X) * X + sp.HadamardProduct(X, X))
