@@ -8,9 +8,12 @@ y = αx + βφ(√s AÊᵀx + b)). The Jacobian's conditional mean is no longer 
 theory's :func:`~sigprop.theory.finite_width.residual_tangent_step` is applied backwards from the output, K = I
 there, to the full n × n matrix K = E[J_{>l,p}ᵀ J_{>l,p'} | path] (O(n²) per layer and path; one pass gives
 every start layer): its traces are exact given the path, so the pooled GSC and gradient correlation carry only
-Monte Carlo error. One network's log tr JᵀJ is drawn layer by layer, log-normal with the conditional mean and
-variance of each block's trace ratio (:func:`~sigprop.theory.finite_width.residual_trace_covariance`, with K
-replaced by its conditional mean: the one approximation) and the two inputs' draws correlated as their traces are.
+Monte Carlo error. One network's log tr JᵀJ is drawn log-normal with the variance of the martingale
+E[‖J‖²_F | path, the blocks' free weights revealed from the input up]: a sum over blocks of
+:func:`~sigprop.theory.finite_width.residual_increment_covariance`, with the K̄ above each block and the forward
+mean M̄ below it (:func:`~sigprop.theory.finite_width.residual_forward_step`) standing in for the actual M (the
+one approximation: it under-counts, by Jensen), the two inputs' draws correlated as their increments are. The
+Jacobians from later start layers reuse the whole network's relative increments above them.
 
 Paths are processed in groups whose n × n matrices fit in :data:`MEMORY` bytes.
 
@@ -39,7 +42,8 @@ from .matrix_program import MatrixProgram
 
 #: bytes of n × n matrices one group of paths may hold
 MEMORY = 256 * 2**20
-#: n × n arrays per path alive at once in the backward pass (three K, the off-span projector, temporaries)
+#: n × n arrays per path alive at once in the backward pass (three K, the off-span projector, temporaries), besides
+#: the forward means M̄ (two per layer)
 _ARRAYS = 10
 #: the pairs of inputs whose K is carried: (a, a), (b, b), (a, b)
 _PAIRS = ((0, 0), (1, 1), (0, 1))
@@ -70,7 +74,8 @@ def residual_reason(block) -> str | None:
 @lru_cache(maxsize=None)
 def _programs():
     return (MatrixProgram(F.residual_tangent_step(), diagonal=F.DIAGONAL),
-            MatrixProgram(F.residual_trace_covariance(), diagonal=F.DIAGONAL))
+            MatrixProgram(F.residual_forward_step(), diagonal=F.DIAGONAL),
+            MatrixProgram(F.residual_increment_covariance(), diagonal=F.DIAGONAL))
 
 
 def _layer(block):
@@ -127,37 +132,60 @@ def _forward(blocks, n, xs, rng, out, rows):
     return path
 
 
+def _common(block, path_l, n):
+    alpha, beta, dense = _layer(block)
+    E, A, *d = path_l
+    return d, {"Ehat": E, "A": A, "alpha": alpha, "beta": beta, "s": float(dense.sw2) / n, "n": n}
+
+
+def _forward_means(blocks, n, path):
+    """M̄_l = E[J_{0→l,p} J_{0→l,p}ᵀ | path] for each input p and l = 0..L−1 (the Jacobian below block l)."""
+    _, forward, _ = _programs()
+    C = path[0][0].shape[0]
+    M = [np.broadcast_to(np.eye(n), (C, n, n)).copy() for _ in range(2)]
+    below = []
+    for block, path_l in zip(blocks, path):
+        below.append(M)
+        d, common = _common(block, path_l, n)
+        M = [forward(M=m, D_p=d[p], **common) for p, m in enumerate(M)]
+    return below
+
+
 def _backward(blocks, n, path, rng, out, rows):
     """Theory's backward step on one group's path: the traces of K for the three pairs at every layer, and one
-    network's log tr K per input drawn layer by layer."""
-    step, covariance = _programs()
+    network's log tr K per input, drawn from the increments of the martingale E[tr JᵀJ | path, free parts revealed
+    from the input up] of the whole network's Jacobian (each block's increment with the K̄ above it and the M̄ below
+    it), summed from the output down: exact in variance for the whole network but for M̄ standing in for M, and
+    the same relative increments for the Jacobians from later start layers."""
+    step, _, covariance = _programs()
+    below = _forward_means(blocks, n, path)
     C = path[0][0].shape[0]
     K = [np.broadcast_to(np.eye(n), (C, n, n)).copy() for _ in _PAIRS]
     L = len(blocks)
     for key in ("t_aa", "t_bb", "t_ab"):
         out[key][rows, L] = n
-    log_tr = np.full((C, 2), math.log(n))
-    out["log_ratio"][rows, L] = 0.0
+    increments = np.zeros((L, C, 3))                 # per block: variance of a's, of b's, their covariance
     for l in range(L - 1, -1, -1):
-        alpha, beta, dense = _layer(blocks[l])
-        E, A, *d = path[l]
-        common = {"Ehat": E, "A": A, "alpha": alpha, "beta": beta, "s": float(dense.sw2) / n, "n": n}
-        # the conditional (co)variance of this block's two traces, from the K above it
-        var = [covariance(K=K[p], K_q=K[p], D_p=d[p], D_q=d[p], **common) for p in (0, 1)]
-        cov = covariance(K=K[0], K_q=K[1], D_p=d[0], D_q=d[1], **common)
-        before = np.stack([np.einsum("cii->c", K[p]) for p in (0, 1)], axis=1)
+        d, common = _common(blocks[l], path[l], n)
+        M = below[l]
+        for j, (p, q) in enumerate(_PAIRS):
+            increments[l, :, j] = covariance(K=K[p], K_q=K[q], M=M[p], M_q=M[q], D_p=d[p], D_q=d[q], **common)
         K = [step(K=k, D_p=d[p], D_q=d[q], **common) for k, (p, q) in zip(K, _PAIRS)]
-        traces = np.stack([np.einsum("cii->c", k) for k in K], axis=1)
         for j, key in enumerate(("t_aa", "t_bb", "t_ab")):
-            out[key][rows, l] = traces[:, j]
-        mean = traces[:, :2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s2 = np.log1p(np.stack(var, axis=1) / mean**2)
-            rho = np.clip(np.nan_to_num(cov / np.sqrt(var[0] * var[1])), -1.0, 1.0)
-        z = rng.standard_normal((C, 2))
-        z[:, 1] = rho * z[:, 0] + np.sqrt(1 - rho**2) * z[:, 1]
-        log_tr = log_tr + np.log(mean / before) - s2 / 2 + np.sqrt(s2) * z
-        out["log_ratio"][rows, l] = log_tr - math.log(n)
+            out[key][rows, l] = np.einsum("cii->c", K[j])
+    total = np.stack([out["t_aa"][rows, 0], out["t_bb"][rows, 0]], axis=1)      # E[tr JᵀJ | path], whole network
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = increments[:, :, :2] / total**2                                # per block, relative variance
+        rho = np.clip(np.nan_to_num(increments[:, :, 2] / np.sqrt(increments[:, :, 0] * increments[:, :, 1])),
+                      -1.0, 1.0)
+        above = np.cumsum(relative[::-1], axis=0)[::-1]                           # Σ over blocks l..L−1
+        s2 = np.log1p(above) - np.log1p(np.concatenate([above[1:], np.zeros((1, C, 2))]))   # telescoping
+    z = rng.standard_normal((L, C, 2))
+    z[:, :, 1] = rho * z[:, :, 0] + np.sqrt(1 - rho**2) * z[:, :, 1]
+    noise = np.cumsum((np.sqrt(s2) * z - s2 / 2)[::-1], axis=0)[::-1]             # from block l up to the output
+    mean = np.stack([out["t_aa"][rows], out["t_bb"][rows]], axis=2)               # [C, L+1, 2]
+    out["log_ratio"][rows] = np.log(mean) - math.log(n)
+    out["log_ratio"][rows, :L] += np.transpose(noise, (1, 0, 2))
 
 
 def residual_paths(blocks, widths, q_a, q_b, c0, C, rng, progress) -> dict:
@@ -170,7 +198,7 @@ def residual_paths(blocks, widths, q_a, q_b, c0, C, rng, progress) -> dict:
     out = {"sq": np.empty((C, L + 1, 2)), "unit_mean": np.zeros((C, L + 1, 2)), "pre_q": np.empty((C, L, 2)),
            "pre_c": np.empty((C, L)), "log_ratio": np.empty((C, L + 1, 2)), "dead": np.zeros(C, dtype=bool),
            **{k: np.empty((C, L + 1)) for k in ("t_aa", "t_bb", "t_ab")}}
-    group, reported = max(1, MEMORY // (_ARRAYS * 8 * n * n)), 0
+    group, reported = max(1, MEMORY // ((_ARRAYS + 2 * L) * 8 * n * n)), 0
     for start in range(0, C, group):
         rows = slice(start, min(C, start + group))
         xs = _inputs(rows.stop - rows.start, n, q_a, q_b, c0, rng)

@@ -28,8 +28,9 @@ a layer-by-layer 1/n estimate suggests) and S to O(1); both are carried, not exp
 
 **Residual blocks** y = αx + βφ(Wx + b) keep every coordinate of x, so E[J Jᵀ | path] is a full matrix: it is
 carried backwards from the output (:func:`residual_tangent_step`, a matrix expression, exact given the path), and
-one network's traces are drawn with each block's conditional (co)variance (:func:`residual_trace_covariance`,
-with K at its conditional mean: the approximation of this route).
+one network's traces are drawn with the variance of the martingale E[‖J‖²_F | path, free weights revealed block by
+block] (:func:`residual_increment_covariance`, with the Jacobian below each block at its conditional mean,
+:func:`residual_forward_step`: the approximation of this route).
 
 Sums over units are written ``UnitSum(expr)`` (Σ_i expr over the n units of the layer); ``numerics`` expands each
 summand in the state symbols and sums its coefficients over sampled units once per layer.
@@ -151,6 +152,8 @@ def lognormal_log_moments(mean, var) -> tuple[sp.Expr, sp.Expr]:
 #: D_p = diag φ'(h_{p,i}), given by its diagonal
 n_units = sp.Symbol("n", positive=True, integer=True)
 K, K_q = sp.MatrixSymbol("K", n_units, n_units), sp.MatrixSymbol("K_q", n_units, n_units)
+#: M = E[J_{<l,p} J_{<l,p}ᵀ | path]: the Jacobian from a start layer up to the block's input
+M, M_q = sp.MatrixSymbol("M", n_units, n_units), sp.MatrixSymbol("M_q", n_units, n_units)
 Ehat, A = sp.MatrixSymbol("Ehat", n_units, 2), sp.MatrixSymbol("A", n_units, 2)
 D_p, D_q = sp.MatrixSymbol("D_p", n_units, n_units), sp.MatrixSymbol("D_q", n_units, n_units)
 #: the block y = αx + βφ(Wx + b): skip and branch weights (a dense block is α = 0, β = 1)
@@ -175,14 +178,33 @@ def residual_tangent_step() -> sp.MatrixExpr:
             + b**2 * s * (Ehat * A.T * D_p * K * D_q * A * Ehat.T + sp.Trace(D_p * K * D_q) * _off_span()))
 
 
-def residual_trace_covariance() -> sp.Expr:
-    """Cov[tr J_pᵀKJ_p, tr J_qᵀK_qJ_q | K, K_q, path] of the two inputs' traces through one block (its variance
-    where p = q, K_q = K), over the part G̃ of W the path leaves free: the linear part 2αβ√s tr(K D G̃(I − ÊÊᵀ))
-    and the quadratic part β²s tr((I − ÊÊᵀ)G̃ᵀDKDG̃(I − ÊÊᵀ)) (n − 2 independent directions) are uncorrelated, so
-    Cov = 4α²β²s tr(D_pKᵀ(I − ÊÊᵀ)K_qD_q) + 2β⁴s²(n − 2) tr(D_pKᵀD_pD_qK_qD_q) (K, K_q symmetric)."""
-    a, b = skip_weight, branch_weight
-    return (4 * a**2 * b**2 * s * sp.Trace(D_p * K.T * _off_span() * K_q * D_q)
-            + 2 * b**4 * s**2 * (n_units - 2) * sp.Trace(D_p * K.T * D_p * D_q * K_q * D_q))
+def _mean_jacobian(D):
+    """E[J | path] = αI + β√s D AÊᵀ."""
+    return skip_weight * sp.Identity(n_units) + branch_weight * sp.sqrt(s) * D * A * Ehat.T
+
+
+def residual_forward_step() -> sp.MatrixExpr:
+    """One block forwards: E[J_p M J_pᵀ | path] = J̄_p M J̄_pᵀ + β²s tr((I − ÊÊᵀ)M(I − ÊÊᵀ)) D_p² for the Jacobian
+    from a start layer up to the block's input, M = E[J_{<l,p} J_{<l,p}ᵀ | path] (I at the start), J̄_p =
+    αI + β√s D_pAÊᵀ (as :func:`residual_tangent_step`, from the other side)."""
+    J, P = _mean_jacobian(D_p), _off_span()
+    return J * M * J.T + branch_weight**2 * s * sp.Trace(P * M * P) * D_p * D_p
+
+
+def residual_increment_covariance() -> sp.Expr:
+    """Cov[tr(J_pM_pJ_pᵀK), tr(J_qM_qJ_qᵀK_q) | path] over the part G̃ of one block's W that the path leaves free,
+    for M_p, M_q the Jacobians' products below the block and K, K_q above (symmetric): with J̄ = E[J | path], the
+    linear part 2β√s tr(G̃(I − ÊÊᵀ)MJ̄ᵀKD) and the quadratic part β²s tr(DG̃(I − ÊÊᵀ)M(I − ÊÊᵀ)G̃ᵀDK) (a Gaussian
+    quadratic form with matrix ((I − ÊÊᵀ)M(I − ÊÊᵀ)) ⊗ DKD) are uncorrelated, so
+    Cov = 4β²s tr(D_pKJ̄_pM_p(I − ÊÊᵀ)M_qJ̄_qᵀK_qD_q) + 2β⁴s² tr(D_pKD_pD_qK_qD_q) tr(PM_pPPM_qP), P = I − ÊÊᵀ.
+
+    These are the increments of the martingale E[tr J Jᵀ | path, the blocks' free parts revealed from the start
+    up]: summed over the blocks they give the exact conditional variance of one network's ‖J‖²_F where M_p, M_q
+    are the actual products below; sigprop uses their conditional means (:func:`residual_forward_step`)."""
+    b, P = branch_weight, _off_span()
+    Jp, Jq = _mean_jacobian(D_p), _mean_jacobian(D_q)
+    return (4 * b**2 * s * sp.Trace(D_p * K * Jp * M * P * M_q * Jq.T * K_q * D_q)
+            + 2 * b**4 * s**2 * sp.Trace(D_p * K * D_p * D_q * K_q * D_q) * sp.Trace(P * M * P * P * M_q * P))
 
 
 def start_state(n) -> dict:

@@ -15,15 +15,18 @@ t = sp.Symbol("t", real=True)
 
 def _random_path(rng, C=3, n=7):
     k = rng.standard_normal((C, n, n))
+    m = rng.standard_normal((2, C, n, n))
     return {"K": k + k.transpose(0, 2, 1), "K_q": rng.standard_normal((C, n, n)),
+            "M": m[0] + m[0].transpose(0, 2, 1), "M_q": m[1] + m[1].transpose(0, 2, 1),
             "Ehat": np.linalg.qr(rng.standard_normal((C, n, 2)))[0], "A": rng.standard_normal((C, n, 2)),
             "D_p": rng.random((C, n)), "D_q": rng.random((C, n)), "alpha": 0.7, "beta": 0.4, "s": 0.3, "n": n}
 
 
-def test_theory_residual_step_and_covariance_match_explicit_products():
+def test_theory_residual_steps_and_covariance_match_explicit_products():
     v = _random_path(np.random.default_rng(0))
     step = MatrixProgram(F.residual_tangent_step(), diagonal=F.DIAGONAL)(**v)
-    cov = MatrixProgram(F.residual_trace_covariance(), diagonal=F.DIAGONAL)(**v)
+    cov = MatrixProgram(F.residual_increment_covariance(), diagonal=F.DIAGONAL)(**v)
+    forward = MatrixProgram(F.residual_forward_step(), diagonal=F.DIAGONAL)(**v)
     a, b, s, n = v["alpha"], v["beta"], v["s"], v["n"]
     for c in range(v["K"].shape[0]):
         K, Kq, E, A = v["K"][c], v["K_q"][c], v["Ehat"][c], v["A"][c]
@@ -31,9 +34,13 @@ def test_theory_residual_step_and_covariance_match_explicit_products():
         want = (a * a * K + a * b * np.sqrt(s) * (E @ A.T @ Dp @ K + K @ Dq @ A @ E.T)
                 + b * b * s * (E @ A.T @ Dp @ K @ Dq @ A @ E.T + np.trace(Dp @ K @ Dq) * P))
         np.testing.assert_allclose(step[c], want, rtol=1e-12, atol=1e-12)
-        want = (4 * a * a * b * b * s * np.trace(Dp @ K.T @ P @ Kq @ Dq)
-                + 2 * b**4 * s * s * (n - 2) * np.trace(Dp @ K.T @ Dp @ Dq @ Kq @ Dq))
+        M, Mq = v["M"][c], v["M_q"][c]
+        Jp, Jq = a * np.eye(n) + b * np.sqrt(s) * Dp @ A @ E.T, a * np.eye(n) + b * np.sqrt(s) * Dq @ A @ E.T
+        want = (4 * b * b * s * np.trace(Dp @ K @ Jp @ M @ P @ Mq @ Jq.T @ Kq @ Dq)
+                + 2 * b**4 * s * s * np.trace(Dp @ K @ Dp @ Dq @ Kq @ Dq) * np.trace(P @ M @ P @ P @ Mq @ P))
         assert cov[c] == pytest.approx(want, rel=1e-12)
+        want = Jp @ M @ Jp.T + b * b * s * np.trace(P @ M @ P) * Dp @ Dp
+        np.testing.assert_allclose(forward[c], want, rtol=1e-12, atol=1e-12)
 
 
 def test_transposes_powers_identity_diagonal_products_and_scalar_arrays():
