@@ -33,6 +33,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+import sympy as sp
 
 from ..theory import finite_width as F
 from ..theory.blocks import Dense
@@ -76,6 +77,13 @@ def _programs():
     return (MatrixProgram(F.residual_tangent_step(), diagonal=F.DIAGONAL),
             MatrixProgram(F.residual_forward_step(), diagonal=F.DIAGONAL),
             MatrixProgram(F.residual_increment_covariance(), diagonal=F.DIAGONAL))
+
+
+@lru_cache(maxsize=None)
+def _log_moments():
+    """theory's log-normal log mean and log variance of a unit-mean variable, as functions of its variance."""
+    var = sp.Symbol("var", nonnegative=True)
+    return tuple(sp.lambdify(var, e, modules="numpy") for e in F.lognormal_log_moments(sp.S.One, var))
 
 
 def _layer(block):
@@ -179,10 +187,12 @@ def _backward(blocks, n, path, rng, out, rows):
         rho = np.clip(np.nan_to_num(increments[:, :, 2] / np.sqrt(increments[:, :, 0] * increments[:, :, 1])),
                       -1.0, 1.0)
         above = np.cumsum(relative[::-1], axis=0)[::-1]                           # Σ over blocks l..L−1
-        s2 = np.log1p(above) - np.log1p(np.concatenate([above[1:], np.zeros((1, C, 2))]))   # telescoping
+        # log-normal log moments of a unit-mean variable with relative variance Σ_{≥l}, differenced block by block
+        log_mean, log_var = (np.asarray(f(np.concatenate([above, np.zeros((1, C, 2))]))) for f in _log_moments())
+        s2, shift = log_var[:-1] - log_var[1:], log_mean[:-1] - log_mean[1:]
     z = rng.standard_normal((L, C, 2))
     z[:, :, 1] = rho * z[:, :, 0] + np.sqrt(1 - rho**2) * z[:, :, 1]
-    noise = np.cumsum((np.sqrt(s2) * z - s2 / 2)[::-1], axis=0)[::-1]             # from block l up to the output
+    noise = np.cumsum((np.sqrt(s2) * z + shift)[::-1], axis=0)[::-1]              # from block l up to the output
     mean = np.stack([out["t_aa"][rows], out["t_bb"][rows]], axis=2)               # [C, L+1, 2]
     out["log_ratio"][rows] = np.log(mean) - math.log(n)
     out["log_ratio"][rows, :L] += np.transpose(noise, (1, 0, 2))
