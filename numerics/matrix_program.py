@@ -4,8 +4,10 @@ theory states some finite-width recursions as SymPy matrix expressions (sums of 
 transposes, the identity, traces and scalar coefficients: :func:`sigprop.theory.finite_width.residual_tangent_step`).
 :class:`MatrixProgram` expands such an expression into a sum of products once, and evaluates it on arrays with a
 leading batch axis: every matrix symbol an array ``[batch, rows, cols]``, a diagonal one (named in ``diagonal``)
-its diagonal ``[batch, n]``, every scalar symbol a number or an array ``[batch]``. Each product is one einsum whose
-contraction order NumPy chooses, so a product of thin factors (n × 2) and n × n matrices costs O(n²), not O(n³).
+its diagonal ``[batch, n]``, every scalar symbol a number or an array ``[batch]``. Each product is a chain of
+batched matrix products (``np.matmul``, so BLAS) in the order that costs fewest multiplications for the arrays' shapes
+(the matrix-chain dynamic programme; for a trace, also over the chain's rotations), diagonal factors applied as row or
+column scalings: a product of thin factors (n × 2) and n × n matrices costs O(n²), not O(n³).
 
 Example
 -------
@@ -19,15 +21,12 @@ Example
 """
 from __future__ import annotations
 
-import string
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
 from sympy.matrices.expressions import MatAdd, MatMul, MatPow, MatrixSymbol, Trace, Transpose
 from sympy.matrices.expressions.special import Identity
-
-_LETTERS = string.ascii_letters.replace("z", "")       # z: the batch axis
-
 
 def _terms(expr) -> list:
     """``expr`` as Σ coefficient · product: a list of (scalar coefficient, [factors]), each factor a matrix symbol,
@@ -94,37 +93,82 @@ class MatrixProgram:
         scale = np.asarray(fn(*(values[x] for x in names)), dtype=float)
         if not factors:                        # a multiple of the identity (or, in a trace, of tr I = n)
             if self.shape is None and not trace:     # a scalar expression's term (traces already evaluated)
-                return scale
+                return scale.copy()                  # owned: the sum adds into its first part
             if trace:
                 return scale * float(values["n"])
             n = int(values["n"])
             return scale[..., None, None] * np.eye(n) if scale.ndim else scale * np.eye(n)
-        subscripts, operands = [], []
-        first = current = _LETTERS[0]
-        used = 1
+        if all(str(m) in self.diagonal for m, _ in factors):
+            return self._diagonal(scale, factors, values, trace)
+        mats, pending = [], None
         for matrix, transposed in factors:
-            name = str(matrix)
-            if name in self.diagonal:
-                subscripts.append("z" + current)
-                operands.append(values[name])
+            x = values[str(matrix)]
+            if str(matrix) in self.diagonal:
+                pending = x if pending is None else pending * x
                 continue
-            nxt = _LETTERS[used]
-            used += 1
-            subscripts.append("z" + (nxt + current if transposed else current + nxt))
-            operands.append(values[name])
-            current = nxt
-        if current == first and not trace:     # diagonal factors only: a diagonal matrix
-            diag = np.einsum(",".join(subscripts) + "->z" + first, *operands)
-            return (scale[..., None, None] if scale.ndim else scale) * (diag[..., :, None] * np.eye(diag.shape[-1]))
+            x = np.swapaxes(x, -1, -2) if transposed else x
+            if pending is not None:                                   # D X: D scales X's rows
+                x, pending = pending[..., :, None] * x, None
+            mats.append(x)
+        if pending is not None:                                       # X D: D scales X's columns (in a trace, by
+            mats[-1] = mats[-1] * pending[..., None, :]               # cyclicity also D's place before the first)
+        dims = tuple(m.shape[-2] for m in mats) + (mats[-1].shape[-1],)
+        if trace and len(mats) == 1:
+            return scale * np.trace(mats[0], axis1=-2, axis2=-1)
         if trace:
-            subscripts = [s.replace(current, first) for s in subscripts]
-            result = np.einsum(",".join(subscripts) + "->z", *operands, optimize=True)
-            return scale * result
-        result = np.einsum(",".join(subscripts) + "->z" + first + current, *operands, optimize=True)
-        if any(np.may_share_memory(result, x) for x in operands):     # one factor: einsum returns a view of it
-            result = result.copy()
-        result *= scale[..., None, None] if scale.ndim else scale
-        return result
+            rotation, split, plans = _trace_plan(dims)
+            mats = mats[rotation:] + mats[:rotation]
+            left, right = (_execute(plan, mats) for plan in plans)
+            return scale * np.einsum("...ij,...ji->...", left, right)
+        return _execute(_chain_plan(dims), mats) * (scale[..., None, None] if scale.ndim else scale)   # a new array
+
+    def _diagonal(self, scale, factors, values, trace):
+        """A product of diagonal factors only: a diagonal matrix, or in a trace, the sum of its diagonal."""
+        diag = np.prod(np.broadcast_arrays(*(values[str(m)] for m, _ in factors)), axis=0)
+        if trace:
+            return scale * diag.sum(axis=-1)
+        return (scale[..., None, None] if scale.ndim else scale) * (diag[..., :, None] * np.eye(diag.shape[-1]))
+
+
+@lru_cache(maxsize=None)
+def _chain_plan(dims):
+    """The cheapest order of a chain of matrices of shapes (dims[i], dims[i+1]): a nested tuple of factor indices."""
+    return _chain_table(dims)[1][0, len(dims) - 2]
+
+
+@lru_cache(maxsize=None)
+def _chain_table(dims):
+    """Matrix-chain dynamic programme: costs[i, j] and plans[i, j] of the product of factors i..j."""
+    k = len(dims) - 1
+    costs, plans = {(i, i): 0 for i in range(k)}, {(i, i): i for i in range(k)}
+    for length in range(2, k + 1):
+        for i in range(k - length + 1):
+            j = i + length - 1
+            cost, m = min((costs[i, m] + costs[m + 1, j] + dims[i] * dims[m + 1] * dims[j + 1], m)
+                          for m in range(i, j))
+            costs[i, j], plans[i, j] = cost, (plans[i, m], plans[m + 1, j])
+    return costs, plans
+
+
+@lru_cache(maxsize=None)
+def _trace_plan(dims):
+    """tr of a chain (dims[0] == dims[-1]): (rotation, split, (left plan, right plan)) of least cost, the trace
+    taken as Σ left ∘ rightᵀ over a rotation of the chain split in two."""
+    k, best = len(dims) - 1, None
+    for r in range(k):
+        rotated = dims[r:-1] + dims[:r] + (dims[r],)
+        costs, plans = _chain_table(rotated)
+        for split in range(1, k):
+            cost = costs[0, split - 1] + costs[split, k - 1] + rotated[0] * rotated[split]
+            if best is None or cost < best[0]:
+                best = (cost, r, split, (plans[0, split - 1], plans[split, k - 1]))
+    return best[1:]
+
+
+def _execute(plan, mats):
+    if isinstance(plan, int):
+        return mats[plan]
+    return np.matmul(_execute(plan[0], mats), _execute(plan[1], mats))
 
 
 def _sum(parts):
