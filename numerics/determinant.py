@@ -44,17 +44,20 @@ def covariance_determinant(q1, q2, k):
     (the subtraction's), ≤ (2¹¹ + 1) u (q₁q₂ − k²), i.e. 2.3e-13 relative: far below the 1e-10 the array rules promise, and most entries of a deep network's
     kernels are there (at depth 100, 99.6% of a ReLU network's pairs)."""
     if np.ndim(q1) or np.ndim(q2) or np.ndim(k):
-        q1, q2, k = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, k)))
+        q1, q2, k = (np.asarray(v, dtype=float) for v in (q1, q2, k))
         with np.errstate(invalid="ignore", over="ignore"):
-            p, s = q1 * q2, k * k
-            d = p - s
-        close = ~(s <= CLOSE * p)                       # cancellation (or nan/inf: the exact route decides)
+            p, s = q1 * q2, k * k                       # broadcast (a tile's rows and columns: outer products)
+            d = p - s                                   # ≥ (1 − CLOSE) p ≥ 0 wherever not close
+            close = np.greater(s, CLOSE * p)            # cancellation, or k = ±inf (nan stays nan)
         count = np.count_nonzero(close)
         if 2 * count > close.size:                      # most entries: all of them, without gathering
-            d = _exact(q1, q2, k)
-        elif count:
-            d[close] = _exact(q1[close], q2[close], k[close])
-        return np.maximum(d, 0.0)
+            return np.maximum(_exact(q1, q2, k), 0.0)
+        if count:
+            where = np.nonzero(close)
+            q1, q2, k = (np.broadcast_to(v, close.shape)[where] for v in (q1, q2, k))
+            d = np.array(np.broadcast_to(d, close.shape))
+            d[where] = np.maximum(_exact(q1, q2, k), 0.0)
+        return d
     return max(float(_exact(q1, q2, k)), 0.0)
 
 

@@ -2,9 +2,9 @@
 every layer.
 
 The maps are the blocks' own (``Block.maps`` for the covariances, ``Block.tangent`` for the neural tangent
-kernel), compiled on arrays (:func:`~sigprop.numerics.compile.compile_array_block`) and applied to all
-N(N + 1)/2 pairs of the inputs at once, in float64: the pair (a, b) carries (p_a, p_b, p_ab) = the mean squares
-‖x_a‖²/d, ‖x_b‖²/d and ⟨x_a, x_b⟩/d of the inputs, so inputs of different norms are exact. The NTK is that of the
+kernel), compiled on arrays (:func:`~sigprop.numerics.compile.compile_array_block`) and applied to the
+pairs of the inputs tile by tile (the upper triangle's), in float64: the pair (a, b) carries (p_a, p_b, p_ab) = the
+mean squares ‖x_a‖²/d, ‖x_b‖²/d and ⟨x_a, x_b⟩/d of the inputs, so inputs of different norms are exact. The NTK is that of the
 NTK parametrization (Jacot et al. 2018), per output unit.
 
 Conventions against neural-tangents: ``stax.serial(*[Dense(n, W_std=w, b_std=b), Relu()] * L, Dense(n, W_std=w,
@@ -66,30 +66,21 @@ def _inputs(x, gram):
     return (g + g.T) / 2
 
 
-def _own_diagonal(p_ab, t_ab, idx, own, layer):
-    """The pair entries with the input's own entries (``own``'s ``layer``) where the two inputs are one."""
-    same = idx["a"] == idx["b"]
-    if not same.any():
-        return p_ab, t_ab
-    which = idx["a"][same]
-    p_ab = np.array(np.broadcast_to(p_ab, same.shape), dtype=float)
-    p_ab[same] = own["p"][layer][which]
+def _own_diagonal(p_ab, t_ab, rows, own, layer):
+    """A diagonal tile's pair entries with each input's own entries (``own``'s ``layer``) where the two inputs are
+    one."""
+    p_ab = np.array(p_ab, dtype=float)
+    np.fill_diagonal(p_ab, own["p"][layer][rows])
     if t_ab is not None:
-        t_ab = np.array(np.broadcast_to(t_ab, same.shape), dtype=float)
-        t_ab[same] = own["Theta"][layer][which]
+        t_ab = np.array(t_ab, dtype=float)
+        np.fill_diagonal(t_ab, own["Theta"][layer][rows])
     return p_ab, t_ab
 
 
-def _gather(values_upper, n, iu):
-    out = np.empty((n, n))
-    out[iu] = values_upper
-    out.T[iu] = values_upper
-    return out
-
-
-#: pairs per chunk: every block runs on a chunk small enough for its temporaries to stay in the CPU cache (and
-#: below the allocator's mmap threshold), all blocks on one chunk before the next: 4× faster than whole arrays
-CHUNK = 15000
+#: inputs per side of a tile of pairs: every block runs on a tile small enough for its temporaries to stay in the
+#: CPU cache (and below the allocator's mmap threshold), all blocks on one tile before the next; the per-input
+#: entries broadcast along the tile's rows and columns, so what depends on one input alone is computed per input
+TILE = 122
 
 
 def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = False) -> Kernels:
@@ -100,7 +91,8 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
     draws a mask per input: two different inputs have independent masks, an input with itself one mask.
 
     Each input's own entries (mean square, mean, Θ_aa) are run down the network once; the pairs then carry only
-    their cross entries, block by block, on chunks of :data:`CHUNK` pairs."""
+    their cross entries, block by block, on tiles of :data:`TILE` × :data:`TILE` pairs (the upper triangle's
+    tiles; the diagonal tiles whole)."""
     blocks = getattr(network, "blocks", None)
     if blocks is None:
         raise TypeError(f"kernels needs a Network (e.g. sigprop.theory.parse(...)), not {type(network).__name__}")
@@ -127,32 +119,45 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
     # a random block (dropout) treats the pair's two inputs as two draws: an input's entry with itself is one draw
     redraws = [not block.is_deterministic for block in blocks]
     steps = [compile_array_block(block, tangent=ntk, pair_only=True) for block in blocks]
-    iu = np.triu_indices(n)
-    size = iu[0].size
-    p_ab_all = k0[iu]
-    final, tangent = np.empty(size), (np.empty(size) if ntk else None)
-    per_layer = np.empty((len(blocks), size)) if layers else None
-    per_pre = {i: np.empty(size) for i, step in enumerate(steps) if step.has_pre} if layers else {}
+    final, tangent = np.empty((n, n)), (np.empty((n, n)) if ntk else None)
+    per_layer = np.empty((len(blocks), n, n)) if layers else None
+    per_pre = {i: np.empty((n, n)) for i, step in enumerate(steps) if step.has_pre} if layers else {}
 
-    for lo in range(0, size, CHUNK):
-        idx = {"a": iu[0][lo:lo + CHUNK], "b": iu[1][lo:lo + CHUNK]}
-        p_ab, t_ab = p_ab_all[lo:lo + CHUNK], np.zeros(idx["a"].size)
-        for i, step in enumerate(steps):
-            # the pair's cross entries, and the per-input entries this block reads, gathered for the chunk
-            arrays = {name: (p_ab if name == "p_ab" else t_ab if name == "Theta_ab"
-                             else own[name[:-2]][i][idx[name[-1]]]) for name in step.needs}
-            p_ab, q_ab, t_ab = step(**arrays)
-            if redraws[i]:
-                p_ab, t_ab = _own_diagonal(p_ab, t_ab, idx, own, i + 1)
-            if layers:
-                per_layer[i, lo:lo + CHUNK] = p_ab
-                if q_ab is not None:
-                    per_pre[i][lo:lo + CHUNK] = q_ab
-        final[lo:lo + CHUNK] = p_ab
-        if ntk:
-            tangent[lo:lo + CHUNK] = t_ab
-    out = Kernels(nngp=_gather(final, n, iu), ntk=_gather(tangent, n, iu) if ntk else None)
+    def store(array, value, rows, cols):
+        if rows == cols:                       # a diagonal tile: its upper triangle, mirrored (exactly symmetric)
+            value = np.triu(value) + np.triu(value, 1).T
+        array[rows, cols] = value
+        if rows != cols:
+            array[cols, rows] = value.T
+
+    starts = range(0, n, TILE)
+    for a0 in starts:
+        rows = slice(a0, min(n, a0 + TILE))
+        for b0 in starts[a0 // TILE:]:
+            cols = slice(b0, min(n, b0 + TILE))
+            side = {"a": (rows, None), "b": (None, cols)}
+            p_ab, t_ab = k0[rows, cols], np.zeros((rows.stop - rows.start, cols.stop - cols.start))
+            for i, step in enumerate(steps):
+                # the pair's cross entries, and the per-input entries this block reads: a column and a row
+                arrays = {name: (p_ab if name == "p_ab" else t_ab if name == "Theta_ab"
+                                 else _side(own[name[:-2]][i], *side[name[-1]])) for name in step.needs}
+                p_ab, q_ab, t_ab = step(**arrays)
+                if redraws[i] and rows == cols:
+                    p_ab, t_ab = _own_diagonal(p_ab, t_ab, rows, own, i + 1)
+                if layers:
+                    store(per_layer[i], p_ab, rows, cols)
+                    if q_ab is not None:
+                        store(per_pre[i], q_ab, rows, cols)
+            store(final, p_ab, rows, cols)
+            if ntk:
+                store(tangent, t_ab, rows, cols)
+    out = Kernels(nngp=final, ntk=tangent)
     if layers:
-        out.layers = [_gather(v, n, iu) for v in per_layer]
-        out.pre_layers = {i: _gather(v, n, iu) for i, v in per_pre.items()}
+        out.layers = list(per_layer)
+        out.pre_layers = per_pre
     return out
+
+
+def _side(values, rows, cols):
+    """One input's entries over a tile: a column (the rows' inputs) or a row (the columns')."""
+    return values[rows][:, None] if rows is not None else values[cols][None, :]
