@@ -68,9 +68,13 @@ class MatrixProgram:
         self.terms = []
         for coeff, factors in _terms(expr):
             coeff = coeff.replace(lambda e: isinstance(e, Trace), self._placeholder)
-            self.terms.append((self._scalar(coeff), factors))
+            self.terms.append((self._scalar(coeff), self._named(factors)))
         for trace, (symbol, terms) in list(self.traces.items()):
-            self.traces[trace] = (symbol, [(self._scalar(c), f) for c, f in terms])
+            self.traces[trace] = (symbol, [(self._scalar(c), self._named(f)) for c, f in terms])
+
+    def _named(self, factors):
+        """factors as (name, transposed, diagonal) triples."""
+        return [(str(m), t, str(m) in self.diagonal) for m, t in factors]
 
     def _placeholder(self, trace):
         if trace not in self.traces:
@@ -86,7 +90,8 @@ class MatrixProgram:
         values = dict(arrays)
         for symbol, terms in self.traces.values():
             values[str(symbol)] = _sum(self._product(c, f, values, trace=True) for c, f in terms)
-        return _sum(self._product(c, f, values) for c, f in self.terms)
+        total = _sum(self._product(c, f, values) for c, f in self.terms)
+        return total.dense(int(values["n"])) if isinstance(total, _Identity) else total
 
     def _product(self, coeff, factors, values, trace=False):
         fn, names = coeff
@@ -96,14 +101,19 @@ class MatrixProgram:
                 return scale.copy()                  # owned: the sum adds into its first part
             if trace:
                 return scale * float(values["n"])
-            n = int(values["n"])
-            return scale[..., None, None] * np.eye(n) if scale.ndim else scale * np.eye(n)
-        if all(str(m) in self.diagonal for m, _ in factors):
+            return _Identity(scale)
+        if all(diagonal for _, _, diagonal in factors):
             return self._diagonal(scale, factors, values, trace)
+        if trace and sum(not diagonal for _, _, diagonal in factors) == 1:     # tr(D₁XD₂) = Σ_i d₁ᵢd₂ᵢX_ii
+            (matrix,) = (values[name] for name, _, diagonal in factors if not diagonal)
+            diag = np.einsum("...ii->...i", matrix)
+            for name, _, diagonal in factors:
+                diag = diag * values[name] if diagonal else diag
+            return scale * diag.sum(axis=-1)
         mats, pending = [], None
-        for matrix, transposed in factors:
-            x = values[str(matrix)]
-            if str(matrix) in self.diagonal:
+        for name, transposed, diagonal in factors:
+            x = values[name]
+            if diagonal:
                 pending = x if pending is None else pending * x
                 continue
             x = np.swapaxes(x, -1, -2) if transposed else x
@@ -120,11 +130,17 @@ class MatrixProgram:
             mats = mats[rotation:] + mats[:rotation]
             left, right = (_execute(plan, mats) for plan in plans)
             return scale * np.einsum("...ij,...ji->...", left, right)
-        return _execute(_chain_plan(dims), mats) * (scale[..., None, None] if scale.ndim else scale)   # a new array
+        result = _execute(_chain_plan(dims), mats)
+        scale = scale[..., None, None] if scale.ndim else scale
+        if any(result is values[name] for name, _, _ in factors) or np.shape(scale) != () and \
+                np.broadcast_shapes(result.shape, scale.shape) != result.shape:
+            return result * scale                                     # one input's view, or a wider batch
+        result *= scale                                               # a new array: scaled in place
+        return result
 
     def _diagonal(self, scale, factors, values, trace):
         """A product of diagonal factors only: a diagonal matrix, or in a trace, the sum of its diagonal."""
-        diag = np.prod(np.broadcast_arrays(*(values[str(m)] for m, _ in factors)), axis=0)
+        diag = np.prod(np.broadcast_arrays(*(values[name] for name, _, _ in factors)), axis=0)
         if trace:
             return scale * diag.sum(axis=-1)
         return (scale[..., None, None] if scale.ndim else scale) * (diag[..., :, None] * np.eye(diag.shape[-1]))
@@ -171,12 +187,38 @@ def _execute(plan, mats):
     return np.matmul(_execute(plan[0], mats), _execute(plan[1], mats))
 
 
+class _Identity:
+    """scale · I, kept as its scale until it meets a matrix of the sum (then added to that matrix's diagonal)."""
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def dense(self, n):
+        return self.scale[..., None, None] * np.eye(n) if self.scale.ndim else self.scale * np.eye(n)
+
+    def add_to(self, total):
+        """total + scale · I, in place where the shapes allow."""
+        if np.broadcast_shapes(total.shape[:-2], self.scale.shape) != total.shape[:-2]:
+            return total + self.dense(total.shape[-1])
+        np.einsum("...ii->...i", total)[...] += self.scale[..., None] if self.scale.ndim else self.scale
+        return total
+
+
 def _sum(parts):
-    """Σ parts, adding in place into the first (each part a new array, owned here)."""
+    """Σ parts, adding in place into the first (each part a new array, owned here; scaled identities added to the
+    diagonal)."""
     total = None
     for part in parts:
-        if total is None or np.shape(part) != np.shape(total) or not isinstance(total, np.ndarray):
-            total = part if total is None else total + part
+        if total is None:
+            total = part
+        elif isinstance(part, _Identity) or isinstance(total, _Identity):
+            if isinstance(part, _Identity) and isinstance(total, _Identity):
+                total = _Identity(total.scale + part.scale)
+            else:
+                matrix, identity = (total, part) if isinstance(part, _Identity) else (part, total)
+                total = identity.add_to(matrix)
+        elif np.shape(part) != np.shape(total) or not isinstance(total, np.ndarray):
+            total = total + part
         else:
             total += part
     return total
