@@ -30,7 +30,7 @@ ARCHS = {"He-ReLU": "{L}*dense(relu,sw2=2)",
          "ReLU ResNet (x + relu(Wx)/2)": "{L}*residual(dense(relu,sw2=2),beta=0.5)"}
 #: seconds per path, layer and squared width of the residual route (its n × n matrices; 2 cores): the number of
 #: paths of a residual network is cut to what --residual-seconds allow (at least 40, for the batch-means error)
-RESIDUAL_COST = 2.2e-7
+RESIDUAL_COST = 2.5e-7
 
 
 def run(name, arch, width, seeds, chains, layers):

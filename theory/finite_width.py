@@ -29,8 +29,8 @@ a layer-by-layer 1/n estimate suggests) and S to O(1); both are carried, not exp
 **Residual blocks** y = αx + βφ(Wx + b) keep every coordinate of x, so E[J Jᵀ | path] is a full matrix: it is
 carried backwards from the output (:func:`residual_tangent_step`, a matrix expression, exact given the path), and
 one network's traces are drawn with the variance of the martingale E[‖J‖²_F | path, free weights revealed block by
-block] (:func:`residual_increment_covariance`, with the Jacobian below each block at its conditional mean,
-:func:`residual_forward_step`: the approximation of this route).
+block] (:func:`residual_increment_covariance`, given the Jacobian below each block, which is drawn:
+:func:`residual_jacobian`).
 
 Sums over units are written ``UnitSum(expr)`` (Σ_i expr over the n units of the layer); ``numerics`` expands each
 summand in the state symbols and sums its coefficients over sampled units once per layer.
@@ -152,9 +152,13 @@ def lognormal_log_moments(mean, var) -> tuple[sp.Expr, sp.Expr]:
 #: D_p = diag φ'(h_{p,i}), given by its diagonal
 n_units = sp.Symbol("n", positive=True, integer=True)
 K, K_q = sp.MatrixSymbol("K", n_units, n_units), sp.MatrixSymbol("K_q", n_units, n_units)
-#: M = E[J_{<l,p} J_{<l,p}ᵀ | path]: the Jacobian from a start layer up to the block's input
+#: M = J_{<l,p} J_{<l,p}ᵀ: the Jacobian from a start layer up to the block's input, times its transpose
 M, M_q = sp.MatrixSymbol("M", n_units, n_units), sp.MatrixSymbol("M_q", n_units, n_units)
 Ehat, A = sp.MatrixSymbol("Ehat", n_units, 2), sp.MatrixSymbol("A", n_units, 2)
+#: G̃: the block's free weights, i.i.d. N(0, 1) (only their part off the span, G̃(I − ÊÊᵀ), enters)
+G_free = sp.MatrixSymbol("G", n_units, n_units)
+#: B_p = D_pKJ̄_pM_p(I − ÊÊᵀ): the matrix of the linear part of one block's increment (:func:`residual_increment_gradient`)
+B_p, B_q = sp.MatrixSymbol("B_p", n_units, n_units), sp.MatrixSymbol("B_q", n_units, n_units)
 D_p, D_q = sp.MatrixSymbol("D_p", n_units, n_units), sp.MatrixSymbol("D_q", n_units, n_units)
 #: the block y = αx + βφ(Wx + b): skip and branch weights (a dense block is α = 0, β = 1)
 skip_weight, branch_weight = sp.symbols("alpha beta", real=True)
@@ -183,28 +187,32 @@ def _mean_jacobian(D):
     return skip_weight * sp.Identity(n_units) + branch_weight * sp.sqrt(s) * D * A * Ehat.T
 
 
-def residual_forward_step() -> sp.MatrixExpr:
-    """One block forwards: E[J_p M J_pᵀ | path] = J̄_p M J̄_pᵀ + β²s tr((I − ÊÊᵀ)M(I − ÊÊᵀ)) D_p² for the Jacobian
-    from a start layer up to the block's input, M = E[J_{<l,p} J_{<l,p}ᵀ | path] (I at the start), J̄_p =
-    αI + β√s D_pAÊᵀ (as :func:`residual_tangent_step`, from the other side)."""
-    J, P = _mean_jacobian(D_p), _off_span()
-    return J * M * J.T + branch_weight**2 * s * sp.Trace(P * M * P) * D_p * D_p
+def residual_jacobian() -> sp.MatrixExpr:
+    """One block's Jacobian given the path and the block's free weights G̃: J_p = αI + β√s D_p(AÊᵀ + G̃(I − ÊÊᵀ))
+    (W = √s AÊᵀ + √s G̃(I − ÊÊᵀ), :func:`residual_tangent_step`). Its mean over G̃ is J̄_p = αI + β√s D_pAÊᵀ."""
+    return _mean_jacobian(D_p) + branch_weight * sp.sqrt(s) * D_p * G_free * _off_span()
+
+
+def residual_increment_gradient() -> sp.MatrixExpr:
+    """B_p = D_pKJ̄_pM_p(I − ÊÊᵀ): one block's increment tr(J_pM_pJ_pᵀK) is linear in G̃ through 2β√s⟨G̃, B_p⟩_F
+    (K and M_p symmetric) plus a Gaussian quadratic form (:func:`residual_increment_covariance`)."""
+    return D_p * K * _mean_jacobian(D_p) * M * _off_span()
 
 
 def residual_increment_covariance() -> sp.Expr:
-    """Cov[tr(J_pM_pJ_pᵀK), tr(J_qM_qJ_qᵀK_q) | path] over the part G̃ of one block's W that the path leaves free,
-    for M_p, M_q the Jacobians' products below the block and K, K_q above (symmetric): with J̄ = E[J | path], the
-    linear part 2β√s tr(G̃(I − ÊÊᵀ)MJ̄ᵀKD) and the quadratic part β²s tr(DG̃(I − ÊÊᵀ)M(I − ÊÊᵀ)G̃ᵀDK) (a Gaussian
-    quadratic form with matrix ((I − ÊÊᵀ)M(I − ÊÊᵀ)) ⊗ DKD) are uncorrelated, so
-    Cov = 4β²s tr(D_pKJ̄_pM_p(I − ÊÊᵀ)M_qJ̄_qᵀK_qD_q) + 2β⁴s² tr(D_pKD_pD_qK_qD_q) tr(PM_pPPM_qP), P = I − ÊÊᵀ.
+    """Cov[tr(J_pM_pJ_pᵀK), tr(J_qM_qJ_qᵀK_q) | path, M_p, M_q] over one block's free weights G̃, for M_p, M_q the
+    Jacobians' products below the block and K, K_q the conditional means above it (symmetric): the linear part
+    2β√s⟨G̃, B_p⟩_F (B_p :func:`residual_increment_gradient`) and the quadratic part β²s tr(D_pG̃PM_pPG̃ᵀD_pK)
+    (a Gaussian quadratic form with matrix (PM_pP) ⊗ D_pKD_p, P = I − ÊÊᵀ) are uncorrelated, so
+    Cov = 4β²s tr(B_pB_qᵀ) + 2β⁴s² tr(D_pKD_pD_qK_qD_q) tr(PM_pPM_q) (P² = P).
 
     These are the increments of the martingale E[tr J Jᵀ | path, the blocks' free parts revealed from the start
-    up]: summed over the blocks they give the exact conditional variance of one network's ‖J‖²_F where M_p, M_q
-    are the actual products below; sigprop uses their conditional means (:func:`residual_forward_step`)."""
+    up]: summed over the blocks, their means over the free weights below each block give the exact conditional
+    variance of one network's ‖J‖²_F (Rao–Blackwell: the block's own free weights and those above are integrated
+    out in closed form)."""
     b, P = branch_weight, _off_span()
-    Jp, Jq = _mean_jacobian(D_p), _mean_jacobian(D_q)
-    return (4 * b**2 * s * sp.Trace(D_p * K * Jp * M * P * M_q * Jq.T * K_q * D_q)
-            + 2 * b**4 * s**2 * sp.Trace(D_p * K * D_p * D_q * K_q * D_q) * sp.Trace(P * M * P * P * M_q * P))
+    return (4 * b**2 * s * sp.Trace(B_p * B_q.T)
+            + 2 * b**4 * s**2 * sp.Trace(D_p * K * D_p * D_q * K_q * D_q) * sp.Trace(P * M * P * M_q))
 
 
 def start_state(n) -> dict:

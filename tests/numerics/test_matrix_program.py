@@ -14,19 +14,23 @@ t = sp.Symbol("t", real=True)
 
 
 def _random_path(rng, C=3, n=7):
-    k = rng.standard_normal((C, n, n))
+    k = rng.standard_normal((2, C, n, n))
     m = rng.standard_normal((2, C, n, n))
-    return {"K": k + k.transpose(0, 2, 1), "K_q": rng.standard_normal((C, n, n)),
+    return {"K": k[0] + k[0].transpose(0, 2, 1), "K_q": k[1] + k[1].transpose(0, 2, 1),      # symmetric, as K is
             "M": m[0] + m[0].transpose(0, 2, 1), "M_q": m[1] + m[1].transpose(0, 2, 1),
             "Ehat": np.linalg.qr(rng.standard_normal((C, n, 2)))[0], "A": rng.standard_normal((C, n, 2)),
+            "G": rng.standard_normal((C, n, n)),
             "D_p": rng.random((C, n)), "D_q": rng.random((C, n)), "alpha": 0.7, "beta": 0.4, "s": 0.3, "n": n}
 
 
 def test_theory_residual_steps_and_covariance_match_explicit_products():
     v = _random_path(np.random.default_rng(0))
     step = MatrixProgram(F.residual_tangent_step(), diagonal=F.DIAGONAL)(**v)
-    cov = MatrixProgram(F.residual_increment_covariance(), diagonal=F.DIAGONAL)(**v)
-    forward = MatrixProgram(F.residual_forward_step(), diagonal=F.DIAGONAL)(**v)
+    jacobian = MatrixProgram(F.residual_jacobian(), diagonal=F.DIAGONAL)(**v)
+    B_p = MatrixProgram(F.residual_increment_gradient(), diagonal=F.DIAGONAL)(**v)
+    B_q = MatrixProgram(F.residual_increment_gradient(), diagonal=F.DIAGONAL)(**{**v, "K": v["K_q"], "M": v["M_q"],
+                                                                                   "D_p": v["D_q"]})
+    cov = MatrixProgram(F.residual_increment_covariance(), diagonal=F.DIAGONAL)(**v, B_p=B_p, B_q=B_q)
     a, b, s, n = v["alpha"], v["beta"], v["s"], v["n"]
     for c in range(v["K"].shape[0]):
         K, Kq, E, A = v["K"][c], v["K_q"][c], v["Ehat"][c], v["A"][c]
@@ -39,8 +43,8 @@ def test_theory_residual_steps_and_covariance_match_explicit_products():
         want = (4 * b * b * s * np.trace(Dp @ K @ Jp @ M @ P @ Mq @ Jq.T @ Kq @ Dq)
                 + 2 * b**4 * s * s * np.trace(Dp @ K @ Dp @ Dq @ Kq @ Dq) * np.trace(P @ M @ P @ P @ Mq @ P))
         assert cov[c] == pytest.approx(want, rel=1e-12)
-        want = Jp @ M @ Jp.T + b * b * s * np.trace(P @ M @ P) * Dp @ Dp
-        np.testing.assert_allclose(forward[c], want, rtol=1e-12, atol=1e-12)
+        want = Jp + b * np.sqrt(s) * Dp @ v["G"][c] @ P
+        np.testing.assert_allclose(jacobian[c], want, rtol=1e-12, atol=1e-12)
 
 
 def test_transposes_powers_identity_diagonal_products_and_scalar_arrays():
