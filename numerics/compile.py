@@ -270,8 +270,8 @@ def compile_array_block(block: Block, tangent: bool = False, pair_only: bool = F
     if pair_only:
         def pair_step(**arrays):
             shape = np.broadcast(*arrays.values()).shape
-            v = [x if isinstance(x, np.ndarray) and x.shape == shape else np.broadcast_to(np.asarray(x, dtype=float), shape)
-                 for x in fn(*(arrays[n] for n in names), *values)]
+            v = [x if isinstance(x, np.ndarray) and x.shape == shape
+                 else np.broadcast_to(np.asarray(x, dtype=float), shape) for x in fn(*(arrays[n] for n in names), *values)]
             return v[0], (v[1] if has_pre else None), (v[1 + has_pre] if tangent else None)
         pair_step.needs, pair_step.has_pre = names, has_pre
         return pair_step

@@ -53,9 +53,8 @@ def covariance_determinant(q1, q2, k):
         if 2 * count > close.size:                      # most entries: all of them, without gathering
             return np.maximum(_exact(q1, q2, k), 0.0)
         if count:
-            where = np.nonzero(close)
+            where = np.nonzero(close)                   # d already has the broadcast shape (a new array)
             q1, q2, k = (np.broadcast_to(v, close.shape)[where] for v in (q1, q2, k))
-            d = np.array(np.broadcast_to(d, close.shape))
             d[where] = np.maximum(_exact(q1, q2, k), 0.0)
         return d
     return max(float(_exact(q1, q2, k)), 0.0)

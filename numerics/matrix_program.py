@@ -132,9 +132,9 @@ class MatrixProgram:
             return scale * np.einsum("...ij,...ji->...", left, right)
         result = _execute(_chain_plan(dims), mats)
         scale = scale[..., None, None] if scale.ndim else scale
-        if any(result is values[name] for name, _, _ in factors) or np.shape(scale) != () and \
+        if any(np.may_share_memory(result, values[name]) for name, _, _ in factors) or np.shape(scale) != () and \
                 np.broadcast_shapes(result.shape, scale.shape) != result.shape:
-            return result * scale                                     # one input's view, or a wider batch
+            return result * scale                                     # an input (or its transpose), or a wider batch
         result *= scale                                               # a new array: scaled in place
         return result
 

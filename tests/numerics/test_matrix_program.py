@@ -59,6 +59,9 @@ def test_transposes_powers_identity_diagonal_products_and_scalar_arrays():
         np.testing.assert_allclose(got[c], want, rtol=1e-12, atol=1e-12)
     inputs = {"X": x, "Y": y, "D": d, "t": tv, "n": 4}
     assert np.shares_memory(MatrixProgram(X)(**inputs), x) is False        # one factor: a copy, never the input
+    before = x.copy()
+    np.testing.assert_array_equal(MatrixProgram(3 * X.T)(**inputs), 3 * np.swapaxes(before, 1, 2))
+    np.testing.assert_array_equal(x, before)                                 # a transposed input is not scaled in place
     np.testing.assert_allclose(MatrixProgram(sp.Trace(X * X.T))(**inputs), np.sum(x * x, axis=(1, 2)))
 
 
