@@ -3,8 +3,8 @@
 1,000 inputs in R^10 (standard normal, so of different norms), depth 100, ReLU and erf, float64:
 ``100*dense(ACT,sw2=2,sb2=0.1),dense(linear,sw2=2,sb2=0.1)`` here, ``stax.serial(*[Dense(1, √2, √0.1), ACT()] *
 100, Dense(1, √2, √0.1))`` in neural-tangents (the same network: its input kernel is x·x'/d too). sigprop's
-figures: the first call in a fresh process (maps compiled from theory included; imports not) and the median of
-later calls. neural-tangents runs in another environment (it needs an older jax: see the team's peer notes) when
+figures: the first call in a fresh process (maps compiled from theory included; imports not), the median over
+--repeat fresh processes, and the median of later calls. neural-tangents runs in another environment (it needs an older jax: see the team's peer notes) when
 ``--peers-python`` names its interpreter; its eager and jitted times (after a compile whose time is printed) are
 taken in that process, and its kernels are compared with sigprop's entry by entry.
 
@@ -88,8 +88,9 @@ def main():
     for act in ("relu", "erf"):
         arch = f"{args.depth}*dense({act},sw2=2,sb2=0.1),dense(linear,sw2=2,sb2=0.1)"
         for what in ("nngp", "ntk"):
-            fresh = subprocess.run([sys.executable, "-c", FRESH, xfile, arch, what], capture_output=True, text=True)
-            first = float(fresh.stdout.strip())
+            first = statistics.median(
+                float(subprocess.run([sys.executable, "-c", FRESH, xfile, arch, what], capture_output=True,
+                                     text=True, check=True).stdout.strip()) for _ in range(args.repeat))
             runs = []
             for _ in range(args.repeat):
                 t = time.perf_counter()

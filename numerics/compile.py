@@ -254,6 +254,7 @@ def _compile_array_leaf(signature, template: Block, params: tuple, tangent: bool
     return fn, has_pre, tuple(str(a) for a in state_args)
 
 
+@lru_cache(maxsize=None)
 def compile_array_block(block: Block, tangent: bool = False, pair_only: bool = False) -> Callable:
     """A block's forward maps on arrays (a container's composed symbolically from its children's, one expression): ``f(state, theta=None) -> (out, pre, theta')``, the output
     ``PairState``, the ``PreActivation`` (None if the block has none) and, with ``tangent``, the output's neural

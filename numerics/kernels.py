@@ -26,6 +26,8 @@ Example
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -77,13 +79,34 @@ def _own_diagonal(p_ab, t_ab, rows, own, layer):
     return p_ab, t_ab
 
 
-#: inputs per side of a tile of pairs: every block runs on a tile small enough for its temporaries to stay in the
-#: CPU cache (and below the allocator's mmap threshold), all blocks on one tile before the next; the per-input
-#: entries broadcast along the tile's rows and columns, so what depends on one input alone is computed per input
-TILE = 122
+#: inputs per side of a tile of pairs: all blocks run on one tile before the next, the per-input entries broadcast
+#: along its rows and columns (what depends on one input alone is computed per input). Tiles run in threads (NumPy
+#: releases the interpreter lock in its array operations); each must be large enough that its operations, not the
+#: hand-offs of that lock, take the time: 500 × 500 pairs was the fastest of 122-1000 with two threads
+TILE = 500
+#: inputs per side of the squares along the diagonal (computed whole, their lower halves then dropped)
+STEP = 250
 
 
-def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = False) -> Kernels:
+def _prime_allocator() -> None:
+    """Allocate and free one 32 MB block. glibc's malloc serves large blocks by mapping fresh pages and returns them
+    on free (every page then faults in anew when touched) until a freed mapping teaches it a larger threshold; freeing
+    this one sets that threshold to 32 MB (glibc's cap) and its heap's trim threshold to twice that, so a tile's
+    temporaries (2 MB each) reuse heap memory from the start. Without it the first call in a process was ~1.5x
+    slower than later ones; other allocators are unaffected."""
+    np.empty(4_000_000)
+
+
+def _threads(threads) -> int:
+    """The number of threads: ``None`` → the CPUs this process may run on."""
+    if threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads={threads!r} is not allowed: give a positive integer, or None for every CPU")
+    return int(threads)
+
+
+def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = False, threads=None) -> Kernels:
     """NNGP (and with ``ntk`` the NTK) of ``network`` over the inputs ``x`` ((N, d); the input kernel is
     x xᵀ/d) or over a given input ``gram`` matrix. Blocks of any kind, residual and other containers included (the
     NTK needs blocks that define ``tangent``: dense, act, layernorm, eval-mode batchnorm, dropout, residual with a
@@ -92,7 +115,9 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
 
     Each input's own entries (mean square, mean, Θ_aa) are run down the network once; the pairs then carry only
     their cross entries, block by block, on tiles of :data:`TILE` × :data:`TILE` pairs (the upper triangle's
-    tiles; the diagonal tiles whole)."""
+    tiles; the diagonal tiles whole). The tiles are independent: ``threads`` of them run at once (default: one per
+    CPU; NumPy releases the interpreter lock inside its array operations), and the result does not depend on how
+    many."""
     blocks = getattr(network, "blocks", None)
     if blocks is None:
         raise TypeError(f"kernels needs a Network (e.g. sigprop.theory.parse(...)), not {type(network).__name__}")
@@ -103,6 +128,7 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
         raise ValueError(f"{coupled[0].describe()}: a training-mode batchnorm couples the inputs of a batch; "
                          "kernels over a data set take blocks that act on each input alone")
     k0 = _inputs(x, gram)
+    workers = _threads(threads)
     n = k0.shape[0]
     # each input with itself, block by block: its mean square, mean and Θ before every block
     diag = np.diag(k0).copy()
@@ -130,31 +156,55 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
         if rows != cols:
             array[cols, rows] = value.T
 
-    starts = range(0, n, TILE)
-    for a0 in starts:
-        rows = slice(a0, min(n, a0 + TILE))
-        for b0 in starts[a0 // TILE:]:
-            cols = slice(b0, min(n, b0 + TILE))
-            side = {"a": (rows, None), "b": (None, cols)}
-            p_ab, t_ab = k0[rows, cols], np.zeros((rows.stop - rows.start, cols.stop - cols.start))
-            for i, step in enumerate(steps):
-                # the pair's cross entries, and the per-input entries this block reads: a column and a row
-                arrays = {name: (p_ab if name == "p_ab" else t_ab if name == "Theta_ab"
-                                 else _side(own[name[:-2]][i], *side[name[-1]])) for name in step.needs}
-                p_ab, q_ab, t_ab = step(**arrays)
-                if redraws[i] and rows == cols:
-                    p_ab, t_ab = _own_diagonal(p_ab, t_ab, rows, own, i + 1)
-                if layers:
-                    store(per_layer[i], p_ab, rows, cols)
-                    if q_ab is not None:
-                        store(per_pre[i], q_ab, rows, cols)
-            store(final, p_ab, rows, cols)
-            if ntk:
-                store(tangent, t_ab, rows, cols)
+    def tile(corner):
+        rows, cols = corner
+        side = {"a": (rows, None), "b": (None, cols)}
+        p_ab, t_ab = k0[rows, cols], np.zeros((rows.stop - rows.start, cols.stop - cols.start))
+        for i, step in enumerate(steps):
+            # the pair's cross entries, and the per-input entries this block reads: a column and a row
+            arrays = {name: (p_ab if name == "p_ab" else t_ab if name == "Theta_ab"
+                             else _side(own[name[:-2]][i], *side[name[-1]])) for name in step.needs}
+            p_ab, q_ab, t_ab = step(**arrays)
+            if redraws[i] and rows == cols:
+                p_ab, t_ab = _own_diagonal(p_ab, t_ab, rows, own, i + 1)
+            if layers:
+                store(per_layer[i], p_ab, rows, cols)
+                if q_ab is not None:
+                    store(per_pre[i], q_ab, rows, cols)
+        store(final, p_ab, rows, cols)
+        if ntk:
+            store(tangent, t_ab, rows, cols)
+
+    corners = _tiles(n)
+    if n > STEP:
+        _prime_allocator()
+    workers = min(workers, len(corners))
+    if workers > 1:                           # each tile writes its own entries: no two threads share one
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(tile, corners))
+    else:
+        for corner in corners:
+            tile(corner)
     out = Kernels(nngp=final, ntk=tangent)
     if layers:
         out.layers = list(per_layer)
         out.pre_layers = per_pre
+    return out
+
+
+def _tiles(n: int) -> list:
+    """(rows, cols) slices covering the upper triangle of n × n pairs, diagonal included: :data:`TILE`-sided
+    squares off the diagonal; along it a staircase of :data:`STEP`-sided squares (computed whole and mirrored)
+    with the rectangles between them, so that little of a diagonal square's lower half is computed."""
+    out = []
+    for a0 in range(0, n, TILE):
+        a1 = min(n, a0 + TILE)
+        for r0 in range(a0, a1, STEP):
+            r1 = min(a1, r0 + STEP)
+            out.append((slice(r0, r1), slice(r0, r1)))
+            if r1 < a1:
+                out.append((slice(r0, r1), slice(r1, a1)))
+        out += [(slice(a0, a1), slice(b0, min(n, b0 + TILE))) for b0 in range(a1, n, TILE)]
     return out
 
 

@@ -128,6 +128,36 @@ def test_gram_input_equals_data_input_and_kernels_are_symmetric():
     assert a.ntk.shape == (3, 3) and a.layers == []
 
 
+@pytest.mark.parametrize("n", [1, 4, 13, 20])
+def test_tiles_cover_every_pair_once(n, monkeypatch):
+    import sigprop.numerics.kernels as module
+    monkeypatch.setattr(module, "TILE", 6)
+    monkeypatch.setattr(module, "STEP", 4)
+    seen = np.zeros((n, n), dtype=int)
+    for rows, cols in module._tiles(n):
+        block = seen[rows, cols]
+        block += np.triu(np.ones_like(block)) if rows == cols else 1
+    assert np.array_equal(seen, np.triu(np.ones((n, n), dtype=int)))
+
+
+def test_tiles_and_threads_do_not_change_the_kernels(monkeypatch):
+    """Many tiles (a staircase along the diagonal, a dropout block redrawing its diagonal) in 1 or 3 threads
+    against one tile: the same kernels, every layer (up to the exact determinant's choice per tile)."""
+    import sigprop.numerics.kernels as module
+    x = np.random.default_rng(3).standard_normal((23, 4)) * np.linspace(0.5, 2, 23)[:, None]
+    net = parse("2*dense(erf,sw2=2,sb2=0.1),dropout(rho=0.8),residual(dense(relu,sw2=2),beta=0.5),dense(linear)")
+    whole = kernels(net, x, ntk=True, layers=True, threads=1)
+    monkeypatch.setattr(module, "TILE", 7)
+    monkeypatch.setattr(module, "STEP", 3)
+    one, three = (kernels(net, x, ntk=True, layers=True, threads=t) for t in (1, 3))
+    for a, b in ((one.nngp, three.nngp), (one.ntk, three.ntk), *zip(one.layers, three.layers)):
+        assert np.array_equal(a, b)
+    for a, b in ((one.nngp, whole.nngp), (one.ntk, whole.ntk), *zip(one.layers, whole.layers)):
+        assert np.allclose(a, b, rtol=1e-13, atol=0) and np.array_equal(a, a.T)
+    with pytest.raises(ValueError, match="threads=0 is not allowed"):
+        kernels(net, x, threads=0)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({}, "not both"), ({"x": X, "gram": np.eye(3)}, "not both"), ({"x": np.ones(3)}, "shape"),
     ({"x": np.array([[np.nan, 1.0]])}, "nan"), ({"gram": np.ones((2, 3))}, "square"),
