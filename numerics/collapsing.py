@@ -42,7 +42,7 @@ def _numbers(q, c, batch):
 
 @lru_cache(maxsize=None)
 def _std():
-    return sp.lambdify((S.q, S.c, T.B), T.expected_batch_std().rhs, modules=["scipy", "numpy"])
+    return sp.lambdify((S.q, S.c, T.B), T.expected_batch_std().rhs, modules=["scipy", np])
 
 
 def expected_batch_std(q: float, c: float, batch: int) -> float:
@@ -57,7 +57,7 @@ def _integrand(c: float, batch: int):
     if not isinstance(rhs, sp.Integral):
         return float(rhs)
     body = rhs.function.doit()
-    return sp.lambdify(T.z0, body, modules=["scipy", "numpy"])
+    return sp.lambdify(T.z0, body, modules=["scipy", np])
 
 
 def expected_batch_sign_diversity(q: float, c: float, batch: int, error: bool = False):

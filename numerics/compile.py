@@ -334,7 +334,7 @@ def _on_grid(block: Block, name: str, value, grid: dict):
         raise ValueError(f"{block.describe()}: {name}={expr} depends on {', '.join(missing)}, which the grid does "
                          f"not give (given: {', '.join(sorted(grid)) or 'none'})")
     value = float(expr) if not free else np.asarray(
-        sp.lambdify(free, expr, modules="numpy")(*(grid[str(s)] for s in free)), dtype=float)
+        sp.lambdify(free, expr, modules=np)(*(grid[str(s)] for s in free)), dtype=float)
     kind = {p.name: p.kind for p in block.params()}[name]
     bad = ~np.isfinite(value) | ((value < 0) if kind == "variance" else (value <= 0) if kind in ("positive", "size")
                                  else False)

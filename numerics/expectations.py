@@ -72,9 +72,9 @@ def for_numerics(expr):
 def activation_functions(act) -> tuple[Callable, Callable]:
     """Vectorized φ and φ' of an activation (lambdified from theory in a form without cancellation,
     :func:`~sigprop.numerics.stable.stable_form`; φ' takes Heaviside(0) = 1/2)."""
-    phi = sp.lambdify(x, stable_form(act.phi), modules=["scipy", "numpy"])
+    phi = sp.lambdify(x, stable_form(act.phi), modules=["scipy", np])
     dphi = sp.lambdify(x, stable_form(act.dphi.replace(sp.Heaviside, lambda a, *rest: sp.Heaviside(a, sp.S.Half))),
-                       modules=["scipy", "numpy"])
+                       modules=["scipy", np])
     return phi, dphi
 
 
@@ -85,7 +85,7 @@ def second_derivative_functions(act) -> tuple[Callable, tuple]:
     act.ddphi                                    # φ'' of a φ that jumps is not a measure: theory says why
     s = sp.lambdify(x, stable_form(act.ddphi_smooth.replace(sp.Heaviside,
                                                             lambda a, *rest: sp.Heaviside(a, sp.S.Half))),
-                    modules=["scipy", "numpy"])
+                    modules=["scipy", np])
     return s, tuple((float(t), float(j)) for t, j in act.dphi_jumps)
 
 
@@ -94,9 +94,9 @@ def densities() -> tuple[Callable, Callable]:
     """theory's Gaussian densities as vectorized functions: N(t; 0, q) and p(t₁, t₂) of N(0, [[q₁, k], [k, q₂]])
     (what the Dirac deltas of φ″ pick out)."""
     t1, t2 = sp.symbols("t1 t2", real=True)
-    one = sp.lambdify((t1, Q), normal_density(t1, Q), modules="numpy")
+    one = sp.lambdify((t1, Q), normal_density(t1, Q), modules=np)
     two = sp.lambdify((t1, t2, Q1, Q2, K), for_numerics(bivariate_normal_density(t1, t2, Q1, Q2, K)),
-                      modules=[NUMERIC_FUNCTIONS, "numpy"])
+                      modules=[NUMERIC_FUNCTIONS, np])
     return one, two
 
 

@@ -78,11 +78,11 @@ class UnitSumProgram:
             for monom, coeff in pairs:
                 coeff = sp.sympify(coeff)
                 if coeff not in self.coefficients:
-                    self.coefficients[coeff] = sp.lambdify(unit_symbols, coeff, modules="numpy")
+                    self.coefficients[coeff] = sp.lambdify(unit_symbols, coeff, modules=np)
                 terms.append((coeff, {x: p for x, p in zip(variables, monom) if p}))
             self.terms.append(terms)
         exprs = [sp.sympify(e).xreplace(self.places) for e in outputs.values()]
-        self.outer = sp.lambdify((*self.places.values(), *self.state, F.s), exprs, modules="numpy")
+        self.outer = sp.lambdify((*self.places.values(), *self.state, F.s), exprs, modules=np)
         self.unit_symbols = tuple(unit_symbols)
 
     def __call__(self, units: dict, state: dict, s: float) -> dict:

@@ -88,7 +88,7 @@ def _programs():
 def _log_moments():
     """theory's log-normal log mean and log variance of a unit-mean variable, as functions of its variance."""
     var = sp.Symbol("var", nonnegative=True)
-    return tuple(sp.lambdify(var, e, modules="numpy") for e in F.lognormal_log_moments(sp.S.One, var))
+    return tuple(sp.lambdify(var, e, modules=np) for e in F.lognormal_log_moments(sp.S.One, var))
 
 
 def _layer(block):

@@ -83,7 +83,7 @@ class MatrixProgram:
 
     def _scalar(self, coeff):
         symbols = sorted(coeff.free_symbols, key=str)
-        fn = sp.lambdify(symbols, coeff, modules="numpy")
+        fn = sp.lambdify(symbols, coeff, modules=np)
         return fn, tuple(str(x) for x in symbols)
 
     def __call__(self, **arrays):

@@ -91,7 +91,7 @@ def _model(kind: str):
     """The model's correlation over ``n`` blocks, compiled from theory's formula (n = 0: 1)."""
     n = B.L
     rhs = B.correlation(kind, n).rhs if kind == "feedforward" else B.correlation(kind, n, S.beta).rhs
-    fn = sp.lambdify((n, S.beta), rhs, modules="numpy")
+    fn = sp.lambdify((n, S.beta), rhs, modules=np)
     return lambda blocks, beta: np.array([1.0 if m == 0 else float(fn(float(m), beta)) for m in blocks])
 
 

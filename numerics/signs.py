@@ -40,7 +40,7 @@ _mu_a, _mu_b, _mu, _sigma, _q, _c = T.mu_a, T.mu_b, T.mu, T.sigma, S.q, S.c
 
 
 def _lambdify(args, expr, extra=None):
-    modules = [{**NUMERIC_FUNCTIONS, **(extra or {})}, "scipy", "numpy"]
+    modules = [{**NUMERIC_FUNCTIONS, **(extra or {})}, "scipy", np]
     return sp.lambdify(args, for_numerics(expr), modules=modules)
 
 

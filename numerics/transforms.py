@@ -75,7 +75,7 @@ def _parametric(act, free, kind):
     half = {sp.Heaviside: lambda a, *rest: sp.Heaviside(a, sp.S.Half)}
 
     def lam(e):
-        return sp.lambdify((S.x, *free), e.replace(sp.Heaviside, half[sp.Heaviside]), modules=["scipy", "numpy"])
+        return sp.lambdify((S.x, *free), e.replace(sp.Heaviside, half[sp.Heaviside]), modules=["scipy", np])
     phi, dphi = lam(act.phi), lam(act.dphi)
     s = lam(act.ddphi_smooth) if kind in ("curvature", "ddkernel") else None
     kinks = sp.lambdify(free, list(act.kinks))
@@ -112,7 +112,7 @@ def _residuals(act, targets, fixed):
             bindings[name] = _parametric(hat, free, node.kind)
         return sp.Function(name)(*free)
     exprs = [e.replace(lambda n: isinstance(n, GaussianExpectation), bind) for e in exprs]
-    fn = sp.lambdify(free, exprs, modules=[bindings, "scipy", "numpy"])
+    fn = sp.lambdify(free, exprs, modules=[bindings, "scipy", np])
     return free, lambda p: [float(v) for v in fn(*p)]
 
 

@@ -67,7 +67,7 @@ def law(k2: float, gsc_r2: float) -> float:
 @lru_cache(maxsize=None)
 def _resnet_law():
     return sp.lambdify((laws.n_blocks, laws.gsc_r, laws.k0_sq), laws.diluted_resnet_law().rhs,
-                       modules=["scipy", "numpy"])
+                       modules=["scipy", np])
 
 
 def resnet_law(depths, gsc_r2: float, k0_2: float) -> np.ndarray:
