@@ -29,6 +29,7 @@ Example
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 
@@ -152,18 +153,22 @@ def _integrands(act):
 
 class _Memo:
     """The last few results per key (activation, kind, the argument's bytes): solvers call the maps again and again
-    at the same variances (q*), with only the correlation changing."""
+    at the same variances (q*), with only the correlation changing. Safe in threads (kernels over a data set run
+    tiles in threads): the lookup and the eviction hold a lock, the computation does not."""
 
     def __init__(self, size: int = 8):
-        self.size, self.items = size, OrderedDict()
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
 
     def get(self, key, make):
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        value = self.items[key] = make()
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = make()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
         return value
 
 
@@ -198,9 +203,8 @@ def clear_caches() -> None:
 
 
 def _entries(*key) -> _Entries:
-    if key not in _ENTRIES:
-        _ENTRIES[key] = _Entries()
-    return _ENTRIES[key]
+    entries = _ENTRIES.get(key)
+    return entries if entries is not None else _ENTRIES.setdefault(key, _Entries())
 
 
 def _one_d(act, kind, q, error):

@@ -142,10 +142,12 @@ def test_tiles_cover_every_pair_once(n, monkeypatch):
 
 def test_tiles_and_threads_do_not_change_the_kernels(monkeypatch):
     """Many tiles (a staircase along the diagonal, a dropout block redrawing its diagonal) in 1 or 3 threads
-    against one tile: the same kernels, every layer (up to the exact determinant's choice per tile)."""
+    against one tile: the same kernels, every layer (up to the exact determinant's choice per tile and the
+    quadrature's per batch)."""
     import sigprop.numerics.kernels as module
     x = np.random.default_rng(3).standard_normal((23, 4)) * np.linspace(0.5, 2, 23)[:, None]
-    net = parse("2*dense(erf,sw2=2,sb2=0.1),dropout(rho=0.8),residual(dense(relu,sw2=2),beta=0.5),dense(linear)")
+    net = parse("2*dense(erf,sw2=2,sb2=0.1),dropout(rho=0.8),residual(dense(relu,sw2=2),beta=0.5),"
+                "dense(tanh,sw2=1.5,sb2=0.1),dense(linear)")      # tanh: kernels by series and quadrature, cached
     whole = kernels(net, x, ntk=True, layers=True, threads=1)
     monkeypatch.setattr(module, "TILE", 7)
     monkeypatch.setattr(module, "STEP", 3)
