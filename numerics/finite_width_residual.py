@@ -78,10 +78,10 @@ def residual_reason(block) -> str | None:
 
 @lru_cache(maxsize=None)
 def _programs():
-    return (MatrixProgram(F.residual_tangent_step(), diagonal=F.DIAGONAL),
-            MatrixProgram(F.residual_jacobian(), diagonal=F.DIAGONAL),
-            MatrixProgram(F.residual_increment_gradient(), diagonal=F.DIAGONAL),
-            MatrixProgram(F.residual_increment_covariance(), diagonal=F.DIAGONAL))
+    """theory's residual matrix expressions, compiled: name → MatrixProgram."""
+    exprs = {"step": F.residual_tangent_step(), "jacobian": F.residual_jacobian(), "product": F.residual_product_step(),
+             "gradient": F.residual_increment_gradient(), "covariance": F.residual_increment_covariance()}
+    return {name: MatrixProgram(e, diagonal=F.DIAGONAL) for name, e in exprs.items()}
 
 
 @lru_cache(maxsize=None)
@@ -154,7 +154,7 @@ def _common(block, path_l, n):
 def _products(blocks, n, path, rng):
     """M_l = J_{0→l,p} J_{0→l,p}ᵀ for each input p and l = 0..L−1 (the Jacobian below block l), drawn: each block's
     free weights G̃ once per path, shared by the two inputs."""
-    _, jacobian, _, _ = _programs()
+    jacobian, product = (_programs()[k] for k in ("jacobian", "product"))
     C = path[0][0].shape[0]
     M = [np.broadcast_to(np.eye(n), (C, n, n)).copy() for _ in range(2)]
     below = []
@@ -163,7 +163,7 @@ def _products(blocks, n, path, rng):
         d, common = _common(block, path_l, n)
         G = rng.standard_normal((C, n, n))
         J = [jacobian(G=G, D_p=d[p], **common) for p in range(2)]
-        M = [j @ m @ np.swapaxes(j, 1, 2) for j, m in zip(J, M)]
+        M = [product(J=j, M=m) for j, m in zip(J, M)]
     return below
 
 
@@ -173,7 +173,7 @@ def _backward(blocks, n, path, rng, out, rows):
     from the input up] of the whole network's Jacobian (each block's increment with the K̄ above it and the drawn
     M below it), summed from the output down: unbiased in variance for the whole network, the same relative
     increments for the Jacobians from later start layers."""
-    step, _, gradient, covariance = _programs()
+    step, gradient, covariance = (_programs()[k] for k in ("step", "gradient", "covariance"))
     below = _products(blocks, n, path, rng)
     C = path[0][0].shape[0]
     K = [np.broadcast_to(np.eye(n), (C, n, n)).copy() for _ in _PAIRS]

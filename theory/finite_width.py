@@ -157,6 +157,8 @@ M, M_q = sp.MatrixSymbol("M", n_units, n_units), sp.MatrixSymbol("M_q", n_units,
 Ehat, A = sp.MatrixSymbol("Ehat", n_units, 2), sp.MatrixSymbol("A", n_units, 2)
 #: G̃: the block's free weights, i.i.d. N(0, 1) (only their part off the span, G̃(I − ÊÊᵀ), enters)
 G_free = sp.MatrixSymbol("G", n_units, n_units)
+#: J_p: one block's Jacobian for input p given its free weights (:func:`residual_jacobian`)
+J_block = sp.MatrixSymbol("J", n_units, n_units)
 #: B_p = D_pKJ̄_pM_p(I − ÊÊᵀ): the matrix of the linear part of one block's increment (:func:`residual_increment_gradient`)
 B_p, B_q = sp.MatrixSymbol("B_p", n_units, n_units), sp.MatrixSymbol("B_q", n_units, n_units)
 D_p, D_q = sp.MatrixSymbol("D_p", n_units, n_units), sp.MatrixSymbol("D_q", n_units, n_units)
@@ -191,6 +193,12 @@ def residual_jacobian() -> sp.MatrixExpr:
     """One block's Jacobian given the path and the block's free weights G̃: J_p = αI + β√s D_p(AÊᵀ + G̃(I − ÊÊᵀ))
     (W = √s AÊᵀ + √s G̃(I − ÊÊᵀ), :func:`residual_tangent_step`). Its mean over G̃ is J̄_p = αI + β√s D_pAÊᵀ."""
     return _mean_jacobian(D_p) + branch_weight * sp.sqrt(s) * D_p * G_free * _off_span()
+
+
+def residual_product_step() -> sp.MatrixExpr:
+    """The product below the next block: M_{l+1} = J_l M_l J_lᵀ for M_l = J_{<l}J_{<l}ᵀ (I at the start layer) and
+    J_l the block's Jacobian (:func:`residual_jacobian`, drawn)."""
+    return J_block * M * J_block.T
 
 
 def residual_increment_gradient() -> sp.MatrixExpr:

@@ -31,7 +31,7 @@ def _simulated_blocks(rng, n=5, draws=40000, alpha=0.8, beta=0.6, s=0.4):
     k = [rng.standard_normal((n, n)) for _ in range(2)]
     K = [x @ x.T / n for x in k]                        # symmetric, positive: as K above a block is
     args = {"Ehat": E[None], "A": A[None], "alpha": alpha, "beta": beta, "s": s, "n": n}
-    _, jacobian, _, _ = _programs()
+    jacobian = _programs()["jacobian"]
     for p in (0, 1):                                    # theory's J_p for the same draws: the model simulated here
         np.testing.assert_allclose(jacobian(G=G[:50], D_p=d[p][None], **args), J[p][:50], rtol=1e-12, atol=1e-12)
     return J, K, d, args
@@ -40,7 +40,7 @@ def _simulated_blocks(rng, n=5, draws=40000, alpha=0.8, beta=0.6, s=0.4):
 def test_backward_step_is_the_conditional_mean_over_the_free_weights():
     rng = np.random.default_rng(0)
     J, K, d, args = _simulated_blocks(rng)
-    step = _programs()[0]
+    step = _programs()["step"]
     for p, q in ((0, 0), (0, 1)):
         samples = np.transpose(J[p], (0, 2, 1)) @ K[0] @ J[q]
         mean, se = samples.mean(axis=0), samples.std(axis=0, ddof=1) / math.sqrt(len(samples))
@@ -53,7 +53,7 @@ def test_increment_covariance_over_the_free_weights():
     """Cov[tr(J_pM_pJ_pᵀK_p), tr(J_qM_qJ_qᵀK_q)] over the free weights, variance and the two inputs' covariance."""
     rng = np.random.default_rng(1)
     J, K, d, args = _simulated_blocks(rng)
-    _, _, gradient, covariance = _programs()
+    gradient, covariance = _programs()["gradient"], _programs()["covariance"]
     Ms = [x @ x.T / 5 for x in rng.standard_normal((2, 5, 5))]
     B = [gradient(K=K[p][None], M=Ms[p][None], D_p=d[p][None], **args) for p in (0, 1)]
     x, y = (np.trace(J[p] @ Ms[p] @ np.transpose(J[p], (0, 2, 1)) @ K[p], axis1=1, axis2=2) for p in (0, 1))
@@ -79,7 +79,7 @@ def test_summed_increments_are_the_variance_of_one_paths_jacobian():
     path = [tuple(np.repeat(x, draws, axis=0) for x in layer)                  # the same path for every draw
             for layer in _forward(blocks, n, xs, rng, out, slice(0, 1))]
     below = _products(blocks, n, path, rng)
-    step, jacobian, gradient, covariance = _programs()
+    step, jacobian, gradient, covariance = (_programs()[k] for k in ("step", "jacobian", "gradient", "covariance"))
     d, common = _common(blocks[-1], path[-1], n)
     J = jacobian(G=rng.standard_normal((draws, n, n)), D_p=d[0], **common)
     norm = np.einsum("cij,cij->c", J @ below[-1][0], J)                           # tr(J M_{L−1} Jᵀ) = ‖J_{0→L}‖²_F

@@ -31,6 +31,7 @@ def test_theory_residual_steps_and_covariance_match_explicit_products():
     B_q = MatrixProgram(F.residual_increment_gradient(), diagonal=F.DIAGONAL)(**{**v, "K": v["K_q"], "M": v["M_q"],
                                                                                    "D_p": v["D_q"]})
     cov = MatrixProgram(F.residual_increment_covariance(), diagonal=F.DIAGONAL)(**v, B_p=B_p, B_q=B_q)
+    product = MatrixProgram(F.residual_product_step())(J=jacobian, M=v["M"])
     a, b, s, n = v["alpha"], v["beta"], v["s"], v["n"]
     for c in range(v["K"].shape[0]):
         K, Kq, E, A = v["K"][c], v["K_q"][c], v["Ehat"][c], v["A"][c]
@@ -45,6 +46,7 @@ def test_theory_residual_steps_and_covariance_match_explicit_products():
         assert cov[c] == pytest.approx(want, rel=1e-12)
         want = Jp + b * np.sqrt(s) * Dp @ v["G"][c] @ P
         np.testing.assert_allclose(jacobian[c], want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(product[c], want @ M @ want.T, rtol=1e-12, atol=1e-12)
 
 
 def test_transposes_powers_identity_diagonal_products_and_scalar_arrays():
