@@ -114,8 +114,8 @@ def kernels(network, x=None, *, gram=None, ntk: bool = False, layers: bool = Fal
     draws a mask per input: two different inputs have independent masks, an input with itself one mask.
 
     Each input's own entries (mean square, mean, Θ_aa) are run down the network once; the pairs then carry only
-    their cross entries, block by block, on tiles of :data:`TILE` × :data:`TILE` pairs (the upper triangle's
-    tiles; the diagonal tiles whole). The tiles are independent: ``threads`` of them run at once (default: one per
+    their cross entries, block by block, on tiles of at most :data:`TILE` × :data:`TILE` pairs covering the upper
+    triangle (:func:`_tiles`; along the diagonal, :data:`STEP`-sided squares computed whole). The tiles are independent: ``threads`` of them run at once (default: one per
     CPU; NumPy releases the interpreter lock inside its array operations), and the result does not depend on how
     many."""
     blocks = getattr(network, "blocks", None)
