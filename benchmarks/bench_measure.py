@@ -3,19 +3,25 @@
 For ``L*dense(tanh,sw2=2.5,sb2=0.05)`` at each --width, over --seeds networks in --dtype:
 
 - ``measure``: the description path (build each network, two inputs, one backward pass with exact probes that
-  reads g^l at every layer, every quantity);
+  reads g^l at every layer, every quantity), with its default batches of seeds (as many as fit in half a GPU's
+  free memory; on the CPU 1 GiB of seeds under 64 MiB each; on a GPU the networks of the next seeds are drawn in
+  threads meanwhile), and one
+  seed at a time (``seed_batch=1``);
 - ``measure_model``: the same networks as a user's ``nn.Sequential`` factory (hooks on every block);
 - plain: build the same networks and pull the same probes back to the input only, ``torch.func.vmap`` over
   ``torch.func.vjp`` (what a user would write to get one gradient per probe).
 
 Medians of --repeats runs after a warm-up run; the ratio is each measurement's time over the plain way's. CUDA timings synchronize
-before reading the clock. Then the effect of float32 on the numbers: the same seeds measured in float32 and in
+before reading the clock. Memory: the seeds per batch ``measure`` chose, its estimate per seed and, on CUDA, the
+peak memory torch held during the default ``measure`` (on the CPU the process's peak resident memory so far).
+Then the effect of float32 on the numbers: the same seeds measured in float32 and in
 float64, the largest difference of log GSC(l, L) and of the gradient correlation over layers and seeds, beside
 the seed-to-seed standard deviation of each (what the intervals are made of).
 
-Run: python benchmarks/bench_measure.py [--depth 50] [--width 256 1024] [--seeds 10] [--device cpu]
+Run: python benchmarks/bench_measure.py [--depth 50] [--width 256 1024] [--seeds 10] [--device cpu] [--repeats 3]
 """
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -83,17 +89,25 @@ def main():
     net = parse(ARCH.format(L=args.depth))
     print(f"{net.describe()}, {args.seeds} seeds, {args.dtype} on {args.device}, exact probes; median of "
           f"{args.repeats} runs")
-    print(f"{'width':>6s} {'plain (s)':>10s} {'measure (s)':>12s} {'ratio':>6s} {'measure_model (s)':>18s} "
-          f"{'ratio':>6s}")
+    print(f"{'width':>6s} {'plain (s)':>10s} {'measure (s)':>12s} {'ratio':>6s} {'one seed at a time (s)':>23s} "
+          f"{'ratio':>6s} {'measure_model (s)':>18s} {'ratio':>6s} {'seeds/batch':>11s} {'MiB/seed':>9s} "
+          f"{'peak MiB':>9s}")
     for width in args.width:
         seeds = args.seeds
         t_plain = timed(lambda: plain(net, width, seeds, args.dtype, args.device), args.device, args.repeats)
-        t_desc = timed(lambda: measure(net, width=width, seeds=seeds, dtype=args.dtype, device=args.device),
-                       args.device, args.repeats)
+        runs = []
+        t_desc = timed(lambda: runs.append(measure(net, width=width, seeds=seeds, dtype=args.dtype,
+                                                   device=args.device)), args.device, args.repeats)
+        t_one = timed(lambda: measure(net, width=width, seeds=seeds, dtype=args.dtype, device=args.device,
+                                      seed_batch=1), args.device, args.repeats)
         factory = sequential(net, width, args.dtype, args.device)
         t_model = timed(lambda: measure_model(factory, seeds=seeds), args.device, args.repeats)
-        print(f"{width:6d} {t_plain:10.2f} {t_desc:12.2f} {t_desc / t_plain:6.2f} {t_model:18.2f} "
-              f"{t_model / t_plain:6.2f}")
+        meta = runs[-1].meta
+        peak = (meta["peak_memory_bytes"] if "peak_memory_bytes" in meta
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        print(f"{width:6d} {t_plain:10.2f} {t_desc:12.2f} {t_desc / t_plain:6.2f} {t_one:23.2f} "
+              f"{t_one / t_plain:6.2f} {t_model:18.2f} {t_model / t_plain:6.2f} {meta['seeds_per_batch']:11d} "
+              f"{meta['bytes_per_seed'] / 2**20:9.0f} {peak / 2**20:9.0f}", flush=True)
     print("float32 against float64, the same seeds: largest difference over layers and seeds "
           "(seed-to-seed standard deviation beside it)")
     for width in args.width:

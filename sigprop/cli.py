@@ -414,6 +414,7 @@ def _cmd_measure(args):
                    dtype=args.dtype, device=args.device, progress=bar.update if bar else None, batch=batch)
     if bar:
         bar.close()
+    print(measurement_line(meas))
     rows = compare(pred, meas, experiment="measure")
     labels = {net.describe(): net.describe()}
     agree = {q: agreement(rows, quantity=q) for q in HEADLINE}
@@ -434,9 +435,21 @@ def _cmd_measure(args):
                                 "width": args.width, "seeds": meas.seeds, "inputs": meas.inputs,
                                 "probes": meas.probes, "dtype": args.dtype, "device": args.device,
                                 "agreement_gsc_0_L": agree, "fraction_inside_95ci": inside_fraction(rows),
+                                "measurement": {k: meas.meta[k] for k in COST if k in meas.meta},
                                 "versions": {"sigprop": __version__, **{k: v for k, v in meas.meta.items()
                                                                         if k.endswith("version")}}})
         print("wrote " + ", ".join(files))
+
+
+#: what a measurement's meta says about its cost
+COST = ("seconds", "seeds_per_batch", "bytes_per_seed", "peak_memory_bytes")
+
+
+def measurement_line(meas) -> str:
+    """One line on what a measurement cost: time, seeds per batch, peak memory on a CUDA device."""
+    peak = meas.meta.get("peak_memory_bytes")
+    return (f"measured {meas.n_seeds} networks in {meas.meta['seconds']:.1f} s on {meas.device} "
+            f"({meas.meta['seeds_per_batch']} per batch" + (f", peak memory {peak / 2**20:.0f} MiB)" if peak else ")"))
 
 
 _ARCH_OPTION = re.compile(r"-[0-9.]+\s*[*(]", re.ASCII)

@@ -170,11 +170,33 @@ class Measurement:
         return rows
 
 
-def _probe_matrix(probes, n_out, generator, dtype, device):
+def draw_probes(probes, batch: int, n_out: int, generator, dtype, device, coupled: bool) -> tuple:
+    """(v, w, norm): the probes [P, n_out] shared by the inputs (the basis vectors for ``probes="exact"``, else P
+    Hutchinson probes drawn from ``generator`` in float64), for a network that mixes the batch (``coupled``) probes
+    w [P, batch, n_out] independent across the inputs (else None), and the factor that makes Σ‖Jᵀv‖² an estimate
+    of ‖J‖_F² (n_out for exact probes, 1 for Hutchinson's)."""
+    probes = check_probes(probes, n_out)
     if probes == "exact":
-        return torch.eye(n_out, dtype=dtype, device=device), float(n_out)
-    v = torch.randn(probes, n_out, generator=generator, dtype=torch.float64)
-    return v.to(device=device, dtype=dtype), 1.0
+        v, norm = torch.eye(n_out, dtype=dtype, device=device), float(n_out)
+    else:
+        v = torch.randn(probes, n_out, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+        norm = 1.0
+    w = (torch.randn(v.shape[0], batch, n_out, generator=generator, dtype=torch.float64).to(device, dtype)
+         if coupled else None)
+    return v, w, norm
+
+
+def check_batch_probes(probes, n_out: int, batch: int) -> None:
+    """Exact probes only for a pair of inputs: a batch of B > 2 would hold n_out × B gradients per layer."""
+    if batch > 2 and check_probes(probes, n_out) == "exact":
+        raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs (it would hold "
+                         f"{n_out} x {batch} gradients per layer): give a number of probes, e.g. probes=8")
+
+
+def seed_inputs(width: int, seed: int, q0, c0, batch: int, dtype, device) -> tuple:
+    """(x0, generator) of a seed: its inputs, and the generator its probes are drawn from next."""
+    gen = torch.Generator().manual_seed(10_000_019 + seed)
+    return make_inputs(width, q0, c0, gen, dtype, device, batch), gen
 
 
 def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact", dtype="float64",
@@ -185,12 +207,8 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
     means over its pairs."""
     dt = resolve_dtype(dtype)
     net = build(network, width, seed, dtype, device)
-    probes = check_probes(probes, net.n_out)
-    if batch > 2 and probes == "exact":
-        raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs (it would hold "
-                         f"{net.n_out} x {batch} gradients per layer): give a number of probes, e.g. probes=8")
-    gen = torch.Generator().manual_seed(10_000_019 + seed)
-    x0 = make_inputs(width, q0, c0, gen, dt, device, batch)
+    check_batch_probes(probes, net.n_out, batch)
+    x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, device)
     coupled = bool(training_batchnorms(as_network(network).blocks))
     return raw_arrays(net, x0, probes, gen, coupled)
 
@@ -198,59 +216,80 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
 def raw_arrays(forward, x0, probes, generator, coupled: bool) -> dict:
     """The raw per-layer arrays of one network. ``forward(x, taps)`` returns ``(x^L, Trace)`` (the representations
     x^0..x^L, each [batch, ...], and the pre-activations) and adds ``taps[l − 1]`` to x^l for l = 1..L−1 when taps
-    are given. The probes v are pulled back to every layer at once as the gradients of the taps:
-    ``torch.func.vmap`` over ``torch.func.vjp``, one batched backward pass (a module that mutates captured state
-    in its forward pass, e.g. torch's training-mode batchnorm updating its running statistics, falls back to
-    autograd's batched gradients). ``coupled``: the network mixes the batch, so GSC comes from a second pull-back
-    with probes independent across the inputs (the batch's Jacobian)."""
+    are given. The probes (:func:`draw_probes`, from ``generator``) are pulled back to every layer at once as the
+    gradients of the taps (:func:`raw_tensors`); the results come to the host in one transfer. ``coupled``: the
+    network mixes the batch, so GSC comes from a second pull-back with probes independent across the inputs (the
+    batch's Jacobian)."""
     with torch.no_grad():
         out0, trace0 = forward(x0, None)                 # the shapes: probes and taps
-    batch, n_out = out0.shape[0], out0[0].numel()
-    probes = check_probes(probes, n_out)
-    v, norm = _probe_matrix(probes, n_out, generator, out0.dtype, out0.device)
+    v, w, norm = draw_probes(probes, out0.shape[0], out0[0].numel(), generator, out0.dtype, out0.device, coupled)
+    raw = to_host(raw_tensors(forward, x0, v, w, norm, trace0))
+    raw["pre_layers"] = np.array(trace0.pre_layers, dtype=int)
+    return raw
+
+
+def raw_tensors(forward, x0, v, w, norm: float, trace0=None) -> dict:
+    """The raw arrays of one network as tensors on its device, made of tensor operations only (so that
+    ``torch.func.vmap`` maps it over a stack of networks): ``torch.func.vmap`` of the pull-back of
+    ``torch.func.vjp`` over the probes, one batched backward pass (a module that mutates captured state in its
+    forward pass, e.g. torch's training-mode batchnorm updating its running statistics, falls back to autograd's
+    batched gradients). ``trace0``: the Trace of a forward pass without taps, if already run (its shapes give the
+    taps')."""
+    if trace0 is None:
+        with torch.no_grad():
+            _, trace0 = forward(x0, None)
+    batch = x0.shape[0]
     shared = v[:, None, :].expand(-1, batch, -1).contiguous()
-    w = (torch.randn(v.shape[0], batch, n_out, generator=generator, dtype=torch.float64).to(out0.device, out0.dtype)
-         if coupled else None)
     trace, pulled = _pull_back(forward, x0, trace0, [shared] if w is None else [shared, w])
     gs = pulled[0] + [shared.double()]                                                      # layer L: g = v
-    if coupled:                         # the batch's Jacobian: probes independent across inputs
+    if w is not None:                   # the batch's Jacobian: probes independent across inputs
         free = pulled[1] + [w.double()]
-        jac = torch.stack([(g * g).sum(dim=(1, 2)).mean(dim=0) / batch for g in free])[:, None].expand(-1, 2)
+        jac = torch.stack([_sq_norm(g, (1, 2)).mean(dim=0) / batch for g in free])[:, None].expand(-1, 2)
     else:
         jac = None
     with torch.no_grad():
-        sq = torch.stack([_per_input((g * g).sum(dim=2).mean(dim=0)) for g in gs]) * norm   # ‖J‖_F² per input
-        cross = torch.stack([_pair_mean(g) for g in gs]) * norm
+        own = [_sq_norm(g, 2) for g in gs]                                      # ‖g‖² per probe and input
+        sq = torch.stack([_per_input(o.mean(dim=0)) for o in own]) * norm     # ‖J‖_F² per input
+        cross = torch.stack([_pair_mean(g, o) for g, o in zip(gs, own)]) * norm
         jac = sq if jac is None else jac
         widths = torch.tensor([x[0].numel() for x in trace.xs], dtype=torch.float64, device=sq.device)
         hs = [h.detach().reshape(h.shape[0], -1).double() for h in trace.pre]
         xs = [x.detach().reshape(x.shape[0], -1).double() for x in trace.xs]
         empty = torch.zeros(0, 2, dtype=torch.float64, device=sq.device)
         q = torch.stack([_per_input((h * h).mean(dim=1)) for h in hs]) if hs else empty
-        c = torch.stack([_pair_mean((h / h.norm(dim=1, keepdim=True))[None]) for h in hs]) if hs else empty[:, 0]
+        units = [(h / h.norm(dim=1, keepdim=True))[None] for h in hs]
+        c = torch.stack([_pair_mean(u, _sq_norm(u, 2)) for u in units]) if hs else empty[:, 0]
         p = torch.stack([_per_input((x * x).mean(dim=1)) for x in xs])
         m = torch.stack([_per_input(x.mean(dim=1)) for x in xs])
-    arr = lambda t: t.detach().cpu().numpy()
-    raw = {"q": arr(q), "c": arr(c), "p": arr(p), "m": arr(m), "n": arr(widths), "jac_qm2": arr(jac / widths[:, None]),
-           "grad_cross": arr(cross), "grad_sq": arr(sq), "pre_layers": np.array(trace0.pre_layers, dtype=int)}
-    if batch > 2:
-        raw.update(unit_statistics(hs))
+        raw = {"q": q, "c": c, "p": p, "m": m, "n": widths, "jac_qm2": jac / widths[:, None], "grad_cross": cross,
+               "grad_sq": sq}
+        if batch > 2:
+            raw.update(unit_statistics(hs))
     return raw
+
+
+def to_host(tensors: dict) -> dict:
+    """The tensors as float64 NumPy arrays, moved in one transfer (one synchronization of the device)."""
+    names = list(tensors)
+    flat = torch.cat([tensors[k].detach().reshape(-1).double() for k in names]).cpu().numpy()
+    out, start = {}, 0
+    for k in names:
+        size = tensors[k].numel()
+        out[k] = flat[start:start + size].reshape(tuple(tensors[k].shape))
+        start += size
+    return out
 
 
 def unit_statistics(hs) -> dict:
     """Per pre-activation layer and unit, over the data batch: the standard deviation (of the batch itself, not
     an unbiased estimate) and the sign diversity min(fraction > 0, fraction < 0) (Philipp, Song & Carbonell 2018);
     NaN pads layers narrower than the widest."""
-    with torch.no_grad():
-        width = max((h.shape[1] for h in hs), default=0)
-        std = np.full((len(hs), width), np.nan)
-        div = np.full((len(hs), width), np.nan)
-        for i, h in enumerate(hs):
-            std[i, :h.shape[1]] = h.std(dim=0, correction=0).cpu().numpy()
-            pos, neg = (h > 0).double().mean(dim=0), (h < 0).double().mean(dim=0)
-            div[i, :h.shape[1]] = torch.minimum(pos, neg).cpu().numpy()
-    return {"unit_std": std, "sign_diversity": div}
+    width = max((h.shape[1] for h in hs), default=0)
+    pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0]), value=math.nan)
+    std = [pad(h.std(dim=0, correction=0)) for h in hs]
+    div = [pad(torch.minimum((h > 0).double().mean(dim=0), (h < 0).double().mean(dim=0))) for h in hs]
+    empty = torch.zeros(0, width, dtype=torch.float64)
+    return {"unit_std": torch.stack(std) if hs else empty, "sign_diversity": torch.stack(div) if hs else empty}
 
 
 def _pull_back(forward, x0, trace0, probe_sets) -> tuple:
@@ -285,15 +324,20 @@ def _per_input(values):
     return values if values.shape[-1] == 2 else values.mean(dim=-1, keepdim=True).expand(2)
 
 
-def _pair_mean(g):
-    """⟨g_a, g_b⟩ averaged over the pairs a ≠ b of the batch (axis 1) and over the probes (axis 0)."""
+def _sq_norm(g, dim):
+    """Σ g² over ``dim``: the square of one reduction (no temporary of g's size; within 2 ulp of the sum)."""
+    return torch.linalg.vector_norm(g, dim=dim) ** 2
+
+
+def _pair_mean(g, own):
+    """⟨g_a, g_b⟩ averaged over the pairs a ≠ b of the batch (axis 1) and over the probes (axis 0): ‖Σ_b g_b‖²
+    less Σ_b ‖g_b‖² (``own``, [probe, input])."""
     B = g.shape[1]
-    total, own = g.sum(dim=1), (g * g).sum(dim=(1, 2))
-    return (((total * total).sum(dim=1) - own) / (B * (B - 1))).mean(dim=0)
+    return ((_sq_norm(g.sum(dim=1), 1) - own.sum(dim=1)) / (B * (B - 1))).mean(dim=0)
 
 
 def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.5, probes="exact",
-            dtype="float64", device="cpu", progress=None, batch=None) -> Measurement:
+            dtype="float64", device="cpu", progress=None, batch=None, seed_batch=None) -> Measurement:
     """Measure ``network`` at ``width`` over ``seeds`` (an int n → seeds 0..n-1, or a list of seeds ≥ 2 of them).
 
     ``batch``: feed B inputs at once (every pair at correlation c0; width >= B + 1; Hutchinson probes). A network
@@ -301,14 +345,19 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     the batch's (probes independent across the inputs), the gradient correlation the mean over pairs with a shared
     probe, as :func:`sigprop.numerics.predict` defines them.
     ``progress``: optional callable invoked after each seed (e.g. a tqdm ``update``).
+    ``seed_batch``: how many seeds to measure at once (their networks stacked under one ``torch.func.vmap``);
+    default: as many as fit in half a GPU's free memory, or elsewhere in 1 GiB where one seed takes under 64 MiB
+    (:mod:`sigprop.validate.seed_batch`).
+    The results are those of one seed at a time; ``meta`` records the seeds per batch, the memory estimate per
+    seed and, on a CUDA device, the peak memory.
 
     ``network`` may also be your own ``torch.nn.Module`` or a factory ``seed -> module``: that is
     :func:`sigprop.validate.measure_model` (whose layers set the width, dtype and device).
     """
     if callable(network):
-        if (width, dtype, device, batch) != (256, "float64", "cpu", None):
-            raise ValueError("width, dtype, device and batch are not allowed for a torch model: its layers set "
-                             "them (give a batch as inputs to measure_model)")
+        if (width, dtype, device, batch, seed_batch) != (256, "float64", "cpu", None, None):
+            raise ValueError("width, dtype, device, batch and seed_batch are not allowed for a torch model: its "
+                             "layers set them (give a batch as inputs to measure_model)")
         from .model import measure_model
         return measure_model(network, seeds=seeds, q0=q0, c0=c0, probes=probes, progress=progress)
     net = as_network(network)
@@ -322,12 +371,11 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     check_inputs(q0, c0)
     check_measurement([width], len(seed_list), probes, dtype, device)
     probes = check_probes(probes, width)
+    if seed_batch is not None:
+        check_positive_int("seed_batch", seed_batch)
+    from .seed_batch import measure_seeds
     start = time.perf_counter()
-    per_seed = []
-    for s in seed_list:
-        per_seed.append(measure_seed(net, width, s, q0, c0, probes, dtype, device, batch))
-        if progress is not None:
-            progress()
+    per_seed, info = measure_seeds(net, width, seed_list, q0, c0, probes, dtype, device, batch, seed_batch, progress)
     raw = {k: np.stack([r[k] for r in per_seed]) for k in RAW + UNITS if k in per_seed[0]}
     inputs = {"q0": _as_record(q0), "c0": c0, "m0": 0.0}
     if batch > 2 or training_batchnorms(net.blocks):
@@ -336,7 +384,7 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
         architecture=net.describe(), width=width, seeds=seed_list, inputs=inputs,
         probes=probes, dtype=str(dtype), device=str(device), pre_layers=per_seed[0]["pre_layers"], raw=raw,
         meta={"sigprop_version": __version__, "torch_version": torch.__version__,
-              "seconds": time.perf_counter() - start},
+              "seconds": time.perf_counter() - start, **info},
     )
 
 

@@ -93,8 +93,10 @@ def torch_function(act) -> Callable:
 
 
 def gaussian(shape, std: float, generator, dtype, device) -> torch.Tensor:
-    """N(0, std²) entries drawn in float64 on the CPU generator, then moved (the same draws everywhere)."""
-    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * std).to(device=device, dtype=dtype)
+    """N(0, std²) entries drawn in float64 on the CPU generator, then moved and scaled there in float64 (the same
+    draws, and the same correctly rounded products, everywhere)."""
+    draws = torch.randn(*shape, generator=generator, dtype=torch.float64).to(device=device)
+    return draws.mul_(std).to(dtype=dtype)
 
 
 def orthogonal(shape, sw2: float, generator, dtype, device) -> torch.Tensor:

@@ -161,7 +161,7 @@ def test_observe_by_name_and_errors():
         measure_model(Plain(), torch.randn(5, 8), observe=["a"])
     with pytest.raises(ValueError, match="finite floating-point"):
         measure_model(Plain(), torch.full((2, 8), math.nan), observe=["a"])
-    with pytest.raises(ValueError, match="width, dtype, device and batch are not allowed for a torch model"):
+    with pytest.raises(ValueError, match="width, dtype, device, batch and seed_batch are not allowed for a torch model"):
         measure(Plain(), width=16)
     with pytest.raises(ValueError, match="c0=2"):
         measure_model(Plain(), observe=["a"], c0=2)
