@@ -264,7 +264,7 @@ def raw_tensors(forward, x0, v, w, norm: float, trace0=None) -> dict:
         raw = {"q": q, "c": c, "p": p, "m": m, "n": widths, "jac_qm2": jac / widths[:, None], "grad_cross": cross,
                "grad_sq": sq}
         if batch > 2:
-            raw.update(unit_statistics(hs))
+            raw.update(unit_statistics(hs, sq.device))
     return raw
 
 
@@ -280,15 +280,15 @@ def to_host(tensors: dict) -> dict:
     return out
 
 
-def unit_statistics(hs) -> dict:
+def unit_statistics(hs, device) -> dict:
     """Per pre-activation layer and unit, over the data batch: the standard deviation (of the batch itself, not
     an unbiased estimate) and the sign diversity min(fraction > 0, fraction < 0) (Philipp, Song & Carbonell 2018);
-    NaN pads layers narrower than the widest."""
+    NaN pads layers narrower than the widest; on ``device`` (where ``hs`` are, if any)."""
     width = max((h.shape[1] for h in hs), default=0)
     pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0]), value=math.nan)
     std = [pad(h.std(dim=0, correction=0)) for h in hs]
     div = [pad(torch.minimum((h > 0).double().mean(dim=0), (h < 0).double().mean(dim=0))) for h in hs]
-    empty = torch.zeros(0, width, dtype=torch.float64)
+    empty = torch.zeros(0, width, dtype=torch.float64, device=device)
     return {"unit_std": torch.stack(std) if hs else empty, "sign_diversity": torch.stack(div) if hs else empty}
 
 
