@@ -133,11 +133,19 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
 
 
 def _measure_group(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled, info) -> list:
-    """The raw arrays of a group of seeds: stacked under one vmap, or one at a time where the networks cannot be
+    """The raw arrays of a group of seeds: stacked under one vmap; in halves where the device runs out of memory
+    (``info["seeds_per_batch"]`` then records the smaller batch); one at a time where the networks cannot be
     stacked (``info["stacked"]`` then turns False for the rest of the run)."""
     if len(nets) > 1 and info["stacked"]:
         try:
             return _stacked(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled)
+        except torch.OutOfMemoryError:        # the estimate fell short: the memory is freed on the way out
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(nets) // 2
+            info["seeds_per_batch"] = min(info["seeds_per_batch"], len(nets) - half)
+            return (_measure_group(nets[:half], width, seeds[:half], q0, c0, probes, dt, dev, batch, coupled, info)
+                    + _measure_group(nets[half:], width, seeds[half:], q0, c0, probes, dt, dev, batch, coupled, info))
         except RuntimeError:                  # e.g. a random op inside the forward pass (dropout's masks)
             info["stacked"] = False
     out = []

@@ -65,6 +65,22 @@ def test_batches_of_seeds_follow_the_budget_and_report_progress(monkeypatch):
         measure(net, 16, seeds=3, batch=6)
 
 
+def test_a_batch_that_runs_out_of_memory_is_measured_in_halves(monkeypatch):
+    stacked, sizes = sb._stacked, []
+
+    def small_device(nets, *args):
+        sizes.append(len(nets))
+        if len(nets) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (a device that holds two seeds)")
+        return stacked(nets, *args)
+    monkeypatch.setattr(sb, "_stacked", small_device)
+    net = parse("4*dense(tanh)")
+    meas = measure(net, 16, seeds=7)
+    assert sizes == [7, 3, 2, 4, 2, 2] and meas.meta["seeds_per_batch"] == 2 and meas.meta["stacked"]
+    for i in range(7):
+        np.testing.assert_allclose(meas.raw["grad_sq"][i], measure_seed(net, 16, i)["grad_sq"], rtol=1e-12)
+
+
 def test_the_memory_estimate_covers_the_gradients_and_the_weights():
     """Counted from the shapes of what a measurement holds: g^l for every probe, input and unit of x^0..x^L in
     float64, and the weights (network, stack, one drawn ahead)."""
