@@ -4,7 +4,8 @@
   (one untimed warm-up run at a small width first; CUDA timings synchronize before reading the clock), with the
   seeds per batch it chose and, on CUDA, its peak memory; the speed-up is the first device's time over each;
 - with --reproduce, the default ``sigprop reproduce`` (the ``gsc`` experiment at its full settings) on each
-  device: its total time and the part spent measuring (the predictions run on the CPU either way).
+  device: its total time, the part spent measuring (the predictions run on the CPU either way), the seeds per
+  batch of its measurements and, on CUDA, their largest peak memory.
 
 The agreement of the devices' numbers is printed too: the largest difference of log GSC(l, L) between the first
 device and each other one (the networks are drawn on the CPU, so the same seed is the same network everywhere).
@@ -70,13 +71,17 @@ def main():
                   f"{diff:16.1e}", flush=True)
     if args.reproduce:
         print("default sigprop reproduce (gsc, full settings)")
-        print(f"{'device':>8s} {'total (s)':>10s} {'measuring (s)':>14s}")
+        print(f"{'device':>8s} {'total (s)':>10s} {'measuring (s)':>14s} {'seeds/batch':>11s} {'peak MiB':>9s}")
         for device in args.devices:
             with tempfile.TemporaryDirectory() as out:
                 meta = run_experiment("gsc", out=out, device=device, progress=False, log=lambda *a: None)
             timings = meta["timings_s"]
             measuring = sum(v for k, v in timings.items() if k.startswith("measure "))
-            print(f"{device:>8s} {timings['total']:10.1f} {measuring:14.1f}", flush=True)
+            costs = meta["measurement_cost"].values()
+            per_batch = sorted({c["seeds_per_batch"] for c in costs})
+            peak = max((c.get("peak_memory_bytes", 0) for c in costs), default=0)
+            print(f"{device:>8s} {timings['total']:10.1f} {measuring:14.1f} {'/'.join(map(str, per_batch)):>11s} "
+                  f"{f'{peak / 2**20:.0f}' if peak else '':>9s}", flush=True)
 
 
 if __name__ == "__main__":

@@ -435,14 +435,10 @@ def _cmd_measure(args):
                                 "width": args.width, "seeds": meas.seeds, "inputs": meas.inputs,
                                 "probes": meas.probes, "dtype": args.dtype, "device": args.device,
                                 "agreement_gsc_0_L": agree, "fraction_inside_95ci": inside_fraction(rows),
-                                "measurement": {k: meas.meta[k] for k in COST if k in meas.meta},
+                                "measurement": meas.cost(),
                                 "versions": {"sigprop": __version__, **{k: v for k, v in meas.meta.items()
                                                                         if k.endswith("version")}}})
         print("wrote " + ", ".join(files))
-
-
-#: what a measurement's meta says about its cost
-COST = ("seconds", "seeds_per_batch", "bytes_per_seed", "peak_memory_bytes")
 
 
 def measurement_line(meas) -> str:

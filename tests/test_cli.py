@@ -360,6 +360,8 @@ def test_reproduce_end_to_end(tmp_path, capsys):
     assert {q: len(v) for q, v in meta["agreement_gsc_0_L"].items()} == {"log_gsc_qm": 8, "log_gsc": 8}
     assert {"sigprop", "torch", "numpy", "python"} <= set(meta["versions"])
     assert meta["timings_s"]["total"] > 0
+    cost = meta["measurement_cost"]                     # every measurement: 2 seeds stacked on the CPU
+    assert len(cost) == 8 and all(c["seeds_per_batch"] == 2 and c["bytes_per_seed"] > 0 for c in cost.values())
 
     names = sorted(p.name for p in out.iterdir())
     figures = [f"gsc_{s}.{e}" for s in ("convergence", "gsc", "quantities") for e in ("pdf", "png")]

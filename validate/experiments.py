@@ -172,7 +172,7 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
     nets = exp.networks(depth)
     labels = {net.describe(): label for label, net in nets}
     with RunOutput(out, name) as run:
-        timings, rows, rates, extra = {}, [], [], []
+        timings, costs, rows, rates, extra = {}, {}, [], [], []
         t0 = time.perf_counter()
         predictions = {}
         for label, net in nets:
@@ -188,6 +188,7 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
                                probes=8 if batch and probes == "exact" else probes, dtype=dtype, device=device,
                                progress=bar.update if bar else None, batch=batch)
                 timings[f"measure {label} width {width}"] = time.perf_counter() - t
+                costs[f"{label} width {width}"] = meas.cost()
                 pred = predictions[label]
                 if exp.finite and unsupported(net) is None:
                     t = time.perf_counter()
@@ -233,6 +234,7 @@ def run_experiment(name: str = "gsc", out="results", widths=None, seeds: int | N
             "gsc2_per_layer": rates,
             "fraction_inside_95ci": inside_fraction(rows),
             "timings_s": {**timings, "total": time.perf_counter() - t0},
+            "measurement_cost": costs,
             "versions": {"sigprop": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},
         }

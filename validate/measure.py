@@ -141,6 +141,12 @@ class Measurement:
         """log GSC(l, L) per seed, layer and input."""
         return log_gsc_per_input(self.raw)
 
+    def cost(self) -> dict:
+        """What the measurement cost: ``seconds``, ``seeds_per_batch``, ``bytes_per_seed`` (the estimate) and, on
+        a CUDA device, ``peak_memory_bytes`` (those its ``meta`` holds)."""
+        return {k: self.meta[k] for k in ("seconds", "seeds_per_batch", "bytes_per_seed", "peak_memory_bytes")
+                if k in self.meta}
+
     def summary(self) -> dict:
         """Per quantity: ``layers``, ``mean``, ``lo``, ``hi`` (95% interval of the mean over seeds), ``n`` (seeds
         where it is defined, per layer). Raises ValueError if a quantity is defined for no seed at some layer."""
