@@ -9,7 +9,8 @@ For ``L*dense(tanh,sw2=2.5,sb2=0.05)`` at each --width, over --seeds networks in
   seed at a time (``seed_batch=1``);
 - ``measure_model``: the same networks as a user's ``nn.Sequential`` factory (hooks on every block);
 - plain: build the same networks and pull the same probes back to the input only, ``torch.func.vmap`` over
-  ``torch.func.vjp`` (what a user would write to get one gradient per probe).
+  ``torch.func.vjp`` (what a user would write to get one gradient per probe); for ``measure_model`` the same with
+  the networks its factory makes ("plain, factory"), its ratio's denominator.
 
 Medians of --repeats runs after a warm-up run; the ratio is each measurement's time over the plain way's. CUDA timings synchronize
 before reading the clock. Memory: the seeds per batch ``measure`` chose, its estimate per seed and, on CUDA, the
@@ -48,14 +49,23 @@ def sequential(net, width, dtype, device):
     return factory
 
 
-def plain(net, width, seeds, dtype, device):
-    """Build each network, pull the identity probes back to the input with vmap over vjp."""
+def described(net, width, dtype, device):
+    """The description's sampled networks, each as a function of the input."""
+    def make(seed):
+        sampled = build(net, width, seed, dtype, device)
+        return lambda x: sampled(x)[0]
+    return make
+
+
+def plain(make, width, seeds, dtype, device):
+    """Make each network (``make(seed)``: a function of the input), pull the identity probes back to the input
+    with vmap over vjp."""
     dt = {"float64": torch.float64, "float32": torch.float32}[dtype]
     total = 0.0
     for seed in range(seeds):
-        sampled = build(net, width, seed, dtype, device)
+        forward = make(seed)
         x0 = make_inputs(width, 1.0, 0.5, torch.Generator().manual_seed(seed), dt, device)
-        out, pull = torch.func.vjp(lambda x: sampled(x)[0], x0)
+        out, pull = torch.func.vjp(forward, x0)
         probes = torch.eye(out.shape[1], dtype=dt, device=device)[:, None, :].expand(-1, 2, -1)
         (g,) = torch.func.vmap(pull)(probes)
         total += float((g * g).sum().detach())          # reading the result synchronizes
@@ -90,23 +100,26 @@ def main():
     print(f"{net.describe()}, {args.seeds} seeds, {args.dtype} on {args.device}, exact probes; median of "
           f"{args.repeats} runs")
     print(f"{'width':>6s} {'plain (s)':>10s} {'measure (s)':>12s} {'ratio':>6s} {'one seed at a time (s)':>23s} "
-          f"{'ratio':>6s} {'measure_model (s)':>18s} {'ratio':>6s} {'seeds/batch':>11s} {'MiB/seed':>9s} "
-          f"{'peak MiB':>9s}")
+          f"{'ratio':>6s} {'plain, factory (s)':>19s} {'measure_model (s)':>18s} {'ratio':>6s} {'seeds/batch':>11s} "
+          f"{'MiB/seed':>9s} {'peak MiB':>9s}")
     for width in args.width:
         seeds = args.seeds
-        t_plain = timed(lambda: plain(net, width, seeds, args.dtype, args.device), args.device, args.repeats)
+        make = described(net, width, args.dtype, args.device)
+        t_plain = timed(lambda: plain(make, width, seeds, args.dtype, args.device), args.device, args.repeats)
         runs = []
         t_desc = timed(lambda: runs.append(measure(net, width=width, seeds=seeds, dtype=args.dtype,
                                                    device=args.device)), args.device, args.repeats)
         t_one = timed(lambda: measure(net, width=width, seeds=seeds, dtype=args.dtype, device=args.device,
                                       seed_batch=1), args.device, args.repeats)
         factory = sequential(net, width, args.dtype, args.device)
+        t_factory = timed(lambda: plain(factory, width, seeds, args.dtype, args.device), args.device, args.repeats)
         t_model = timed(lambda: measure_model(factory, seeds=seeds), args.device, args.repeats)
         meta = runs[-1].meta
         peak = (meta["peak_memory_bytes"] if "peak_memory_bytes" in meta
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         print(f"{width:6d} {t_plain:10.2f} {t_desc:12.2f} {t_desc / t_plain:6.2f} {t_one:23.2f} "
-              f"{t_one / t_plain:6.2f} {t_model:18.2f} {t_model / t_plain:6.2f} {meta['seeds_per_batch']:11d} "
+              f"{t_one / t_plain:6.2f} {t_factory:19.2f} {t_model:18.2f} {t_model / t_factory:6.2f} "
+              f"{meta['seeds_per_batch']:11d} "
               f"{meta['bytes_per_seed'] / 2**20:9.0f} {peak / 2**20:9.0f}", flush=True)
     print("float32 against float64, the same seeds: largest difference over layers and seeds "
           "(seed-to-seed standard deviation beside it)")
