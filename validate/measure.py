@@ -250,23 +250,24 @@ def raw_tensors(forward, x0, v, w, norm: float, trace0=None) -> dict:
     gs = pulled[0] + [shared.double()]                                                      # layer L: g = v
     if w is not None:                   # the batch's Jacobian: probes independent across inputs
         free = pulled[1] + [w.double()]
-        jac = torch.stack([_sq_norm(g, (1, 2)).mean(dim=0) / batch for g in free])[:, None].expand(-1, 2)
+        jac = (_layers(lambda g: _sq_norm(g, (-2, -1)), free).mean(dim=-1) / batch)[:, None].expand(-1, 2)
     else:
         jac = None
     with torch.no_grad():
-        own = [_sq_norm(g, 2) for g in gs]                                      # ‖g‖² per probe and input
-        sq = torch.stack([_per_input(o.mean(dim=0)) for o in own]) * norm     # ‖J‖_F² per input
-        cross = torch.stack([_pair_mean(g, o) for g, o in zip(gs, own)]) * norm
+        own = _layers(lambda g: _sq_norm(g, -1), gs)                          # ‖g‖² [layer, probe, input]
+        sq = _per_input(own.mean(dim=-2)) * norm                              # ‖J‖_F² per input
+        cross = _pair_mean(_layers(lambda g: _sq_norm(g.sum(dim=-2), -1), gs), own) * norm
         jac = sq if jac is None else jac
         widths = torch.tensor([x[0].numel() for x in trace.xs], dtype=torch.float64, device=sq.device)
         hs = [h.detach().reshape(h.shape[0], -1).double() for h in trace.pre]
         xs = [x.detach().reshape(x.shape[0], -1).double() for x in trace.xs]
         empty = torch.zeros(0, 2, dtype=torch.float64, device=sq.device)
-        q = torch.stack([_per_input((h * h).mean(dim=1)) for h in hs]) if hs else empty
-        units = [(h / h.norm(dim=1, keepdim=True))[None] for h in hs]
-        c = torch.stack([_pair_mean(u, _sq_norm(u, 2)) for u in units]) if hs else empty[:, 0]
-        p = torch.stack([_per_input((x * x).mean(dim=1)) for x in xs])
-        m = torch.stack([_per_input(x.mean(dim=1)) for x in xs])
+        q = _per_input(_layers(lambda h: (h * h).mean(dim=-1), hs)) if hs else empty
+        unit = lambda h: h / h.norm(dim=-1, keepdim=True)                     # cosines: one probe, the unit rows
+        c = _pair_mean(_layers(lambda h: _sq_norm(unit(h).sum(dim=-2), -1)[..., None], hs),
+                       _layers(lambda h: _sq_norm(unit(h), -1)[..., None, :], hs)) if hs else empty[:, 0]
+        p = _per_input(_layers(lambda x: (x * x).mean(dim=-1), xs))
+        m = _per_input(_layers(lambda x: x.mean(dim=-1), xs))
         raw = {"q": q, "c": c, "p": p, "m": m, "n": widths, "jac_qm2": jac / widths[:, None], "grad_cross": cross,
                "grad_sq": sq}
         if batch > 2:
@@ -325,9 +326,21 @@ def _pull_back(forward, x0, trace0, probe_sets) -> tuple:
                        for gs, p in zip(grads, probe_sets)]
 
 
+#: the most elements that per-layer tensors of one shape may hold together to be reduced as one stack
+STACK_ELEMENTS = 2 ** 22
+
+
+def _layers(fn, tensors):
+    """``fn`` of each tensor, stacked over the layers: one call on their stack where they share a shape and hold
+    at most :data:`STACK_ELEMENTS` together (a few kernels instead of a few per layer), else one call each."""
+    if len({t.shape for t in tensors}) == 1 and len(tensors) * tensors[0].numel() <= STACK_ELEMENTS:
+        return fn(torch.stack(tensors))
+    return torch.stack([fn(t) for t in tensors])
+
+
 def _per_input(values):
-    """Per-input values of a pair as they are, of a larger batch as its mean in both columns."""
-    return values if values.shape[-1] == 2 else values.mean(dim=-1, keepdim=True).expand(2)
+    """Per-input values (last axis) of a pair as they are, of a larger batch as its mean in both columns."""
+    return values if values.shape[-1] == 2 else values.mean(dim=-1, keepdim=True).expand(*values.shape[:-1], 2)
 
 
 def _sq_norm(g, dim):
@@ -335,11 +348,11 @@ def _sq_norm(g, dim):
     return torch.linalg.vector_norm(g, dim=dim) ** 2
 
 
-def _pair_mean(g, own):
-    """⟨g_a, g_b⟩ averaged over the pairs a ≠ b of the batch (axis 1) and over the probes (axis 0): ‖Σ_b g_b‖²
-    less Σ_b ‖g_b‖² (``own``, [probe, input])."""
-    B = g.shape[1]
-    return ((_sq_norm(g.sum(dim=1), 1) - own.sum(dim=1)) / (B * (B - 1))).mean(dim=0)
+def _pair_mean(total, own):
+    """⟨g_a, g_b⟩ averaged over the pairs a ≠ b of the batch and over the probes, from ‖Σ_b g_b‖² (``total``,
+    [..., probe]) and ‖g_b‖² (``own``, [..., probe, input]): (‖Σ_b g_b‖² − Σ_b ‖g_b‖²)/(B(B − 1))."""
+    B = own.shape[-1]
+    return ((total - own.sum(dim=-1)) / (B * (B - 1))).mean(dim=-1)
 
 
 def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.5, probes="exact",
