@@ -390,8 +390,6 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     check_inputs(q0, c0)
     check_measurement([width], len(seed_list), probes, dtype, device)
     probes = check_probes(probes, width)
-    if seed_batch is not None:
-        check_positive_int("seed_batch", seed_batch)
     from .seed_batch import measure_seeds
     start = time.perf_counter()
     per_seed, info = measure_seeds(net, width, seed_list, q0, c0, probes, dtype, device, batch, seed_batch, progress)

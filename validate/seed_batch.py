@@ -47,7 +47,8 @@ HOST_STACK_BELOW = 64 * 2 ** 20
 def bytes_per_seed(sampled, probes, batch: int) -> int:
     """An upper estimate of the memory one seed takes while measured: its weights three times (the network, its
     copy in the stack, the network of a seed drawn ahead) and, in float64, the probes pulled back to every
-    representation x^0..x^L twice over (the gradients and their squares)."""
+    representation x^0..x^L twice over (the gradients, and the pull-back's own products or their float64 copies
+    or the stack of small layers the statistics reduce)."""
     n_out = sampled.n_out
     n_probes = n_out if check_probes(probes, n_out) == "exact" else probes
     weights = sum(p.numel() * p.element_size() for p in sampled.parameters())
@@ -101,14 +102,15 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     net = as_network(network)
     seeds = list(seeds)
     dt, dev = resolve_dtype(dtype), resolve_device(device)
+    if seed_batch is not None:
+        check_positive_int("seed_batch", seed_batch)
     coupled = bool(training_batchnorms(net.blocks))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     first = build(net, width, seeds[0], dtype, dev)
     check_batch_probes(probes, first.n_out, batch)
     per_seed = bytes_per_seed(first, probes, batch)
-    chunk = (check_positive_int("seed_batch", seed_batch) if seed_batch is not None
-             else seeds_per_batch(per_seed, dev, len(seeds)))
+    chunk = seed_batch or seeds_per_batch(per_seed, dev, len(seeds))
     info = {"seeds_per_batch": min(chunk, len(seeds)), "bytes_per_seed": per_seed, "stacked": chunk > 1}
     # threads draw ahead while another device computes; on the CPU they would only compete with the computation
     networks = drawn_networks(net, width, seeds[1:], dtype, dev, ahead=chunk, workers=0 if dev.type == "cpu" else None)
