@@ -21,7 +21,8 @@ Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs), or by defau
 q0 and correlation c0 made exactly as for a description (the input width read from the first ``nn.Linear``).
 
 The model is left as found: hooks removed, its training/eval mode, its parameters' ``.grad`` and its buffers
-(batchnorm's running statistics) as they were, and no global random state consumed (a factory runs under a forked torch random state seeded with its seed).
+(batchnorm's running statistics) as they were, and no global random state consumed (a factory runs under a forked
+torch random state, the CPU's and every CUDA device's, seeded with its seed).
 
 Example
 -------
@@ -110,7 +111,7 @@ def _networks(model, seeds):
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
 
     def factory(seed):
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=_cuda_devices()):     # torch.manual_seed seeds every CUDA device too
             torch.manual_seed(seed)
             net = model(seed)
         if not isinstance(net, nn.Module):
@@ -118,6 +119,11 @@ def _networks(model, seeds):
                              "torch.nn.Module")
         return net
     return factory, seed_list
+
+
+def _cuda_devices() -> list:
+    """Every CUDA device, whose random state a seeded factory must leave as found (none without CUDA)."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
 def _check_inputs(inputs, q0, c0) -> int:
