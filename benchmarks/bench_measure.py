@@ -15,7 +15,10 @@ For ``L*dense(tanh,sw2=2.5,sb2=0.05)`` at each --width, over --seeds networks in
 Medians of --repeats runs after a warm-up run; the ratio is each measurement's time over the plain way's. CUDA timings synchronize
 before reading the clock. Memory: the seeds per batch ``measure`` chose, its estimate per seed and, on CUDA, the
 peak memory torch held during the default ``measure`` (on the CPU the process's peak resident memory so far).
-Then the effect of float32 on the numbers: the same seeds measured in float32 and in
+Then the operations each way dispatches at the smallest --width (counted below autograd and vmap, views
+excluded: what the device executes; on a GPU each operation on a device tensor is a kernel launch, so where
+launches dominate, the counts predict the times), and the host synchronizations (scalar reads, copies from the
+device to the host). Then the effect of float32 on the numbers: the same seeds measured in float32 and in
 float64, the largest difference of log GSC(l, L) and of the gradient correlation over layers and seeds, beside
 the seed-to-seed standard deviation of each (what the intervals are made of).
 
@@ -28,6 +31,8 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from sigprop.theory import parse
 from sigprop.validate import build, make_inputs, measure, measure_model
@@ -70,6 +75,40 @@ def plain(make, width, seeds, dtype, device):
         (g,) = torch.func.vmap(pull)(probes)
         total += float((g * g).sum().detach())          # reading the result synchronizes
     return total
+
+
+class Dispatched(TorchDispatchMode):
+    """Counts the operations that reach the kernels (below autograd and vmap), views excluded: on ``device`` (one
+    of their tensors is there), on the host otherwise (e.g. weights drawn on a CPU generator for a GPU), and the
+    host synchronizations (a scalar read, or a copy from the device to the host)."""
+
+    def __init__(self, device):
+        super().__init__()
+        self.device = torch.device(device).type
+        self.on_device = self.on_host = self.syncs = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view:
+            where = [t.device.type for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            made = [t.device.type for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            if self.device in where + made:
+                self.on_device += 1
+            else:
+                self.on_host += 1
+            to_host = self.device != "cpu" and "cpu" in made
+            if self.device in where and (func is torch.ops.aten._local_scalar_dense.default or to_host):
+                self.syncs += 1
+        return out
+
+
+def dispatched(fn, device):
+    """(operations on the device, on the host, host synchronizations) of one run of ``fn``."""
+    fn()
+    counter = Dispatched(device)
+    with counter:
+        fn()
+    return counter.on_device, counter.on_host, counter.syncs
 
 
 def timed(fn, device, repeats):
@@ -121,6 +160,18 @@ def main():
               f"{t_one / t_plain:6.2f} {t_factory:19.2f} {t_model:18.2f} {t_model / t_factory:6.2f} "
               f"{meta['seeds_per_batch']:11d} "
               f"{meta['bytes_per_seed'] / 2**20:9.0f} {peak / 2**20:9.0f}", flush=True)
+    width, seeds, dev = min(args.width), args.seeds, args.device
+    make, factory = described(net, width, args.dtype, dev), sequential(net, width, args.dtype, dev)
+    print(f"operations dispatched at width {width}, {seeds} seeds (views excluded)")
+    print(f"{'way':>22s} {'on ' + dev:>12s} {'on the host':>12s} {'host syncs':>11s}")
+    for name, fn in (("plain", lambda: plain(make, width, seeds, args.dtype, dev)),
+                     ("measure", lambda: measure(net, width=width, seeds=seeds, dtype=args.dtype, device=dev)),
+                     ("one seed at a time", lambda: measure(net, width=width, seeds=seeds, dtype=args.dtype,
+                                                            device=dev, seed_batch=1)),
+                     ("plain, factory", lambda: plain(factory, width, seeds, args.dtype, dev)),
+                     ("measure_model", lambda: measure_model(factory, seeds=seeds))):
+        on_device, on_host, syncs = dispatched(fn, dev)
+        print(f"{name:>22s} {on_device:12d} {on_host:12d} {syncs:11d}", flush=True)
     print("float32 against float64, the same seeds: largest difference over layers and seeds "
           "(seed-to-seed standard deviation beside it)")
     for width in args.width:
