@@ -219,15 +219,18 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
     return raw_arrays(net, x0, probes, gen, coupled)
 
 
-def raw_arrays(forward, x0, probes, generator, coupled: bool) -> dict:
+def raw_arrays(forward, x0, probes, generator, coupled: bool, trace0=None) -> dict:
     """The raw per-layer arrays of one network. ``forward(x, taps)`` returns ``(x^L, Trace)`` (the representations
     x^0..x^L, each [batch, ...], and the pre-activations) and adds ``taps[l − 1]`` to x^l for l = 1..L−1 when taps
     are given. The probes (:func:`draw_probes`, from ``generator``) are pulled back to every layer at once as the
     gradients of the taps (:func:`raw_tensors`); the results come to the host in one transfer. ``coupled``: the
     network mixes the batch, so GSC comes from a second pull-back with probes independent across the inputs (the
-    batch's Jacobian)."""
-    with torch.no_grad():
-        out0, trace0 = forward(x0, None)                 # the shapes: probes and taps
+    batch's Jacobian). ``trace0``: the Trace of a forward pass of a network of the same structure, whose shapes
+    (of the taps, of x^L for the probes) spare this network a forward pass to find them."""
+    if trace0 is None:
+        with torch.no_grad():
+            _, trace0 = forward(x0, None)                # the shapes: probes and taps
+    out0 = trace0.xs[-1]
     v, w, norm = draw_probes(probes, out0.shape[0], out0[0].numel(), generator, out0.dtype, out0.device, coupled)
     raw = to_host(raw_tensors(forward, x0, v, w, norm, trace0))
     raw["pre_layers"] = np.array(trace0.pre_layers, dtype=int)

@@ -76,10 +76,10 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
         raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs: give a number of probes, "
                          "e.g. probes=8")
     start = time.perf_counter()
-    per_seed, names = [], None
+    per_seed, names, shapes = [], None, None
     for seed in seed_list:
         net = factory(seed)
-        result, observed = _measure_network(net, seed, inputs, observe, pre, q0, c0, probes)
+        result, observed, shapes = _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes)
         if names is not None and observed != names:
             raise ValueError(f"the factory's networks differ in structure: seed {seed_list[0]} observes "
                              f"{names['observe']}, seed {seed} observes {observed['observe']}")
@@ -141,7 +141,9 @@ def _check_inputs(inputs, q0, c0) -> int:
     return inputs.shape[0]
 
 
-def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes):
+def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=None):
+    """(raw arrays, names, shapes) of one network; ``shapes``: the shapes of a network of the factory measured
+    before (a Trace of zero-stride tensors), which spare this one the forward pass that finds them."""
     params = next(iter(net.parameters()), None)
     dtype = params.dtype if params is not None else torch.float64
     device = params.device if params is not None else torch.device("cpu")
@@ -153,15 +155,24 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes):
     blocks = _observed(net, observe)
     pre_modules = _pre_modules(net, pre)
     buffers = [(b, b.detach().clone()) for b in net.buffers()]     # batchnorm's running statistics, e.g.
-    fired = []
+    fired, seen = [], []
 
     def forward(x, taps):
         trace, out, names = _traced_forward(net, x, blocks, pre_modules, pre is None, taps)
-        fired[:] = names
+        fired[:], seen[:] = names, [_structure(trace)]
         return out, trace
     try:
         coupled = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
-        raw = raw_arrays(forward, x0, probes, gen, coupled)
+        if shapes is None:
+            with torch.no_grad():
+                _, trace0 = forward(x0, None)
+            shapes = Trace([x.new_zeros(()).expand(x.shape) for x in trace0.xs], [], trace0.pre_layers)
+        try:
+            raw = raw_arrays(forward, x0, probes, gen, coupled, shapes)
+        except Exception:
+            _check_structure(seen, shapes, seed)
+            raise
+        _check_structure(seen, shapes, seed)
     finally:                                    # after the backward pass, which reads them
         with torch.no_grad():
             for b, saved in buffers:
@@ -169,7 +180,20 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes):
     names = {"architecture": type(net).__name__, "observe": fired,
              "pre": [n for n, _ in pre_modules] if pre is not None else "auto", "dtype": str(dtype).split(".")[-1],
              "device": str(device)}
-    return raw, names
+    return raw, names, shapes
+
+
+def _structure(trace) -> tuple:
+    """The shapes of a trace's representations and its pre-activation layers."""
+    return [tuple(x.shape) for x in trace.xs], list(trace.pre_layers)
+
+
+def _check_structure(seen, shapes, seed):
+    """A network measured with the shapes of another must have them: else its factory's networks differ."""
+    if seen and seen[0] != _structure(shapes):
+        raise ValueError(f"the factory's networks differ in structure: seed {seed} has representations of shapes "
+                         f"{seen[0][0]} (pre-activations at layers {seen[0][1]}) where the first network has "
+                         f"{_structure(shapes)[0]} (at layers {_structure(shapes)[1]})")
 
 
 def _input_width(net) -> int:

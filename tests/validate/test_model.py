@@ -133,6 +133,20 @@ class Plain(nn.Module):
         return self.b(torch.tanh(self.a(x)))
 
 
+@pytest.mark.parametrize("hidden,depth", [(lambda seed: 8 + 4 * seed, lambda seed: 2),
+                                          (lambda seed: 8, lambda seed: 2 + seed)])
+def test_a_factory_whose_networks_differ_in_structure_is_refused(hidden, depth):
+    """Later networks reuse the first one's shapes (no forward pass of their own to find them): a network of
+    other widths or of another depth is caught, not measured with the wrong taps."""
+    def factory(seed):
+        n, layers = hidden(seed), [nn.Linear(8, hidden(seed)), nn.Tanh()]
+        for _ in range(depth(seed) - 1):
+            layers += [nn.Linear(n, n), nn.Tanh()]
+        return nn.Sequential(*layers, nn.Linear(n, 8)).double()
+    with pytest.raises(ValueError, match="the factory's networks differ in structure: seed 1"):
+        measure_model(factory, seeds=2)
+
+
 def test_observe_by_name_and_errors():
     meas = measure_model(Plain(), observe=["a"], pre=["a"])
     assert meas.depth == 2 and list(meas.pre_layers) == [1]
