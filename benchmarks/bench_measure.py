@@ -7,7 +7,8 @@ For ``L*dense(tanh,sw2=2.5,sb2=0.05)`` at each --width, over --seeds networks in
   free memory; on the CPU 1 GiB of seeds under 64 MiB each; on a GPU the networks of the next seeds are drawn in
   threads meanwhile), and one
   seed at a time (``seed_batch=1``);
-- ``measure_model``: the same networks as a user's ``nn.Sequential`` factory (hooks on every block);
+- ``measure_model``: the same networks as a user's ``nn.Sequential`` factory (hooks on every block), the networks
+  after the first stacked as ``measure`` stacks seeds;
 - plain: build the same networks and pull the same probes back to the input only, ``torch.func.vmap`` over
   ``torch.func.vjp`` (what a user would write to get one gradient per probe); for ``measure_model`` the same with
   the networks its factory makes ("plain, factory"), its ratio's denominator.

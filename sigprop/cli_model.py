@@ -82,6 +82,7 @@ def _load_inputs(path, dtype, device):
 def run(args) -> None:
     """The ``measure`` command for a model target: per-layer table; measure.csv and measure.json with --out."""
     from . import __version__
+    from .cli import measurement_line
     from .io import RunOutput, check_output_folder, rows_to_csv
     from .validate.build import resolve_device, resolve_dtype
     from .validate.experiments import progress_bar
@@ -109,6 +110,7 @@ def run(args) -> None:
     if bar:
         bar.close()
     print(layer_table(meas))
+    print(measurement_line(meas))
     if args.out:
         rows = meas.to_rows()
         with RunOutput(args.out, "measure") as run_out:
@@ -123,7 +125,7 @@ def run(args) -> None:
                                     "architecture": meas.architecture, "seeds": meas.seeds, "inputs": meas.inputs,
                                     "probes": meas.probes, "dtype": meas.dtype, "device": meas.device,
                                     "observe": meas.meta["observe"], "pre": meas.meta["pre"],
-                                    "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
+                                    "measurement": meas.cost(), "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
         print("wrote " + ", ".join(files))
 
 

@@ -46,11 +46,13 @@ def test_factory_from_a_file(model_file, tmp_path, capsys):
     assert main(["measure", f"{model_file}:make", "--seeds", "3", "--no-progress", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Sequential: 3 network(s), probes exact" in text and "wrote" in text
+    assert "measured 3 networks in" in text and "(2 per batch)" in text
     rows = list(csv.DictReader((out / "measure.csv").open()))
     gsc = [r for r in rows if r["quantity"] == "log_gsc"]
     assert [int(r["layer"]) for r in gsc] == [0, 1, 2, 3, 4] and all(r["n_seeds"] == "3" for r in gsc)
     meta = json.loads((out / "measure.json").read_text())
     assert meta["observe"] == ["1", "2", "3", "4"] and meta["seeds"] == [0, 1, 2] and meta["dtype"] == "float64"
+    assert meta["measurement"]["seeds_per_batch"] == 2 and meta["measurement"]["bytes_per_seed"] > 0
     report = (out / "measure.md").read_text()
     assert f"sigprop measure {model_file}:make --seeds 3 --no-progress --out {out}" in report
     assert "| layer | module | p | q | c | log GSC(l, L) | grad corr |" in report and "| 4 | 4 |" in report
@@ -64,7 +66,7 @@ def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypa
     text = capsys.readouterr().out
     assert "1 network(s), probes 8" in text                  # a batch of 6 takes Hutchinson probes
     lines = [line.split() for line in text.splitlines()[3:]]
-    assert [line[1] for line in lines] == ["input", "2", "4"]
+    assert [line[1] for line in lines[:-1]] == ["input", "2", "4"] and lines[-1][:3] == ["measured", "1", "networks"]
     sys.modules.pop("mymodel", None)
 
 

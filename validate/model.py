@@ -20,6 +20,13 @@ last elementwise activation module (``nn.ReLU``, ``nn.Tanh``, …) that runs wit
 Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs), or by default two inputs with mean square
 q0 and correlation c0 made exactly as for a description (the input width read from the first ``nn.Linear``).
 
+A factory's networks: the first is measured alone, and its shapes serve the rest, which are measured as
+:func:`sigprop.validate.measure` measures seeds: stacked (``torch.func.stack_module_state``) and run as the first
+network's code with their own weights (``torch.func.functional_call``) under one ``torch.func.vmap``, as many at
+once as fit in memory, with the numbers each gives alone. Networks that differ from the first in more than their
+parameters' and buffers' values (a constant of their own, hooks), that couple the batch (training-mode batchnorm)
+or that vmap refuses (a random operation such as dropout) are measured one at a time.
+
 The model is left as found: hooks removed, its training/eval mode, its parameters' ``.grad`` and its buffers
 (batchnorm's running statistics) as they were, and no global random state consumed (a factory runs under a forked
 torch random state, the CPU's and every CUDA device's, seeded with its seed).
@@ -48,25 +55,21 @@ from torch import nn
 from .. import __version__
 from ..checks import check_inputs, check_positive_int
 from .build import Trace
-from .measure import Measurement, check_probes, make_inputs, raw_arrays
-
-#: elementwise activation modules: the input of one is a pre-activation
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,
-               nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign,
-               nn.Tanhshrink, nn.LogSigmoid, nn.Threshold, nn.Hardshrink, nn.Softshrink)
-#: modules that start a block which a following activation closes (as ``dense`` does)
-LINEAR = (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
+from .hooks import observed_modules, pre_modules as find_pre_modules, traced_forward
+from .measure import Measurement, check_probes, draw_probes, make_inputs, raw_arrays, raw_tensors, to_host
+from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 
 def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: float = 1.0, c0: float = 0.5,
-                  probes="exact", progress=None) -> Measurement:
+                  probes="exact", seed_batch: int | None = None, progress=None) -> Measurement:
     """Measure a module (one network; ``seeds`` is ignored) or a factory ``seed -> module`` over ``seeds`` (an int
     n -> seeds 0..n-1, or a list of at least 2 seeds). See the module docstring for ``observe``, ``pre`` and
     ``inputs``; ``probes``: 'exact' or a number of Hutchinson probes as in :func:`sigprop.validate.measure`.
+    ``seed_batch``: how many of the factory's networks to measure at once (default: as many as fit, as for
+    :func:`sigprop.validate.measure`; 1: one at a time).
 
     Returns a :class:`~sigprop.validate.Measurement` (``architecture`` names the model's class, ``meta`` the
-    observed and pre-activation module names); with a data batch of B > 2 inputs its ``raw`` also holds
-    ``unit_std`` and ``sign_diversity`` [seed, pre-activation layer, unit].
+    observed and pre-activation module names and what the measurement cost); with a data batch of B > 2 inputs its
+    ``raw`` also holds ``unit_std`` and ``sign_diversity`` [seed, pre-activation layer, unit].
     """
     factory, seed_list = _networks(model, seeds)
     batch = _check_inputs(inputs, q0, c0)
@@ -75,27 +78,50 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
     if batch > 2 and probes == "exact":
         raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs: give a number of probes, "
                          "e.g. probes=8")
+    if seed_batch is not None:
+        check_positive_int("seed_batch", seed_batch)
     start = time.perf_counter()
-    per_seed, names, shapes = [], None, None
-    for seed in seed_list:
-        net = factory(seed)
-        result, observed, shapes = _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes)
-        if names is not None and observed != names:
+    first = factory(seed_list[0])
+    device = _placement(first)[1]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result, names, shapes = _measure_network(first, seed_list[0], inputs, observe, pre, q0, c0, probes)
+    per_seed, rest = [result], seed_list[1:]
+    if progress is not None:
+        progress()
+    n_out = shapes.xs[-1][0].numel()
+    per_bytes = memory_per_seed(first, sum(x[0].numel() for x in shapes.xs),
+                                n_out if check_probes(probes, n_out) == "exact" else probes, batch)
+    chunk = seed_batch or seeds_per_batch(per_bytes, device, max(len(rest), 1))
+    info = {"seeds_per_batch": max(1, min(chunk, len(rest))), "bytes_per_seed": per_bytes,
+            "stacked": chunk > 1 and len(rest) > 1 and not _coupled(first)}
+
+    def single(net, seed):
+        raw, observed, _ = _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes)
+        if observed != names:
             raise ValueError(f"the factory's networks differ in structure: seed {seed_list[0]} observes "
                              f"{names['observe']}, seed {seed} observes {observed['observe']}")
-        names = observed
-        per_seed.append(result)
-        if progress is not None:
-            progress()
+        return raw
+
+    def stacked(nets, seeds_):
+        return _measure_stacked(first, nets, seeds_, inputs, observe, pre, q0, c0, probes, shapes, names)
+    for k in range(0, len(rest), chunk):
+        group = rest[k:k + chunk]
+        per_seed += measure_group([factory(seed) for seed in group], group, stacked, single, info, device)
+        for _ in group:
+            if progress is not None:
+                progress()
     keys = [k for k in per_seed[0] if k != "pre_layers"]
     raw = {k: np.stack([r[k] for r in per_seed]) for k in keys}
     record = {"batch": batch} if inputs is not None else {"q0": q0, "c0": c0, "m0": 0.0}
+    if device.type == "cuda":
+        info["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
     return Measurement(
         architecture=names["architecture"], width=int(raw["n"][0, 0]), seeds=seed_list, inputs=record,
         probes=check_probes(probes, int(raw["n"][0, -1])), dtype=names["dtype"], device=names["device"],
         pre_layers=per_seed[0]["pre_layers"], raw=raw,
         meta={"observe": names["observe"], "pre": names["pre"], "sigprop_version": __version__,
-              "torch_version": torch.__version__, "seconds": time.perf_counter() - start})
+              "torch_version": torch.__version__, "seconds": time.perf_counter() - start, **info})
 
 
 def _networks(model, seeds):
@@ -141,34 +167,47 @@ def _check_inputs(inputs, q0, c0) -> int:
     return inputs.shape[0]
 
 
+def _placement(net) -> tuple:
+    """(dtype, device) of a network: those of its first parameter (float64 on the CPU without one)."""
+    params = next(iter(net.parameters()), None)
+    return (params.dtype, params.device) if params is not None else (torch.float64, torch.device("cpu"))
+
+
+def _coupled(net) -> bool:
+    """Whether the network mixes the inputs of a batch (training-mode batchnorm)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
+
+
+def _seed_inputs(net, seed, inputs, q0, c0) -> tuple:
+    """(x0, the generator the seed's probes are drawn from next) of one network."""
+    dtype, device = _placement(net)
+    gen = torch.Generator().manual_seed(10_000_019 + seed)
+    if inputs is None:
+        return make_inputs(_input_width(net), q0, c0, gen, dtype, device), gen
+    return inputs.detach().to(device=device, dtype=dtype), gen
+
+
 def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=None):
     """(raw arrays, names, shapes) of one network; ``shapes``: the shapes of a network of the factory measured
     before (a Trace of zero-stride tensors), which spare this one the forward pass that finds them."""
-    params = next(iter(net.parameters()), None)
-    dtype = params.dtype if params is not None else torch.float64
-    device = params.device if params is not None else torch.device("cpu")
-    gen = torch.Generator().manual_seed(10_000_019 + seed)
-    if inputs is None:
-        x0 = make_inputs(_input_width(net), q0, c0, gen, dtype, device)
-    else:
-        x0 = inputs.detach().to(device=device, dtype=dtype)
-    blocks = _observed(net, observe)
-    pre_modules = _pre_modules(net, pre)
+    dtype, device = _placement(net)
+    x0, gen = _seed_inputs(net, seed, inputs, q0, c0)
+    blocks = observed_modules(net, observe)
+    pre_modules = find_pre_modules(net, pre)
     buffers = [(b, b.detach().clone()) for b in net.buffers()]     # batchnorm's running statistics, e.g.
     fired, seen = [], []
 
     def forward(x, taps):
-        trace, out, names = _traced_forward(net, x, blocks, pre_modules, pre is None, taps)
+        trace, out, names = traced_forward(net, x, blocks, pre_modules, pre is None, taps)
         fired[:], seen[:] = names, [_structure(trace)]
         return out, trace
     try:
-        coupled = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
         if shapes is None:
             with torch.no_grad():
                 _, trace0 = forward(x0, None)
             shapes = Trace([x.new_zeros(()).expand(x.shape) for x in trace0.xs], [], trace0.pre_layers)
         try:
-            raw = raw_arrays(forward, x0, probes, gen, coupled, shapes)
+            raw = raw_arrays(forward, x0, probes, gen, _coupled(net), shapes)
         except Exception:
             _check_structure(seen, shapes, seed)
             raise
@@ -181,6 +220,77 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=Non
              "pre": [n for n, _ in pre_modules] if pre is not None else "auto", "dtype": str(dtype).split(".")[-1],
              "device": str(device)}
     return raw, names, shapes
+
+
+def _measure_stacked(template, nets, seeds, inputs, observe, pre, q0, c0, probes, shapes, names) -> list:
+    """The raw arrays of networks of ``template``'s structure at once: their parameters and buffers stacked,
+    ``template``'s code run on each with ``torch.func.functional_call`` under one ``torch.func.vmap``, each with
+    the inputs and probes it gets alone. Raises RuntimeError where the networks differ in anything else
+    (:func:`_stackable`) or vmap refuses the model (e.g. a random operation in its forward pass)."""
+    if not all(_stackable(template, net) for net in nets):
+        raise RuntimeError("the networks differ in more than their parameters and buffers")
+    dtype, device = _placement(template)
+    out = shapes.xs[-1]
+    draws = []
+    for net, seed in zip(nets, seeds):
+        x0, gen = _seed_inputs(net, seed, inputs, q0, c0)
+        draws.append((x0, *draw_probes(probes, out.shape[0], out[0].numel(), gen, dtype, device, False)))
+    exact = check_probes(probes, out[0].numel()) == "exact"
+    params, buffers = torch.func.stack_module_state(list(nets))
+    params = {k: p.detach() for k, p in params.items()}
+    x0 = draws[0][0] if inputs is not None else torch.stack([d[0] for d in draws])
+    v = draws[0][1] if exact else torch.stack([d[1] for d in draws])
+    blocks, pre_modules = observed_modules(template, observe), find_pre_modules(template, pre)
+    appended = len(shapes.xs) == len(names["observe"]) + 2
+    fired, seen = [], []
+
+    def one(p, b, x, v_):
+        def forward(x, taps):
+            trace, y, ran = traced_forward(template, x, blocks, pre_modules, pre is None, taps, appended=appended,
+                                           call=lambda x: torch.func.functional_call(template, (p, b), (x,)))
+            fired[:], seen[:] = ran, [_structure(trace)]
+            return y, trace
+        return raw_tensors(forward, x, v_, None, draws[0][3], shapes)
+    raw = to_host(torch.func.vmap(one, in_dims=(0, 0, None if inputs is not None else 0, None if exact else 0))(
+        params, buffers, x0, v))
+    _check_structure(seen, shapes, seeds[0])
+    if fired != names["observe"]:
+        raise ValueError(f"the factory's networks differ in structure: the first observes {names['observe']}, "
+                         f"seeds {seeds} observe {fired}")
+    pre_layers = np.array(shapes.pre_layers, dtype=int)
+    return [{**{k: a[i] for k, a in raw.items()}, "pre_layers": pre_layers} for i in range(len(nets))]
+
+
+_MISSING = object()
+
+
+def _stackable(template, net) -> bool:
+    """Whether ``net`` is ``template`` with other parameter and buffer values: the same module classes and
+    names, parameters and buffers of the same names, shapes, dtypes and devices, and every other attribute of
+    every module equal (hooks included), so that ``template``'s code with ``net``'s tensors is ``net``."""
+    ours, theirs = list(template.named_modules()), list(net.named_modules())
+    if [(n, type(m)) for n, m in ours] != [(n, type(m)) for n, m in theirs]:
+        return False
+    for (_, a), (_, b) in zip(ours, theirs):
+        keys = (a.__dict__.keys() | b.__dict__.keys()) - {"_parameters", "_buffers", "_modules"}
+        if not all(_equal(a.__dict__.get(k, _MISSING), b.__dict__.get(k, _MISSING)) for k in keys):
+            return False
+
+    def spec(m):
+        return [(n, t.shape, t.dtype, t.device) for n, t in (*m.named_parameters(), *m.named_buffers())]
+    return spec(template) == spec(net)
+
+
+def _equal(a, b) -> bool:
+    """Attribute values equal (tensors: same shape, dtype, device and entries); False where unsure."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype and a.device == b.device and bool(torch.equal(a, b)))
+    try:
+        same = a == b
+    except Exception:
+        return False
+    return same if isinstance(same, bool) else False
 
 
 def _structure(trace) -> tuple:
@@ -202,120 +312,3 @@ def _input_width(net) -> int:
             return module.in_features
     raise ValueError(f"{type(net).__name__} has no nn.Linear to read its input width from: give inputs (a tensor "
                      "[batch, ...])")
-
-
-def _observed(net, observe) -> list:
-    """[(name, module)] whose outputs are the representations x^1.. (in the order given or found)."""
-    modules = dict(net.named_modules())
-    if observe is not None:
-        if isinstance(observe, str) or not len(observe):
-            raise ValueError(f"observe={observe!r} is not allowed: give a list of module names, e.g. ['0', '2']")
-        missing = [n for n in observe if n not in modules or n == ""]
-        if missing:
-            raise ValueError(f"observe names {missing} that are not modules of {type(net).__name__}; its modules: "
-                             f"{[n for n in modules if n][:20]}")
-        twice = sorted({n for n in observe if list(observe).count(n) > 1})
-        if twice:
-            raise ValueError(f"observe names {twice} more than once in {list(observe)}")
-        return [(n, modules[n]) for n in observe]
-    found = []
-    for name, module in net.named_modules():
-        if isinstance(module, nn.Sequential) and not any(name.startswith(o + ".") or o == "" for o, _ in found):
-            found.append((name, module))
-    if not found:
-        raise ValueError(f"{type(net).__name__} holds no nn.Sequential to find block boundaries in: name the "
-                         "modules whose outputs to observe (observe=[...], see model.named_modules())")
-    blocks = []
-    for name, seq in found:
-        blocks.extend(_boundaries(seq, name))
-    return blocks
-
-
-def _boundaries(seq, prefix) -> list:
-    """The children of a Sequential whose outputs end blocks (nested Sequentials flattened; Linear/Conv followed
-    by an activation ends at the activation)."""
-    children = []
-    for name, child in seq.named_children():
-        full = f"{prefix}.{name}" if prefix else name
-        if isinstance(child, nn.Sequential):
-            children.extend(_boundaries(child, full))
-        else:
-            children.append((full, child))
-    return [(n, m) for i, (n, m) in enumerate(children)
-            if not (isinstance(m, LINEAR) and i + 1 < len(children) and isinstance(children[i + 1][1], ACTIVATIONS))]
-
-
-def _pre_modules(net, pre) -> list:
-    """[(name, module)] whose outputs are pre-activations (given), or the activation modules (their inputs are)."""
-    modules = dict(net.named_modules())
-    if pre is None:
-        return [(n, m) for n, m in modules.items() if isinstance(m, ACTIVATIONS)]
-    if isinstance(pre, str):
-        raise ValueError(f"pre={pre!r} is not allowed: give a list of module names")
-    missing = [n for n in pre if n not in modules or n == ""]
-    if missing:
-        raise ValueError(f"pre names {missing} that are not modules of {type(net).__name__}")
-    return [(n, modules[n]) for n in pre]
-
-
-def _traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None):
-    """Run the model once with hooks; the Trace (representations, the last pre-activation within each observed
-    block), the output and the observed modules in the order they ran. Captured tensors are passed on as clones
-    (or with ``taps[l − 1]`` added to x^l), so a later in-place operation (ReLU(inplace), ``out += identity``)
-    cannot change them."""
-    xs, pres, pending, layers, hooks, fired = [x0], [], [None], [], [], []
-    where = {id(m): n for n, m in blocks}
-
-    def on_block(module, args, output):
-        name = where[id(module)]
-        if not isinstance(output, torch.Tensor) or output.dim() < 1 or output.shape[0] != x0.shape[0]:
-            raise ValueError(f"observed module {name!r} returns {type(output).__name__} "
-                             f"{tuple(getattr(output, 'shape', ()))}: observe modules that return a tensor "
-                             f"[batch, ...] (batch = {x0.shape[0]})")
-        if name in fired:
-            raise ValueError(f"observed module {name!r} runs more than once per forward pass: observe modules that "
-                             "run once")
-        fired.append(name)
-        xs.append(output)
-        if pending[0] is not None:
-            pres.append(pending[0])
-            layers.append(len(xs) - 1)
-            pending[0] = None
-        k = len(fired) - 1
-        return output + taps[k] if taps is not None and k < len(taps) else output.clone()
-
-    def on_pre_input(module, args):
-        if args and isinstance(args[0], torch.Tensor) and args[0].shape[:1] == x0.shape[:1]:
-            pending[0] = args[0]
-            return (args[0].clone(),) + tuple(args[1:])
-
-    def on_pre_output(module, args, output):
-        pending[0] = output
-        return output.clone()
-
-    try:
-        for _, m in pre_modules:          # first: a module's own output as pre-activation belongs to its layer
-            hooks.append(m.register_forward_pre_hook(on_pre_input) if pre_is_input else
-                         m.register_forward_hook(on_pre_output))
-        for _, m in blocks:
-            hooks.append(m.register_forward_hook(on_block))
-        with torch.enable_grad(), torch.random.fork_rng(devices=[x0.device] if x0.device.type == "cuda" else []):
-            out = net(x0)
-    finally:
-        for h in hooks:
-            h.remove()
-    if not isinstance(out, torch.Tensor) or out.shape[:1] != x0.shape[:1]:
-        raise ValueError(f"{type(net).__name__} returns {type(out).__name__}: measurement needs a tensor [batch, ...]")
-    idle = [n for n, _ in blocks if n not in fired]
-    if idle:
-        raise ValueError(f"observed modules {idle} did not run in the forward pass")
-    if not _same(xs[-1], out):              # the output is a representation of its own (x^L)
-        xs.append(out)
-        if pending[0] is not None:
-            pres.append(pending[0])
-            layers.append(len(xs) - 1)
-    return Trace(xs, pres, layers), out, fired
-
-
-def _same(a, b) -> bool:
-    return a.shape == b.shape and bool(torch.equal(a.detach(), b.detach()))

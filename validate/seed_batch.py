@@ -50,12 +50,17 @@ def bytes_per_seed(sampled, probes, batch: int) -> int:
     representation x^0..x^L twice over (the gradients, and the pull-back's own products or their float64 copies
     or the stack of small layers the statistics reduce)."""
     n_out = sampled.n_out
-    n_probes = n_out if check_probes(probes, n_out) == "exact" else probes
-    weights = sum(p.numel() * p.element_size() for p in sampled.parameters())
     units, n = sampled.width, sampled.width
     for block in sampled.blocks:
         n = output_width(block, n)
         units += n
+    return memory_per_seed(sampled, units, n_out if check_probes(probes, n_out) == "exact" else probes, batch)
+
+
+def memory_per_seed(net, units: int, n_probes: int, batch: int) -> int:
+    """:func:`bytes_per_seed` of a network ``net`` (its parameters and buffers) whose representations x^0..x^L
+    hold ``units`` numbers per input, pulled back by ``n_probes`` probes for each of ``batch`` inputs."""
+    weights = sum(t.numel() * t.element_size() for t in (*net.parameters(), *net.buffers()))
     return 3 * weights + 2 * 8 * n_probes * batch * units
 
 
@@ -114,6 +119,13 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     info = {"seeds_per_batch": min(chunk, len(seeds)), "bytes_per_seed": per_seed, "stacked": chunk > 1}
     # threads draw ahead while another device computes; on the CPU they would only compete with the computation
     networks = drawn_networks(net, width, seeds[1:], dtype, dev, ahead=chunk, workers=0 if dev.type == "cpu" else None)
+
+    def stacked(nets, seeds_):
+        return _stacked(nets, width, seeds_, q0, c0, probes, dt, dev, batch, coupled)
+
+    def single(net_, seed):
+        x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, dev)
+        return raw_arrays(net_, x0, probes, gen, coupled)
     raws, group = [], [first]
     try:
         for s in seeds[1:] + [None]:
@@ -121,8 +133,7 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
                 group.append(next(networks))
             if len(group) == chunk or s is None:
                 done = len(raws)
-                raws += _measure_group(group, width, seeds[done:done + len(group)], q0, c0, probes, dt, dev, batch,
-                                       coupled, info)
+                raws += measure_group(group, seeds[done:done + len(group)], stacked, single, info, dev)
                 group = []
                 if progress is not None:
                     for _ in range(len(raws) - done):
@@ -134,27 +145,24 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     return raws, info
 
 
-def _measure_group(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled, info) -> list:
-    """The raw arrays of a group of seeds: stacked under one vmap; in halves where the device runs out of memory
-    (``info["seeds_per_batch"]`` then records the smaller batch); one at a time where the networks cannot be
-    stacked (``info["stacked"]`` then turns False for the rest of the run)."""
+def measure_group(nets, seeds, stacked, single, info: dict, device) -> list:
+    """The raw arrays of a group of networks and their seeds: ``stacked(nets, seeds)`` measures them under one vmap;
+    in halves where the device runs out of memory (``info["seeds_per_batch"]`` then records the smaller batch);
+    ``single(net, seed)`` one at a time where they cannot be stacked (``stacked`` raised a RuntimeError;
+    ``info["stacked"]`` then turns False for the rest of the run)."""
     if len(nets) > 1 and info["stacked"]:
         try:
-            return _stacked(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled)
+            return stacked(nets, seeds)
         except torch.OutOfMemoryError:        # the estimate fell short: the memory is freed on the way out
-            if dev.type == "cuda":
+            if torch.device(device).type == "cuda":
                 torch.cuda.empty_cache()
             half = len(nets) // 2
             info["seeds_per_batch"] = min(info["seeds_per_batch"], len(nets) - half)
-            return (_measure_group(nets[:half], width, seeds[:half], q0, c0, probes, dt, dev, batch, coupled, info)
-                    + _measure_group(nets[half:], width, seeds[half:], q0, c0, probes, dt, dev, batch, coupled, info))
+            return (measure_group(nets[:half], seeds[:half], stacked, single, info, device)
+                    + measure_group(nets[half:], seeds[half:], stacked, single, info, device))
         except RuntimeError:                  # e.g. a random op inside the forward pass (dropout's masks)
             info["stacked"] = False
-    out = []
-    for net, seed in zip(nets, seeds):
-        x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, dev)
-        out.append(raw_arrays(net, x0, probes, gen, coupled))
-    return out
+    return [single(net, seed) for net, seed in zip(nets, seeds)]
 
 
 def _stacked(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled) -> list:

@@ -1,6 +1,6 @@
-"""On a CUDA device: the same seed is the same network and gives the same numbers as on the CPU, seeds are stacked,
-peak memory is reported, and a user's factory leaves every device's random state as found. Skipped without CUDA
-(these are the checks to run first on a GPU machine: ``pytest tests/validate/test_cuda.py``)."""
+"""On a CUDA device: the same seed is the same network and gives the same numbers as on the CPU, seeds (and a
+factory's networks) are stacked, peak memory is reported, and a user's factory leaves every device's random state
+as found. Skipped without CUDA (the checks to run first on a GPU machine: ``pytest tests/validate/test_cuda.py``)."""
 import numpy as np
 import pytest
 import torch
@@ -64,7 +64,7 @@ def test_a_factory_on_the_gpu_measures_as_on_the_cpu_and_leaves_every_random_sta
         return factory
 
     cpu, gpu = measure_model(on("cpu"), seeds=3), measure_model(on("cuda"), seeds=3)
-    assert gpu.device.startswith("cuda")
+    assert gpu.device.startswith("cuda") and gpu.meta["stacked"] and gpu.meta["peak_memory_bytes"] > 0
     for k, v in cpu.raw.items():
         np.testing.assert_allclose(gpu.raw[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
 

@@ -37,10 +37,10 @@ def test_sequential_matches_the_description_path(inplace):
     def factory(seed):
         return nn.Sequential(*[m for b in build(net, width, seed).blocks for m in (_linear(b), nn.ReLU(inplace))])
 
-    meas = measure_model(factory, seeds=[3, 5])
-    assert meas.depth == 4 and list(meas.pre_layers) == [1, 2, 3, 4]
+    meas = measure_model(factory, seeds=[3, 5, 8])          # the first alone, the other two stacked
+    assert meas.depth == 4 and list(meas.pre_layers) == [1, 2, 3, 4] and meas.meta["stacked"]
     assert meas.meta["observe"] == ["1", "3", "5", "7"]
-    for i, seed in enumerate([3, 5]):
+    for i, seed in enumerate([3, 5, 8]):
         _same_raw(meas.raw, measure_seed(net, width, seed), i)
 
 
@@ -68,14 +68,67 @@ def test_residual_blocks_match_the_description_path():
         return nn.Sequential(*[BasicBlock(_linear(b.branch[0]), _linear(b.branch[1]), 0.5) for b in blocks])
 
     # the description records the pre-activation of a block's last dense layer: fc2's output
-    meas = measure_model(factory, seeds=[0, 1], pre=["0.fc2", "1.fc2", "2.fc2"])
-    assert meas.meta["observe"] == ["0", "1", "2"]
-    for i in range(2):
+    meas = measure_model(factory, seeds=[0, 1, 2], pre=["0.fc2", "1.fc2", "2.fc2"])
+    assert meas.meta["observe"] == ["0", "1", "2"] and meas.meta["stacked"]
+    for i in range(3):
         _same_raw(meas.raw, measure_seed(net, width, i), i)
-    auto = measure_model(factory, seeds=[0, 1])             # default: the input of each block's ReLU (fc1's output)
+    auto = measure_model(factory, seeds=[0, 1, 2])          # default: the input of each block's ReLU (fc1's output)
     for key in ("p", "jac_qm2", "grad_cross"):
         np.testing.assert_array_equal(auto.raw[key], meas.raw[key])
     assert not np.allclose(auto.raw["q"], meas.raw["q"])
+
+
+class Scaled(nn.Module):
+    """A block with a constant of its own beside its weights."""
+
+    def __init__(self, width, beta):
+        super().__init__()
+        self.fc, self.beta = nn.Linear(width, width), beta
+
+    def forward(self, x):
+        return x + self.beta * torch.tanh(self.fc(x))
+
+
+STACKED = [  # (factory, inputs, probes): every kind of representation and input the hooks see
+    (lambda seed: nn.Sequential(*[Scaled(12, 0.5) for _ in range(3)], nn.Linear(12, 5)), None, "exact"),
+    (lambda seed: nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.Tanh(), nn.Conv1d(4, 4, 3, padding=1),
+                                nn.ReLU(inplace=True)), torch.randn(6, 2, 8), 4),
+    (lambda seed: nn.Sequential(nn.Linear(12, 12), nn.LayerNorm(12), nn.GELU(), nn.Linear(12, 12), nn.Tanh()),
+     None, 3),
+    (lambda seed: nn.Sequential(nn.Linear(12, 12), nn.BatchNorm1d(12).eval(), nn.ReLU()), None, "exact"),
+]
+
+
+@pytest.mark.parametrize("factory,inputs,probes", STACKED)
+def test_a_factorys_networks_measured_at_once_give_what_one_at_a_time_gives(factory, inputs, probes):
+    """After the first network, the factory's networks are stacked under one vmap (functional_call of the first
+    one's code with their weights): the same numbers as one at a time, to float64 rounding (depth <= 3)."""
+    factory = _double(factory)
+    meas = measure_model(factory, inputs, seeds=5, probes=probes)
+    assert meas.meta["stacked"] and meas.meta["seeds_per_batch"] == 4
+    one = measure_model(factory, inputs, seeds=5, probes=probes, seed_batch=1)
+    assert not one.meta["stacked"] and one.meta["seeds_per_batch"] == 1
+    for k, v in one.raw.items():
+        scale = np.nanmax(np.abs(v), initial=1.0)
+        np.testing.assert_allclose(meas.raw[k], v, rtol=0, atol=1e-12 * scale, err_msg=k)
+
+
+def _double(factory):
+    return lambda seed: factory(seed).double()
+
+
+@pytest.mark.parametrize("factory", [
+    lambda seed: nn.Sequential(*[Scaled(12, 0.5 + seed) for _ in range(3)]),   # a constant that differs by seed
+    lambda seed: nn.Sequential(nn.Linear(12, 12), nn.Tanh(), nn.Dropout(0.2), nn.Linear(12, 12), nn.Tanh()),
+    lambda seed: nn.Sequential(nn.Linear(12, 12), nn.BatchNorm1d(12), nn.ReLU()),   # training mode: couples the batch
+])
+def test_networks_that_differ_beyond_their_weights_or_refuse_vmap_run_one_at_a_time(factory):
+    factory = _double(factory)
+    meas = measure_model(factory, seeds=4, probes=3)
+    assert not meas.meta["stacked"]
+    one = measure_model(factory, seeds=4, probes=3, seed_batch=1)
+    for k, v in one.raw.items():
+        np.testing.assert_array_equal(meas.raw[k], v, err_msg=k)
 
 
 def test_one_module_and_conv_outputs():
