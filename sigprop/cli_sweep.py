@@ -26,7 +26,10 @@ def add_parser(sub, help_text, options):
     swp.add_argument("--out", default="results", help="output folder (default results/)")
     swp.add_argument("--cache", default=None, help="folder of the per-network results (default OUT/sweep_cache)")
     swp.add_argument("--workers", type=options["positive_int"], default=None,
-                     help="local worker processes (default: the CPU count)")
+                     help="local worker processes (default: the CPU count; 1 for a GPU)")
+    swp.add_argument("--seeds-per-task", type=options["positive_int"], default=None, metavar="K",
+                     help="seeds of one configuration measured at once, stacked (default: 1 on the CPU, all on a "
+                          "GPU)")
     swp.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="a Dask scheduler to run on instead, e.g. tcp://10.0.0.5:8786")
     options["measure"](swp, seeds=10)
@@ -68,7 +71,7 @@ def run(args) -> None:
     try:
         result = sweep(labelled, args.width, args.depth, args.seeds, args.q0, args.c0, args.probes, args.dtype,
                        args.device, cache=cache, executor=executor, workers=args.workers,
-                       progress=bar.update if bar else None)
+                       seeds_per_task=args.seeds_per_task, progress=bar.update if bar else None)
     finally:
         if bar:
             bar.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 
@@ -29,6 +30,11 @@ def test_sweep_end_to_end_and_resume(tmp_path, capsys):
     first = (out / "sweep.csv").read_text()
     assert main(["sweep", *ARGS, "--out", str(out)]) == 0        # everything from the cache: the same table
     assert (out / "sweep.csv").read_text() == first
+    paired = tmp_path / "paired"                                  # both seeds of a configuration in one job
+    assert main(["sweep", *ARGS, "--seeds-per-task", "2", "--out", str(paired)]) == 0
+    for a, b in zip(rows, csv.DictReader((paired / "sweep.csv").open()), strict=True):
+        assert a.keys() == b.keys() and all(a[k] == b[k] or math.isclose(float(a[k]), float(b[k]), rel_tol=1e-9,
+                                                                         abs_tol=1e-12) for k in a)
 
 
 @pytest.mark.parametrize("argv, mentions", [

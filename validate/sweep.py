@@ -1,11 +1,14 @@
 """Sweeps: architectures × depths × widths × seeds, each sampled network a task, cached, on any executor.
 
 Every (architecture, depth, width, seed) is one task: one sampled network measured as
-:func:`sigprop.validate.measure` measures it. Tasks run on a ``concurrent.futures.Executor``: a local process
-pool by default (one torch thread per worker), or any other, e.g. a Dask cluster's
-(``distributed.Client(address).get_executor()``, sigprop installed on the workers) or a thread pool. The parent
-writes each finished task to the cache folder (one ``.npz`` per task, written atomically under a name that hashes
-the task's settings), so an interrupted sweep resumes where it stopped: a rerun submits only the missing tasks.
+:func:`sigprop.validate.measure` measures it. A job measures up to ``seeds_per_task`` tasks of one (architecture,
+depth, width) at once, stacked as :func:`~sigprop.validate.measure` stacks seeds (one per job by default on the
+CPU, where the workers run seeds in parallel; every seed of a configuration on a GPU). Jobs run on a
+``concurrent.futures.Executor``: a local process pool by default (one torch thread per worker on the CPU; one
+worker for a GPU), or any other, e.g. a Dask cluster's (``distributed.Client(address).get_executor()``, sigprop
+installed on the workers) or a thread pool. The parent writes each finished task to the cache folder (one
+``.npz`` per task, written atomically under a name that hashes the task's settings), so an interrupted sweep
+resumes where it stopped: a rerun measures only the missing tasks.
 
 The result holds one :class:`~sigprop.validate.Measurement` per (architecture, depth, width), the comparison rows
 against mean field (95% intervals over seeds), and the finite-width view: |predicted − measured| of a quantity
@@ -42,7 +45,8 @@ from ..io import write_atomic
 from ..numerics import predict
 from ..theory import parse
 from .compare import agreement, compare
-from .measure import RAW, Measurement, check_measurement, measure_seed, resolve_batch
+from .measure import RAW, Measurement, check_measurement, resolve_batch
+from .seed_batch import measure_seeds
 
 
 @dataclass
@@ -77,17 +81,22 @@ class Sweep:
 
 def sweep(architectures, widths, depths=None, seeds=10, q0: float = 1.0, c0: float = 0.5, probes="exact",
           dtype: str = "float64", device: str = "cpu", cache=None, executor: Executor | None = None,
-          workers: int | None = None, progress=None) -> Sweep:
+          workers: int | None = None, seeds_per_task: int | None = None, progress=None) -> Sweep:
     """Measure every (architecture, depth, width, seed) and compare with mean field.
 
     ``architectures``: {label: grammar} (or a list of grammars, labelled by themselves), with ``{L}`` for the depth
     when ``depths`` is given. ``seeds``: a number n (seeds 0..n-1) or a list. ``cache``: a folder for the per-task
     results (created; a rerun reuses them). ``executor``: any ``concurrent.futures.Executor``; by default a process
-    pool of ``workers`` processes (default: the CPU count). ``progress``: a callable invoked for each task found in
-    the cache and after each finished one (e.g. a tqdm ``update``); an exception it raises (KeyboardInterrupt)
-    stops the sweep, keeping the cache.
+    pool of ``workers`` processes (default: the CPU count on the CPU, 1 for another device). ``seeds_per_task``:
+    how many seeds of one configuration a job measures at once (default: 1 on the CPU, all on another device).
+    ``progress``: a callable invoked for each task found in the cache and for each finished one (e.g. a tqdm
+    ``update``); an exception it raises (KeyboardInterrupt) stops the sweep, keeping the cache.
     """
     tasks, nets = sweep_tasks(architectures, widths, depths, seeds, q0, c0, probes, dtype, device)
+    on_cpu = str(device).split(":")[0] == "cpu"
+    if seeds_per_task is not None:
+        check_positive_int("seeds_per_task", seeds_per_task)
+    per_job = seeds_per_task or (1 if on_cpu else len(tasks))
     results = {}
     todo = []
     for task in tasks:
@@ -102,10 +111,10 @@ def sweep(architectures, widths, depths=None, seeds=10, q0: float = 1.0, c0: flo
         os.makedirs(cache, exist_ok=True)
     if todo:
         own = executor is None
-        pool = executor or ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=get_context("spawn"),
-                                               initializer=_one_thread)
+        pool = executor or ProcessPoolExecutor(max_workers=workers or (os.cpu_count() if on_cpu else 1),
+                                               mp_context=get_context("spawn"), initializer=_one_thread)
         try:
-            _run(pool, todo, results, cache, progress)
+            _run(pool, _jobs(todo, per_job), results, cache, progress)
         finally:
             if own:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -151,28 +160,37 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def measure_task(task: dict) -> dict:
-    """One task (a sampled network): the raw arrays of :func:`sigprop.validate.measure.measure_seed`. A top-level
-    function, so that process pools and clusters can pickle it."""
-    net = parse(task["architecture"])
-    raw = measure_seed(net, task["width"], task["seed"], task["q0"], task["c0"], task["probes"], task["dtype"],
-                       task["device"], task["batch"])
-    return {k: np.asarray(v) for k, v in raw.items()}
+def measure_tasks(tasks: list) -> list:
+    """A job: tasks of one configuration, which differ only in their seeds; the raw arrays of each (those of
+    :func:`sigprop.validate.measure.measure_seed`), measured at once as :func:`sigprop.validate.measure` measures
+    seeds. A top-level function, so that process pools and clusters can pickle it."""
+    t = tasks[0]
+    raws, _ = measure_seeds(parse(t["architecture"]), t["width"], [task["seed"] for task in tasks], t["q0"], t["c0"],
+                            t["probes"], t["dtype"], t["device"], t["batch"])
+    return [{k: np.asarray(v) for k, v in raw.items()} for raw in raws]
 
 
-def _run(pool, todo, results, cache, progress):
-    pending = {pool.submit(measure_task, {k: v for k, v in t.items() if k not in ("label", "depth")}): t
-               for t in todo}
+def _jobs(todo, per_job: int) -> list:
+    """The tasks in jobs of at most ``per_job`` seeds of one (architecture, depth, width)."""
+    groups = {}
+    for task in todo:
+        groups.setdefault((task["label"], task["depth"], task["width"]), []).append(task)
+    return [group[i:i + per_job] for group in groups.values() for i in range(0, len(group), per_job)]
+
+
+def _run(pool, jobs, results, cache, progress):
+    pending = {pool.submit(measure_tasks, [{k: v for k, v in t.items() if k not in ("label", "depth")}
+                                           for t in job]): job for job in jobs}
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                task = pending.pop(future)
-                raw = future.result()
-                results[task["key"]] = raw
-                _save(cache, task, raw)
-                if progress is not None:
-                    progress()
+                job = pending.pop(future)
+                for task, raw in zip(job, future.result()):
+                    results[task["key"]] = raw
+                    _save(cache, task, raw)
+                    if progress is not None:
+                        progress()
     finally:
         for future in pending:
             future.cancel()

@@ -75,6 +75,41 @@ def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     _same(again, fresh)
 
 
+def _close(a, b):
+    """Stacked seeds change only the order of floating-point sums: agreement to rounding (depth <= 3)."""
+    assert sorted(a.measurements) == sorted(b.measurements)
+    for key, meas in a.measurements.items():
+        for name, value in meas.raw.items():
+            np.testing.assert_allclose(value, b.measurements[key].raw[name], rtol=1e-12, atol=1e-14,
+                                       err_msg=f"{key} {name}")
+
+
+def test_jobs_of_several_seeds_measure_what_one_seed_a_job_measures(tmp_path):
+    """Jobs of up to 2 seeds of one configuration (3 seeds: jobs of 2 and 1): half as many submissions, the same
+    numbers; interrupted inside a job, a rerun regroups the missing seeds and ends where a fresh sweep ends."""
+    with Counting() as pool:
+        single = sweep(ARCHS, executor=pool, **SETTINGS)
+    with Counting() as pool:
+        paired = sweep(ARCHS, executor=pool, seeds_per_task=2, **SETTINGS)
+        assert pool.submitted == N_TASKS // 3 * 2
+    _close(paired, single)
+    finished = []
+
+    def stop_after_five():
+        finished.append(1)
+        if len(finished) == 5:
+            raise KeyboardInterrupt
+    cache = tmp_path / "cache"
+    with Counting() as pool, pytest.raises(KeyboardInterrupt):
+        sweep(ARCHS, executor=pool, cache=cache, seeds_per_task=3, progress=stop_after_five, **SETTINGS)
+    kept = len(os.listdir(cache))
+    with Counting() as pool:
+        _close(sweep(ARCHS, executor=pool, cache=cache, seeds_per_task=3, **SETTINGS), single)
+        assert 0 < pool.submitted < N_TASKS - kept
+    with pytest.raises(ValueError, match="seeds_per_task=0"):
+        sweep(ARCHS, seeds_per_task=0, **SETTINGS)
+
+
 def test_default_process_pool(tmp_path):
     result = sweep({"tanh": "2*dense(tanh)"}, widths=[8], seeds=2, probes=4, workers=2, cache=tmp_path)
     with Counting() as pool:
