@@ -377,11 +377,12 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     :func:`sigprop.validate.measure_model` (whose layers set the width, dtype and device).
     """
     if callable(network):
-        if (width, dtype, device, batch, seed_batch) != (256, "float64", "cpu", None, None):
-            raise ValueError("width, dtype, device, batch and seed_batch are not allowed for a torch model: its "
-                             "layers set them (give a batch as inputs to measure_model)")
+        if (width, dtype, device, batch) != (256, "float64", "cpu", None):
+            raise ValueError("width, dtype, device and batch are not allowed for a torch model: its layers set them "
+                             "(give a batch as inputs to measure_model)")
         from .model import measure_model
-        return measure_model(network, seeds=seeds, q0=q0, c0=c0, probes=probes, progress=progress)
+        return measure_model(network, seeds=seeds, q0=q0, c0=c0, probes=probes, seed_batch=seed_batch,
+                             progress=progress)
     net = as_network(network)
     net, batch = resolve_batch(net, batch)
     check_positive_int("width", width)

@@ -126,7 +126,8 @@ def test_networks_that_differ_beyond_their_weights_or_refuse_vmap_run_one_at_a_t
     factory = _double(factory)
     meas = measure_model(factory, seeds=4, probes=3)
     assert not meas.meta["stacked"]
-    one = measure_model(factory, seeds=4, probes=3, seed_batch=1)
+    one = measure(factory, seeds=4, probes=3, seed_batch=1)          # measure() hands a factory to measure_model
+    assert one.meta["seeds_per_batch"] == 1
     for k, v in one.raw.items():
         np.testing.assert_array_equal(meas.raw[k], v, err_msg=k)
 
@@ -228,7 +229,7 @@ def test_observe_by_name_and_errors():
         measure_model(Plain(), torch.randn(5, 8), observe=["a"])
     with pytest.raises(ValueError, match="finite floating-point"):
         measure_model(Plain(), torch.full((2, 8), math.nan), observe=["a"])
-    with pytest.raises(ValueError, match="width, dtype, device, batch and seed_batch are not allowed for a torch model"):
+    with pytest.raises(ValueError, match="width, dtype, device and batch are not allowed for a torch model"):
         measure(Plain(), width=16)
     with pytest.raises(ValueError, match="c0=2"):
         measure_model(Plain(), observe=["a"], c0=2)
