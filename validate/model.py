@@ -59,6 +59,7 @@ from .hooks import observed_modules, pre_modules as find_pre_modules, traced_for
 from .measure import Measurement, check_probes, draw_probes, make_inputs, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 
+
 def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: float = 1.0, c0: float = 0.5,
                   probes="exact", seed_batch: int | None = None, progress=None) -> Measurement:
     """Measure a module (one network; ``seeds`` is ignored) or a factory ``seed -> module`` over ``seeds`` (an int

@@ -89,6 +89,22 @@ class Scaled(nn.Module):
         return x + self.beta * torch.tanh(self.fc(x))
 
 
+class Bottleneck2d(nn.Module):
+    """A torchvision-style image block: conv, eval-mode batchnorm, in-place ReLU, in-place sum with the identity."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels).eval()
+        self.conv2, self.bn2 = nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels).eval()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        identity = x
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        out += identity
+        return self.relu(out)
+
+
 STACKED = [  # (factory, inputs, probes): every kind of representation and input the hooks see
     (lambda seed: nn.Sequential(*[Scaled(12, 0.5) for _ in range(3)], nn.Linear(12, 5)), None, "exact"),
     (lambda seed: nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.Tanh(), nn.Conv1d(4, 4, 3, padding=1),
@@ -96,6 +112,8 @@ STACKED = [  # (factory, inputs, probes): every kind of representation and input
     (lambda seed: nn.Sequential(nn.Linear(12, 12), nn.LayerNorm(12), nn.GELU(), nn.Linear(12, 12), nn.Tanh()),
      None, 3),
     (lambda seed: nn.Sequential(nn.Linear(12, 12), nn.BatchNorm1d(12).eval(), nn.ReLU()), None, "exact"),
+    (lambda seed: nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), Bottleneck2d(3), Bottleneck2d(3)),
+     torch.randn(4, 1, 5, 5), 4),
 ]
 
 
