@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "'at width' column, dashed lines, the corrected columns of measure.csv")
     mea.add_argument("--chains", type=_positive_int, default=1000,
                      help="sampled forward paths behind --finite-width (default 1000)")
+    mea.add_argument("--seed-batch", type=_positive_int, default=None, metavar="K",
+                     help="networks measured at once, stacked (default: as many as fit in memory; 1: one at a time)")
     _measure_options(mea, seeds=10)
     _extension_options(mea)
 
@@ -411,7 +413,8 @@ def _cmd_measure(args):
         pred = predict(net, q0=args.q0, c0=args.c0, width=args.width, chains=args.chains)
     bar = progress_bar(args.seeds, not args.no_progress, "measuring")
     meas = measure(net, width=args.width, seeds=args.seeds, q0=args.q0, c0=args.c0, probes=args.probes,
-                   dtype=args.dtype, device=args.device, progress=bar.update if bar else None, batch=batch)
+                   dtype=args.dtype, device=args.device, progress=bar.update if bar else None, batch=batch,
+                   seed_batch=args.seed_batch)
     if bar:
         bar.close()
     print(measurement_line(meas))

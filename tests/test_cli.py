@@ -163,6 +163,9 @@ def test_measure_with_the_prediction_at_the_measured_width(capsys, tmp_path):
     assert "at width" in out and "measured 4 networks in" in out and "(4 per batch)" in out
     cost = json.loads((tmp_path / "measure.json").read_text())["measurement"]
     assert cost["seeds_per_batch"] == 4 and cost["seconds"] > 0
+    assert main(["measure", "5*dense(relu,sw2=2)", "--width", "16", "--seeds", "4", "--seed-batch", "3",
+                 "--no-progress"]) == 0
+    assert "(3 per batch)" in capsys.readouterr().out
     row = next(csv.DictReader(io.StringIO((tmp_path / "measure.csv").read_text())))
     assert row["corrected"] != "" and row["aggregation"] in ("mean over seeds", "pooled over seeds")
     assert main(["measure", "5*residual(dense(relu,sw2=2),dense(linear))", "--width", "16", "--finite-width"]) == 2

@@ -53,6 +53,8 @@ def test_factory_from_a_file(model_file, tmp_path, capsys):
     meta = json.loads((out / "measure.json").read_text())
     assert meta["observe"] == ["1", "2", "3", "4"] and meta["seeds"] == [0, 1, 2] and meta["dtype"] == "float64"
     assert meta["measurement"]["seeds_per_batch"] == 2 and meta["measurement"]["bytes_per_seed"] > 0
+    assert main(["measure", f"{model_file}:make", "--seeds", "3", "--seed-batch", "1", "--no-progress"]) == 0
+    assert "(1 per batch)" in capsys.readouterr().out
     report = (out / "measure.md").read_text()
     assert f"sigprop measure {model_file}:make --seeds 3 --no-progress --out {out}" in report
     assert "| layer | module | p | q | c | log GSC(l, L) | grad corr |" in report and "| 4 | 4 |" in report
