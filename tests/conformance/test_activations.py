@@ -62,7 +62,16 @@ def _functions(name):
     phi, dphi = piecewise_form(act.phi), piecewise_form(act.dphi)
     return {"mp": (sp.lambdify(x, phi, "mpmath"), sp.lambdify(x, dphi, "mpmath")),
             "float": (sp.lambdify(x, phi, "math"), sp.lambdify(x, dphi, "math")),
-            "np": (sp.lambdify(x, phi, ["scipy", "numpy"]), sp.lambdify(x, dphi, ["scipy", "numpy"]))}
+            "np": (_quiet(sp.lambdify(x, phi, ["scipy", "numpy"])), _quiet(sp.lambdify(x, dphi, ["scipy", "numpy"])))}
+
+
+def _quiet(fn):
+    """NumPy's piecewise select evaluates every branch at every point (softsign's x/(1 − x) at x = 1 for the
+    branch it then discards): the reference keeps quiet about the discarded values."""
+    def evaluate(u):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return fn(u)
+    return evaluate
 
 
 def _breaks(name):
