@@ -199,9 +199,14 @@ def check_batch_probes(probes, n_out: int, batch: int) -> None:
                          f"{n_out} x {batch} gradients per layer): give a number of probes, e.g. probes=8")
 
 
+def input_generator(seed: int) -> torch.Generator:
+    """The CPU generator a seed's inputs and then its probes are drawn from (apart from its network's weights)."""
+    return torch.Generator().manual_seed(10_000_019 + seed)
+
+
 def seed_inputs(width: int, seed: int, q0, c0, batch: int, dtype, device) -> tuple:
     """(x0, generator) of a seed: its inputs, and the generator its probes are drawn from next."""
-    gen = torch.Generator().manual_seed(10_000_019 + seed)
+    gen = input_generator(seed)
     return make_inputs(width, q0, c0, gen, dtype, device, batch), gen
 
 

@@ -56,7 +56,8 @@ from .. import __version__
 from ..checks import check_inputs, check_positive_int
 from .build import Trace
 from .hooks import observed_modules, pre_modules as find_pre_modules, traced_forward
-from .measure import Measurement, check_probes, draw_probes, make_inputs, raw_arrays, raw_tensors, to_host
+from .measure import (Measurement, check_probes, draw_probes, input_generator, raw_arrays, raw_tensors, seed_inputs,
+                      to_host)
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 
 
@@ -182,10 +183,9 @@ def _coupled(net) -> bool:
 def _seed_inputs(net, seed, inputs, q0, c0) -> tuple:
     """(x0, the generator the seed's probes are drawn from next) of one network."""
     dtype, device = _placement(net)
-    gen = torch.Generator().manual_seed(10_000_019 + seed)
     if inputs is None:
-        return make_inputs(_input_width(net), q0, c0, gen, dtype, device), gen
-    return inputs.detach().to(device=device, dtype=dtype), gen
+        return seed_inputs(_input_width(net), seed, q0, c0, 2, dtype, device)
+    return inputs.detach().to(device=device, dtype=dtype), input_generator(seed)
 
 
 def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=None):
