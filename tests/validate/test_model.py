@@ -239,6 +239,8 @@ def test_observe_by_name_and_errors():
         measure_model(nn.Sequential(shared, nn.Tanh(), shared), observe=["0"])
     with pytest.raises(ValueError, match="at least 2 seeds"):
         measure_model(lambda seed: Plain(), seeds=1)
+    with pytest.raises(ValueError, match="seed_batch=0"):
+        measure_model(lambda seed: Plain(), seeds=2, observe=["a"], seed_batch=0)
     with pytest.raises(ValueError, match="must return a torch.nn.Module"):
         measure_model(lambda seed: 3, seeds=2)
     with pytest.raises(ValueError, match="batch of at least 2"):
