@@ -81,7 +81,8 @@ class SampledNetwork(nn.Module):
             require_numbers(b)
         self.description, self.width, self.seed = net.describe(), width, seed
         gen = torch.Generator().manual_seed(seed)
-        dt, dev = resolve_dtype(dtype), resolve_device(device)
+        dt = resolve_dtype(dtype)
+        dev = torch.device("meta") if device == "meta" else resolve_device(device)
         self.blocks, self.n_out = build_sequence(net.blocks, width, gen, dt, dev)
 
     def forward(self, x, taps=None):
@@ -100,5 +101,6 @@ class SampledNetwork(nn.Module):
 
 
 def build(network, width: int, seed: int = 0, dtype="float64", device="cpu") -> SampledNetwork:
-    """Sample a torch network of the given width from a theory description."""
+    """Sample a torch network of the given width from a theory description. ``device="meta"`` (torch's meta
+    device): its modules, widths and parameter shapes, no weight drawn (what memory estimates need, at no cost)."""
     return SampledNetwork(network, width, seed, dtype, device)

@@ -94,15 +94,21 @@ def torch_function(act) -> Callable:
 
 def gaussian(shape, std: float, generator, dtype, device) -> torch.Tensor:
     """N(0, std²) entries drawn in float64 on the CPU generator, then moved and scaled there in float64 (the same
-    draws, and the same correctly rounded products, everywhere)."""
+    draws, and the same correctly rounded products, everywhere); on torch's meta device the shape alone, nothing
+    drawn."""
+    if torch.device(device).type == "meta":
+        return torch.empty(shape, dtype=dtype, device=device)
     draws = torch.randn(*shape, generator=generator, dtype=torch.float64).to(device=device)
     return draws.mul_(std).to(dtype=dtype)
 
 
 def orthogonal(shape, sw2: float, generator, dtype, device) -> torch.Tensor:
     """√(σ_w² max(n_out, n_in)/n_in)·Q, Q Haar-distributed with orthonormal rows or columns (QR of a Gaussian
-    matrix, signs fixed by R's diagonal; Mezzadri 2007), so that Var(W_ij) = σ_w²/n_in as for Gaussian weights."""
+    matrix, signs fixed by R's diagonal; Mezzadri 2007), so that Var(W_ij) = σ_w²/n_in as for Gaussian weights;
+    on torch's meta device the shape alone, nothing drawn."""
     n_out, n_in = shape
+    if torch.device(device).type == "meta":
+        return torch.empty(shape, dtype=dtype, device=device)
     a = torch.randn(max(shape), min(shape), generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(a)
     q = q * torch.sign(torch.diagonal(r))

@@ -107,18 +107,21 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     net = as_network(network)
     seeds = list(seeds)
     dt, dev = resolve_dtype(dtype), resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:        # the drawing threads' current device need not be this one's
+        dev = torch.device("cuda", torch.cuda.current_device())
     if seed_batch is not None:
         check_positive_int("seed_batch", seed_batch)
     coupled = bool(training_batchnorms(net.blocks))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    first = build(net, width, seeds[0], dtype, dev)
-    check_batch_probes(probes, first.n_out, batch)
-    per_seed = bytes_per_seed(first, probes, batch)
+    shape = build(net, width, seeds[0], dtype, "meta")      # the estimate needs shapes only: nothing drawn yet
+    check_batch_probes(probes, shape.n_out, batch)
+    per_seed = bytes_per_seed(shape, probes, batch)
     chunk = seed_batch or seeds_per_batch(per_seed, dev, len(seeds))
     info = {"seeds_per_batch": min(chunk, len(seeds)), "bytes_per_seed": per_seed, "stacked": chunk > 1}
-    # threads draw ahead while another device computes; on the CPU they would only compete with the computation
-    networks = drawn_networks(net, width, seeds[1:], dtype, dev, ahead=chunk, workers=0 if dev.type == "cpu" else None)
+    # threads draw ahead while another device computes, the first batch's networks at once; on the CPU they would
+    # only compete with the computation
+    networks = drawn_networks(net, width, seeds, dtype, dev, ahead=chunk, workers=0 if dev.type == "cpu" else None)
 
     def stacked(nets, seeds_):
         return _stacked(nets, width, seeds_, q0, c0, probes, dt, dev, batch, coupled)
@@ -126,18 +129,14 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     def single(net_, seed):
         x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, dev)
         return raw_arrays(net_, x0, probes, gen, coupled)
-    raws, group = [], [first]
+    raws = []
     try:
-        for s in seeds[1:] + [None]:
-            if s is not None:
-                group.append(next(networks))
-            if len(group) == chunk or s is None:
-                done = len(raws)
-                raws += measure_group(group, seeds[done:done + len(group)], stacked, single, info, dev)
-                group = []
-                if progress is not None:
-                    for _ in range(len(raws) - done):
-                        progress()
+        for start in range(0, len(seeds), chunk):
+            group = seeds[start:start + chunk]
+            raws += measure_group([next(networks) for _ in group], group, stacked, single, info, dev)
+            if progress is not None:
+                for _ in group:
+                    progress()
     finally:
         networks.close()
     if dev.type == "cuda":

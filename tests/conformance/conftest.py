@@ -66,6 +66,18 @@ def scaling(kind):
             torch.testing.assert_close(pre2, 3.0**block.pre_degree * pre1, rtol=1e-12, atol=1e-12)
 
 
+def shapes(kind):
+    """Built on torch's meta device (where measurement reads a network's shapes before drawing it), the example has
+    the modules, widths and parameter shapes it has when drawn, and no numbers."""
+    net = parse(BLOCKS[kind].example)
+    drawn, shaped = build(net, width=64, seed=1), build(net, width=64, seed=1, device="meta")
+    assert shaped.n_out == drawn.n_out
+    assert [type(m) for m in shaped.modules()] == [type(m) for m in drawn.modules()]
+    tensors = lambda n: {k: (tuple(t.shape), t.dtype) for k, t in [*n.named_parameters(), *n.named_buffers()]}
+    assert tensors(shaped) == tensors(drawn)
+    assert all(t.is_meta for t in [*shaped.parameters(), *shaped.buffers()])
+
+
 def sampled(kind, criterion):
     """The example, predicted and sampled: every quantity passes the acceptance criterion at the checked layers."""
     net = parse(BLOCKS[kind].example)
@@ -80,4 +92,5 @@ def sampled(kind, criterion):
 
 @pytest.fixture
 def block_checks():
-    return SimpleNamespace(round_trip=round_trip, parameters=parameters, scaling=scaling, sampled=sampled)
+    return SimpleNamespace(round_trip=round_trip, parameters=parameters, scaling=scaling, shapes=shapes,
+                           sampled=sampled)

@@ -50,7 +50,7 @@ def test_the_guide_block_kind_is_one_file_and_works_everywhere(gain):
     assert parse(net.describe()).describe() == net.describe()
 
 
-@pytest.mark.parametrize("check", ["round_trip", "parameters", "scaling"])
+@pytest.mark.parametrize("check", ["round_trip", "parameters", "scaling", "shapes"])
 def test_the_guide_block_kind_conforms(gain, check, block_checks):
     getattr(block_checks, check)("gain")
 

@@ -93,6 +93,15 @@ def test_the_memory_estimate_covers_the_gradients_and_the_weights():
     assert sb.bytes_per_seed(sampled, 4, 8) >= 8 * 4 * 8 * sum(n) + 2 * weights
 
 
+@pytest.mark.parametrize("arch,width,probes,batch", CASES + [("2*dense(tanh,weights=orthogonal,width=0.5)", 16, 3, 4)])
+def test_the_estimate_needs_no_drawn_network(arch, width, probes, batch):
+    """measure_seeds estimates from the network built on the meta device (its shapes, nothing drawn), so the
+    first batch's networks can all be drawn at once: the estimate is the drawn network's."""
+    net, batch = parse(arch), batch or 2
+    assert sb.bytes_per_seed(build(net, width, 0, device="meta"), probes, batch) == \
+        sb.bytes_per_seed(build(net, width, 0), probes, batch)
+
+
 def test_networks_drawn_ahead_are_the_networks_of_their_seeds():
     net = parse("2*residual(dense(relu,sw2=2),dense(linear))")
     drawn = list(sb.drawn_networks(net, 8, [5, 1, 4, 2], "float64", "cpu", ahead=2, workers=2))
