@@ -6,7 +6,8 @@ depth, width) at once, stacked as :func:`~sigprop.validate.measure` stacks seeds
 CPU, where the workers run seeds in parallel; every seed of a configuration on a GPU). Jobs run on a
 ``concurrent.futures.Executor``: a local process pool by default (one torch thread per worker on the CPU; one
 worker for a GPU), or any other, e.g. a Dask cluster's (``distributed.Client(address).get_executor()``, sigprop
-installed on the workers) or a thread pool. The parent writes each finished task to the cache folder (one
+installed on the workers), a Ray cluster's through a four-line adapter (the README's "Sweeps") or a thread
+pool. The parent writes each finished task to the cache folder (one
 ``.npz`` per task, written atomically under a name that hashes the task's settings), so an interrupted sweep
 resumes where it stopped: a rerun measures only the missing tasks.
 
