@@ -84,7 +84,7 @@ def run(args) -> None:
     from . import __version__
     from .cli import measurement_line
     from .io import RunOutput, check_output_folder, rows_to_csv
-    from .validate.build import resolve_device, resolve_dtype
+    from .validate.build import resolve_placement
     from .validate.experiments import progress_bar
     from torch import nn
 
@@ -98,7 +98,7 @@ def run(args) -> None:
     if args.finite_width:
         raise ValueError(f"--finite-width is not allowed for a model ({args.architecture}): the finite-width "
                          "prediction is for architectures in the grammar")
-    dtype, device = resolve_dtype(args.dtype), resolve_device(args.device)
+    dtype, device = resolve_placement(args.dtype, args.device)
     if args.out:
         check_output_folder(args.out)
     model = load_model(args.architecture, dtype, device)

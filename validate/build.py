@@ -53,6 +53,15 @@ def resolve_device(device) -> torch.device:
     return dev
 
 
+def resolve_placement(dtype, device) -> tuple:
+    """(torch dtype, torch device), or a ValueError naming what is not allowed (before any work is done)."""
+    dt, dev = resolve_dtype(dtype), resolve_device(device)
+    if dev.type == "mps" and dt == torch.float64:
+        raise ValueError(f"dtype={dtype!r} is not allowed on device={device!r}: MPS has no float64; use "
+                         "dtype='float32' (its effect on the numbers: benchmarks/bench_measure.py) or the CPU")
+    return dt, dev
+
+
 def check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} is not allowed: it must be an integer >= 0")
@@ -81,8 +90,7 @@ class SampledNetwork(nn.Module):
             require_numbers(b)
         self.description, self.width, self.seed = net.describe(), width, seed
         gen = torch.Generator().manual_seed(seed)
-        dt = resolve_dtype(dtype)
-        dev = torch.device("meta") if device == "meta" else resolve_device(device)
+        dt, dev = (resolve_dtype(dtype), torch.device("meta")) if device == "meta" else resolve_placement(dtype, device)
         self.blocks, self.n_out = build_sequence(net.blocks, width, gen, dt, dev)
 
     def forward(self, x, taps=None):

@@ -40,7 +40,7 @@ from ..checks import check_batch, check_batch_inputs, check_inputs, check_positi
 from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
-from .build import Trace, build, resolve_device, resolve_dtype
+from .build import Trace, build, resolve_dtype, resolve_placement
 from .intervals import bootstrap_interval, t_interval
 
 #: the per-seed arrays a measurement records, and the quantities are computed from
@@ -108,8 +108,7 @@ def check_measurement(widths, seeds, probes, dtype, device) -> list:
         check_probes(probes, w)
     if check_positive_int("seeds", seeds) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
-    resolve_dtype(dtype)
-    resolve_device(device)
+    resolve_placement(dtype, device)
     return widths
 
 

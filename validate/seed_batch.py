@@ -31,7 +31,7 @@ import torch
 from ..checks import check_positive_int
 from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
-from .build import build, resolve_device, resolve_dtype
+from .build import build, resolve_placement
 from .measure import check_batch_probes, check_probes, draw_probes, raw_arrays, raw_tensors, seed_inputs, to_host
 from .modules import output_width
 
@@ -106,7 +106,7 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     memory torch held on it during the measurement). ``progress``: called after each seed."""
     net = as_network(network)
     seeds = list(seeds)
-    dt, dev = resolve_dtype(dtype), resolve_device(device)
+    dt, dev = resolve_placement(dtype, device)
     if dev.type == "cuda" and dev.index is None:        # the drawing threads' current device need not be this one's
         dev = torch.device("cuda", torch.cuda.current_device())
     if seed_batch is not None:

@@ -313,6 +313,15 @@ def test_measure_rejects_bad_input(kwargs, name):
         measure(parse(_TINY), **args)
 
 
+def test_float64_on_mps_is_refused_by_name_before_any_work(monkeypatch):
+    """MPS has no float64: say so (dtype and device named) instead of torch's error from inside a drawn network."""
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    for call in (lambda: measure(parse(_TINY), width=4, seeds=2, device="mps"),
+                 lambda: build(parse(_TINY), 4, device="mps")):
+        with pytest.raises(ValueError, match=r"dtype='float64' is not allowed on device='mps': MPS has no float64"):
+            call()
+
+
 def test_measure_rejects_bool_seeds():
     with pytest.raises(ValueError, match=r"\bseeds="):
         measure(parse(_TINY), width=4, seeds=True, probes=2)
