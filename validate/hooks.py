@@ -3,7 +3,7 @@
 :func:`observed_modules` finds the modules whose outputs are the representations x^1..x^L (named, or the block
 boundaries of the model's ``nn.Sequential`` containers), :func:`pre_modules` those around the pre-activations,
 and :func:`traced_forward` runs the model once with hooks on both and returns what
-:func:`sigprop.validate.measure.raw_arrays` reads: a :class:`~sigprop.validate.build.Trace`, the output,
+:func:`sigprop.validate.pullback.raw_arrays` reads: a :class:`~sigprop.validate.build.Trace`, the output,
 and the observed modules in the order they ran. :func:`sigprop.validate.measure_model` measures with them.
 
 Example

@@ -56,8 +56,8 @@ from .. import __version__
 from ..checks import check_inputs, check_positive_int
 from .build import Trace
 from .hooks import observed_modules, pre_modules as find_pre_modules, traced_forward
-from .measure import (Measurement, check_probes, draw_probes, input_generator, raw_arrays, raw_tensors, seed_inputs,
-                      to_host)
+from .measure import Measurement, input_generator, seed_inputs
+from .pullback import check_probes, draw_probes, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 
 

@@ -32,7 +32,8 @@ from ..checks import check_positive_int
 from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
 from .build import build, resolve_placement
-from .measure import check_batch_probes, check_probes, draw_probes, raw_arrays, raw_tensors, seed_inputs, to_host
+from .measure import seed_inputs
+from .pullback import check_batch_probes, check_probes, draw_probes, raw_arrays, raw_tensors, to_host
 from .modules import output_width
 
 #: the share of a GPU's free memory, and the bytes on other devices, that one batch of seeds may use
