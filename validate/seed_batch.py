@@ -33,8 +33,8 @@ from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
 from .build import build, resolve_placement
 from .measure import seed_inputs
-from .pullback import check_batch_probes, check_probes, draw_probes, raw_arrays, raw_tensors, to_host
 from .modules import output_width
+from .pullback import check_batch_probes, check_probes, draw_probes, raw_arrays, raw_tensors, to_host
 
 #: the share of a GPU's free memory, and the bytes on other devices, that one batch of seeds may use
 GPU_SHARE = 0.5
