@@ -37,6 +37,20 @@ def test_unit_sum_program_expands_state_polynomials():
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def test_unit_coefficients_with_high_powers_of_compound_bases():
+    """Integer powers print as products (NumPy's pow is slow): compound bases, nested and fractional powers and
+    negative exponents still evaluate as written, against a loop over the units in plain Python floats."""
+    x, y = sp.symbols("x y")
+    coeff = (x + 1) ** 3 * y ** 4 - 2 * sp.sqrt(y ** 2 + 1) ** 5 + x ** 8 / (y ** 2 + 2) ** 3
+    prog = UnitSumProgram({"out": F.UnitSum(coeff)}, (x, y), ())
+    rng = np.random.default_rng(1)
+    xs, ys = rng.standard_normal((2, 3, 6))
+    got = prog({x: xs, y: ys}, {}, 0.0)["out"]
+    want = [[sum((a + 1) ** 3 * b ** 4 - 2 * (b * b + 1) ** 2.5 + a ** 8 / (b * b + 2) ** 3
+                 for a, b in zip(xs[c], ys[c]))] for c in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_linear_forward_matches_products_of_chi_squares():
     """Deep linear network: p_L = q0 Π_l X_l with X_l independent χ²_n/n, whose raw moments are
     E[X^k] = Π_{j<k}(1 + 2j/n); so E[p_L] = q0 and Var[p_L] = q0²((1 + 2/n)^L − 1), and the sample variance's
