@@ -13,8 +13,8 @@ threads=${2:-2}
 python=${PYTHON:-python3}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
-"$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name())" \
-    || exit 1
+"$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; \
+print(torch.__version__, torch.cuda.get_device_name())" || exit 1
 "$python" -m pytest -q -p no:cacheprovider tests/validate/test_cuda.py 2>&1 | tail -15 | tee "$out/test_cuda.txt"
 "$python" benchmarks/bench_devices.py --cpu-threads "$threads" --reproduce 2>&1 | tee "$out/devices.txt"
 "$python" benchmarks/bench_measure.py --device cuda --width 256 1024 --seeds 10 --repeats 1 2>&1 \

@@ -126,7 +126,8 @@ def run(args) -> None:
                                     "architecture": meas.architecture, "seeds": meas.seeds, "inputs": meas.inputs,
                                     "probes": meas.probes, "dtype": meas.dtype, "device": meas.device,
                                     "observe": meas.meta["observe"], "pre": meas.meta["pre"],
-                                    "measurement": meas.cost(), "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
+                                    "measurement": meas.cost(),
+                                    "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
         print("wrote " + ", ".join(files))
 
 
