@@ -90,7 +90,8 @@ class SampledNetwork(nn.Module):
             require_numbers(b)
         self.description, self.width, self.seed = net.describe(), width, seed
         gen = torch.Generator().manual_seed(seed)
-        dt, dev = (resolve_dtype(dtype), torch.device("meta")) if device == "meta" else resolve_placement(dtype, device)
+        meta = str(device) == "meta"            # shapes only (build's docstring); measurement refuses it
+        dt, dev = (resolve_dtype(dtype), torch.device("meta")) if meta else resolve_placement(dtype, device)
         self.blocks, self.n_out = build_sequence(net.blocks, width, gen, dt, dev)
 
     def forward(self, x, taps=None):

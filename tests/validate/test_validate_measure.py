@@ -322,6 +322,13 @@ def test_float64_on_mps_is_refused_by_name_before_any_work(monkeypatch):
             call()
 
 
+def test_the_meta_device_builds_shapes_but_is_no_place_to_measure():
+    for device in ("meta", torch.device("meta")):
+        assert all(p.is_meta for p in build(parse(_TINY), 4, device=device).parameters())
+    with pytest.raises(ValueError, match=r"device='meta' is not allowed: sigprop runs on cpu, cuda or mps"):
+        measure(parse(_TINY), width=4, seeds=2, device="meta")
+
+
 def test_measure_rejects_bool_seeds():
     with pytest.raises(ValueError, match=r"\bseeds="):
         measure(parse(_TINY), width=4, seeds=True, probes=2)
