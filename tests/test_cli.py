@@ -15,7 +15,6 @@ import os
 import stat
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,11 @@ import torch
 import sigprop
 from sigprop import theory
 from sigprop.cli import main
+
+try:
+    import tomllib
+except ModuleNotFoundError:          # Python 3.10: the same parser as a package
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = ("experiment,architecture,layer,quantity,predicted,measured_mean,measured_lo,measured_hi,width,n_seeds,"

@@ -43,6 +43,8 @@ HOST_BYTES = 2 ** 30
 #: dominates and stacking pays (2x at width 32, depth 50, on 2 cores), above it the arithmetic does and stacking
 #: only adds memory traffic (5-10% slower at width 256, depth 50: 177 MiB per seed)
 HOST_STACK_BELOW = 64 * 2 ** 20
+#: what a device raises when it runs out of memory (torch.OutOfMemoryError; older torch has only CUDA's)
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 def bytes_per_seed(sampled, probes, batch: int) -> int:
@@ -153,7 +155,7 @@ def measure_group(nets, seeds, stacked, single, info: dict, device) -> list:
     if len(nets) > 1 and info["stacked"]:
         try:
             return stacked(nets, seeds)
-        except torch.OutOfMemoryError:        # the estimate fell short: the memory is freed on the way out
+        except OUT_OF_MEMORY:                 # the estimate fell short: the memory is freed on the way out
             if torch.device(device).type == "cuda":
                 torch.cuda.empty_cache()
             half = len(nets) // 2

@@ -71,7 +71,7 @@ def test_a_batch_that_runs_out_of_memory_is_measured_in_halves(monkeypatch):
     def small_device(nets, *args):
         sizes.append(len(nets))
         if len(nets) > 2:
-            raise torch.OutOfMemoryError("CUDA out of memory (a device that holds two seeds)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (a device that holds two seeds)")
         return stacked(nets, *args)
     monkeypatch.setattr(sb, "_stacked", small_device)
     net = parse("4*dense(tanh)")
