@@ -322,11 +322,11 @@ def test_kinks_of_both_factors_a_hair_apart_are_resolved_on_both_sides():
         c = 1 - eps
         value, err = expect2(g, g, 2.0, 2.0, 2.0 * c, error=True, kinks_f=(-1.0, 1.0), kinks_g=(-1.0, 1.0))
         # reference: the conditional decomposition with the step identity twice, 1{|v| < 1} = step(v + 1) −
-        # step(v − 1), so E_w[1{|a z + b w| < 1}] = Φ((1 − a z)/b) − Φ((−1 − a z)/b); the outer integral over
-        # |√2 z| < 1, split where the inner function turns (a z = ±1 within a few b)
+        # step(v − 1); the outer integral over |√2 z| < 1, split where the inner function turns (a z = ±1 within
+        # a few b)
         with mp.workdps(30):
             s1, a, b = mp.sqrt(2), mp.sqrt(2) * mp.mpf(c), mp.sqrt(2) * mp.sqrt(1 - mp.mpf(c) ** 2)
-            inner = lambda z: mp.ncdf((1 - a * z) / b) - mp.ncdf((-1 - a * z) / b)      # noqa: E731
+            inner = lambda z: INNER["step"](a * z + 1, b) - INNER["step"](a * z - 1, b)      # noqa: E731
             turns = {sign * (1 + t * b) / a for sign in (-1, 1) for t in (-8, -4, -1, 0, 1, 4, 8)}
             ref = mp.quad(lambda z: inner(z) * mp.npdf(z),
                           sorted({-1 / s1, 1 / s1, *(z for z in turns if abs(z) < 1 / s1)}))
