@@ -71,10 +71,11 @@ def for_numerics(expr):
 @lru_cache(maxsize=None)
 def activation_functions(act) -> tuple[Callable, Callable]:
     """Vectorized φ and φ' of an activation (lambdified from theory in a form without cancellation,
-    :func:`~sigprop.numerics.stable.stable_form`; φ' takes Heaviside(0) = 1/2)."""
-    phi = sp.lambdify(x, stable_form(act.phi), modules=["scipy", np])
+    :func:`~sigprop.numerics.stable.stable_form`, each repeated subexpression computed once; φ' takes
+    Heaviside(0) = 1/2)."""
+    phi = sp.lambdify(x, stable_form(act.phi), modules=["scipy", np], cse=True)
     dphi = sp.lambdify(x, stable_form(act.dphi.replace(sp.Heaviside, lambda a, *rest: sp.Heaviside(a, sp.S.Half))),
-                       modules=["scipy", np])
+                       modules=["scipy", np], cse=True)
     return phi, dphi
 
 
@@ -85,7 +86,7 @@ def second_derivative_functions(act) -> tuple[Callable, tuple]:
     act.ddphi                                    # φ'' of a φ that jumps is not a measure: theory says why
     s = sp.lambdify(x, stable_form(act.ddphi_smooth.replace(sp.Heaviside,
                                                             lambda a, *rest: sp.Heaviside(a, sp.S.Half))),
-                    modules=["scipy", np])
+                    modules=["scipy", np], cse=True)
     return s, tuple((float(t), float(j)) for t, j in act.dphi_jumps)
 
 

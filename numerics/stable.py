@@ -90,7 +90,8 @@ def _pairs(add):
         if isinstance(f, sp.exp):
             partner, stable = -a, a * expm1(f.args[0])
         elif isinstance(f, sp.erf):
-            partner, stable = a, a * sp.erfc(-f.args[0], evaluate=False)
+            # held unevaluated: SymPy writes erfc(−A) as 2 − erfc(A) (the cancellation) whenever it rebuilds it
+            partner, stable = a, a * sp.erfc(sp.UnevaluatedExpr(-f.args[0]))
         elif isinstance(f, sp.tanh) and (a in terms or -a in terms):
             partner = a if a in terms else -a
             y = f.args[0] if partner == a else -f.args[0]
