@@ -109,7 +109,7 @@ def _measure_options(p, seeds):
                    help=f"number of sampled networks (default {seeds or 'from the preset'}; >= 2)")
     p.add_argument("--probes", type=_probes, default=None,
                    help="'exact' (all output directions, exact Frobenius norms) or a number of Hutchinson probes "
-                        "(a number >= the width means exact; default exact, 8 for a --batch above 2)")
+                        "(a number >= the width means exact; default exact, 8 for a batch of more than 2 inputs, --batch or --inputs)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="network dtype (default float64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -308,9 +308,11 @@ def _cmd_measure(args):
     from .validate.compare import COLUMNS, agreement, compare, inside_fraction
     from .validate.experiments import (HEADLINE, check_measurement, experiment_report, progress_bar, save_figure,
                                        summary_table)
-    from .theory.blocks.batchnorm import with_batch
+    from .theory.blocks.batchnorm import training_batchnorms, with_batch
     from .theory.network import Network
     from .validate.measure import measure, resolve_batch
+    from .validate.build import build
+    from .validate.pullback import check_batch_probes, default_probes
     from .cli_model import is_model_target, run
 
     if is_model_target(args.architecture):
@@ -328,10 +330,12 @@ def _cmd_measure(args):
             raise ValueError(f"--finite-width: {unsupported(net)}")
     net, batch = resolve_batch(net, args.batch)
     if args.probes is None:
-        args.probes = "exact" if batch == 2 else 8
+        args.probes = default_probes(batch)
     check_measurement([args.width], args.seeds, args.probes, args.dtype, args.device)
     if args.out:
         check_output_folder(args.out)
+    shape = build(net, args.width, 0, "float64", "meta")                 # shapes only: nothing drawn
+    check_batch_probes(args.probes, shape.n_out, batch, bool(training_batchnorms(net.blocks)))
     _probes_note(args.probes, [args.width])
     if args.batch is not None and batch > 2:
         net = Network(with_batch(net.blocks, batch))    # predicted at the batch the sampled networks see

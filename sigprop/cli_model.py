@@ -103,10 +103,9 @@ def run(args) -> None:
         check_output_folder(args.out)
     model = load_model(args.architecture, dtype, device)
     inputs = None if args.inputs is None else _load_inputs(args.inputs, dtype, device)
-    probes = args.probes if args.probes is not None else ("exact" if inputs is None or len(inputs) <= 2 else 8)
     bar = None if isinstance(model, nn.Module) else progress_bar(args.seeds, not args.no_progress, "measuring")
     meas = measure_model(model, inputs, observe=_names(args.observe), pre=_names(args.pre), seeds=args.seeds,
-                         q0=args.q0, c0=args.c0, probes=probes, seed_batch=args.seed_batch,
+                         q0=args.q0, c0=args.c0, probes=args.probes, seed_batch=args.seed_batch,
                          progress=bar.update if bar else None)
     if bar:
         bar.close()

@@ -8,13 +8,15 @@ over ``torch.func.vjp``, the g^l being the gradients of zero taps added to the r
 - ``probes="exact"``: v runs over the output's basis vectors (batched), so ‖J‖_F² is exact;
 - ``probes=P`` (an int): P Hutchinson probes v ~ N(0, I), E‖Jᵀv‖² = ‖J‖_F², unbiased; their noise is part of the
   seed-to-seed spread that the intervals report. P at or above the output width is replaced by exact probes,
-  which then cost no more and have no noise.
+  which then cost no more and have no noise;
+- by default (``probes=None``) exact probes for a pair of inputs and 8 Hutchinson probes for a batch of B > 2.
 
 GSC(l, L) = ‖J‖_qm ‖x^l‖/‖x^L‖ with ‖J‖_qm² = ‖J‖_F²/n_l, per input (n_l: the width of x^l, recorded as ``n``). The gradient correlation uses the same
 probes for both inputs: Σ⟨g_a, g_b⟩/√(Σ‖g_a‖² Σ‖g_b‖²). With a batch of B > 2 inputs (``batch``; every pair at
 correlation c0) the columns hold the batch's means and the correlations its means over pairs; a network with
 training-mode batchnorm couples the batch, so its GSC comes from a second pass with probes independent across the
-inputs (the batch's Jacobian, as :func:`sigprop.numerics.predict` defines GSC). Every registered quantity
+inputs (the batch's Jacobian, as :func:`sigprop.numerics.predict` defines GSC; these take Hutchinson probes,
+fewer than the output width). Every registered quantity
 (:data:`sigprop.quantities.QUANTITIES`) is computed from these arrays.
 
 Example
@@ -42,7 +44,7 @@ from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
 from .build import build, resolve_dtype, resolve_placement
 from .intervals import bootstrap_interval, t_interval
-from .pullback import check_batch_probes, check_probes, raw_arrays
+from .pullback import check_probes, default_probes, raw_arrays
 
 #: the per-seed arrays a measurement records, and the quantities are computed from
 RAW = ("q", "c", "p", "m", "n", "jac_qm2", "grad_cross", "grad_sq")
@@ -186,17 +188,17 @@ def measure_seed(network, width: int, seed: int, q0=1.0, c0=0.5, probes="exact",
     means over its pairs."""
     dt = resolve_dtype(dtype)
     net = build(network, width, seed, dtype, device)
-    check_batch_probes(probes, net.n_out, batch)
-    x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, device)
     coupled = bool(training_batchnorms(as_network(network).blocks))
+    x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, device)
     return raw_arrays(net, x0, probes, gen, coupled)
 
 
-def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.5, probes="exact",
+def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.5, probes=None,
             dtype="float64", device="cpu", progress=None, batch=None, seed_batch=None) -> Measurement:
     """Measure ``network`` at ``width`` over ``seeds`` (an int n → seeds 0..n-1, or a list of seeds ≥ 2 of them).
 
-    ``batch``: feed B inputs at once (every pair at correlation c0; width >= B + 1; Hutchinson probes). A network
+    ``probes``: 'exact', a number of Hutchinson probes, or None (exact for a pair of inputs, 8 for a batch).
+    ``batch``: feed B inputs at once (every pair at correlation c0; width >= B + 1). A network
     with training-mode batchnorm needs a finite batch: this one, or the one its batchnorm blocks name. GSC is then
     the batch's (probes independent across the inputs), the gradient correlation the mean over pairs with a shared
     probe, as :func:`sigprop.numerics.predict` defines them.
@@ -226,8 +228,8 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     if len(seed_list) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
     check_inputs(q0, c0)
+    probes = default_probes(batch) if probes is None else probes
     check_measurement([width], len(seed_list), probes, dtype, device)
-    probes = check_probes(probes, width)
     from .seed_batch import measure_seeds
     start = time.perf_counter()
     per_seed, info = measure_seeds(net, width, seed_list, q0, c0, probes, dtype, device, batch, seed_batch, progress)
@@ -237,7 +239,8 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
         inputs["batch"] = batch
     return Measurement(
         architecture=net.describe(), width=width, seeds=seed_list, inputs=inputs,
-        probes=probes, dtype=str(dtype), device=str(device), pre_layers=per_seed[0]["pre_layers"], raw=raw,
+        probes=check_probes(probes, width), dtype=str(dtype), device=str(device), pre_layers=per_seed[0]["pre_layers"],
+        raw=raw,
         meta={"sigprop_version": __version__, "torch_version": torch.__version__,
               "seconds": time.perf_counter() - start, **info},
     )

@@ -57,15 +57,17 @@ from ..checks import check_inputs, check_positive_int
 from .build import Trace
 from .hooks import observed_modules, pre_modules as find_pre_modules, traced_forward
 from .measure import Measurement, input_generator, seed_inputs
-from .pullback import check_probes, draw_probes, raw_arrays, raw_tensors, to_host
+from .pullback import check_probes, default_probes, draw_probes, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 
 
 def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: float = 1.0, c0: float = 0.5,
-                  probes="exact", seed_batch: int | None = None, progress=None) -> Measurement:
+                  probes=None, seed_batch: int | None = None, progress=None) -> Measurement:
     """Measure a module (one network; ``seeds`` is ignored) or a factory ``seed -> module`` over ``seeds`` (an int
     n -> seeds 0..n-1, or a list of at least 2 seeds). See the module docstring for ``observe``, ``pre`` and
-    ``inputs``; ``probes``: 'exact' or a number of Hutchinson probes as in :func:`sigprop.validate.measure`.
+    ``inputs``; ``probes``: 'exact', a number of Hutchinson probes or None, as in :func:`sigprop.validate.measure`
+    (None: exact for a pair of inputs, 8 Hutchinson probes for a data batch of B > 2; a model with training-mode
+    batchnorm mixes its batch, so there only Hutchinson probes, fewer than the output width).
     ``seed_batch``: how many of the factory's networks to measure at once (default: as many as fit, as for
     :func:`sigprop.validate.measure`; 1: one at a time).
 
@@ -75,11 +77,9 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
     """
     factory, seed_list = _networks(model, seeds)
     batch = _check_inputs(inputs, q0, c0)
+    probes = default_probes(batch) if probes is None else probes
     if probes != "exact" and (isinstance(probes, bool) or not isinstance(probes, int) or probes < 1):
         raise ValueError(f"probes={probes!r} is not allowed: use 'exact' or an integer >= 1 (Hutchinson probes)")
-    if batch > 2 and probes == "exact":
-        raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs: give a number of probes, "
-                         "e.g. probes=8")
     if seed_batch is not None:
         check_positive_int("seed_batch", seed_batch)
     start = time.perf_counter()

@@ -38,11 +38,34 @@ def check_probes(probes, width: int):
     return "exact" if probes >= width else probes
 
 
+def default_probes(batch: int):
+    """The probes of a measurement not told otherwise: exact for a pair of inputs, 8 Hutchinson probes for a batch
+    of B > 2 (exact probes hold n_out × B gradients per layer, a data batch's worth of full Jacobians).
+
+    >>> default_probes(2), default_probes(64)
+    ('exact', 8)
+    """
+    return "exact" if batch <= 2 else 8
+
+
+def check_batch_probes(probes, n_out: int, batch: int, coupled: bool) -> None:
+    """Exact probes give every input's exact norms at any batch size, but a network that mixes its batch
+    (``coupled``: training-mode batchnorm) has a Jacobian over the whole batch, n_out × B outputs, whose GSC takes
+    probes independent across the inputs: there only Hutchinson probes, fewer than n_out."""
+    if coupled and batch > 2 and check_probes(probes, n_out) == "exact":
+        given = "" if probes == "exact" else f" (at or above the output width {n_out}, so exact)"
+        raise ValueError(f"probes={probes!r}{given} is not allowed for a batch of {batch} inputs through training-mode "
+                         f"batchnorm: it mixes the batch, so exact norms would need {n_out} x {batch} probes; give "
+                         f"fewer Hutchinson probes than the output width, e.g. probes={max(1, min(8, n_out - 1))}")
+
+
 def draw_probes(probes, batch: int, n_out: int, generator, dtype, device, coupled: bool) -> tuple:
     """(v, w, norm): the probes [P, n_out] shared by the inputs (the basis vectors for ``probes="exact"``, else P
     Hutchinson probes drawn from ``generator`` in float64), for a network that mixes the batch (``coupled``) probes
     w [P, batch, n_out] independent across the inputs (else None), and the factor that makes Σ‖Jᵀv‖² an estimate
-    of ‖J‖_F² (n_out for exact probes, 1 for Hutchinson's)."""
+    of ‖J‖_F² (n_out for exact probes, 1 for Hutchinson's). Raises ValueError for exact probes through a network
+    that mixes a batch of B > 2 (:func:`check_batch_probes`)."""
+    check_batch_probes(probes, n_out, batch, coupled)
     probes = check_probes(probes, n_out)
     if probes == "exact":
         v, norm = torch.eye(n_out, dtype=dtype, device=device), float(n_out)
@@ -52,13 +75,6 @@ def draw_probes(probes, batch: int, n_out: int, generator, dtype, device, couple
     w = (torch.randn(v.shape[0], batch, n_out, generator=generator, dtype=torch.float64).to(device, dtype)
          if coupled else None)
     return v, w, norm
-
-
-def check_batch_probes(probes, n_out: int, batch: int) -> None:
-    """Exact probes only for a pair of inputs: a batch of B > 2 would hold n_out × B gradients per layer."""
-    if batch > 2 and check_probes(probes, n_out) == "exact":
-        raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs (it would hold "
-                         f"{n_out} x {batch} gradients per layer): give a number of probes, e.g. probes=8")
 
 
 def raw_arrays(forward, x0, probes, generator, coupled: bool, trace0=None) -> dict:

@@ -206,7 +206,10 @@ def test_grammar_words():
     (lambda: predict(parse("dense(linear),batchnorm(batch=8)"), batch=16), ["batch=16", "another batch"]),
     (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2), ["batch=B", "training mode"]),
     (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2, batch=math.inf), ["batch=inf"]),
-    (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2, batch=8), ["probes='exact'", "probes=8"]),
+    (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2, batch=8, probes="exact"),
+     ["probes='exact'", "16 x 8 probes", "probes=8"]),
+    (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2, batch=8, probes=16),
+     ["probes=16 (at or above the output width 16", "probes=8"]),
     (lambda: measure(parse("dense(linear),batchnorm"), width=8, seeds=2, batch=8, probes=2), ["width=8",
                                                                                                "batch + 1"]),
 ])

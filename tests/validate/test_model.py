@@ -162,6 +162,32 @@ def test_one_module_and_conv_outputs():
     assert meas.raw["sign_diversity"].shape == (1, 2, 32)
 
 
+def test_exact_probes_over_a_data_batch_are_the_jacobians_norms():
+    """Exact probes at a batch of B = 5 inputs, the default for none (8 probes at or above the output width 4),
+    against the Jacobians torch.func.jacrev computes input by input: the batch's mean of ‖∂x^L/∂x^l‖_F² and its
+    mean over the pairs a ≠ b of tr(J_a J_bᵀ), at every observed layer."""
+    gen = torch.Generator().manual_seed(3)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 4)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    x = torch.randn(5, 6, generator=gen, dtype=torch.float64)
+    meas = measure_model(model, x)
+    assert meas.probes == "exact"
+    starts, xl = [0, 2, 4], x                           # x^l = the input of model[starts[l]:]
+    for l, start in enumerate(starts):
+        tail = model[start:]
+        jac = torch.stack([torch.func.jacrev(tail)(row) for row in xl])                   # [input, out, in]
+        sq = (jac ** 2).sum(dim=(1, 2))
+        cross = [(jac[a] * jac[b]).sum() for a in range(5) for b in range(5) if a != b]
+        np.testing.assert_allclose(meas.raw["grad_sq"][0, l], [sq.mean().item()] * 2, rtol=1e-13)
+        np.testing.assert_allclose(meas.raw["grad_cross"][0, l], torch.stack(cross).mean().item(), rtol=1e-12,
+                                   atol=1e-14 * sq.mean().item())
+        with torch.no_grad():
+            xl = model[start:start + 2](xl)
+    np.testing.assert_allclose(meas.raw["grad_sq"][0, 3], [4.0, 4.0], rtol=1e-15)       # x^L itself: ‖I‖² = 4
+
+
 def test_unit_statistics_by_example():
     """Three units over four inputs x = -2, -1, 1, 2: h = x, -x, x - 10 have sign diversities 1/2, 1/2, 0 and
     standard deviations √2.5, √2.5, √2.5 over the data."""
@@ -245,8 +271,13 @@ def test_observe_by_name_and_errors():
         measure_model(lambda seed: 3, seeds=2)
     with pytest.raises(ValueError, match="batch of at least 2"):
         measure_model(Plain(), torch.randn(1, 8), observe=["a"])
-    with pytest.raises(ValueError, match="probes='exact' is not allowed for a batch of 5"):
-        measure_model(Plain(), torch.randn(5, 8), observe=["a"])
+    norm = lambda seed: nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Tanh())
+    with pytest.raises(ValueError, match="probes='exact' is not allowed for a batch of 5 inputs through "
+                                         "training-mode batchnorm"):
+        measure_model(norm, torch.randn(5, 8), probes="exact")
+    with pytest.raises(ValueError, match=r"probes=8 \(at or above the output width 8, so exact\) is not allowed "
+                                         r".* e.g. probes=7"):
+        measure_model(norm, torch.randn(5, 8))
     with pytest.raises(ValueError, match="finite floating-point"):
         measure_model(Plain(), torch.full((2, 8), math.nan), observe=["a"])
     with pytest.raises(ValueError, match="width, dtype, device and batch are not allowed for a torch model"):

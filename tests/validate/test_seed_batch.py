@@ -61,8 +61,9 @@ def test_batches_of_seeds_follow_the_budget_and_report_progress(monkeypatch):
     assert sb.seeds_per_batch(sb.HOST_STACK_BELOW, "cpu", 10) == 1          # large seeds run alone on a CPU
     with pytest.raises(ValueError, match="seed_batch=0 is not allowed"):
         measure(net, 16, seeds=3, seed_batch=0)
-    with pytest.raises(ValueError, match="probes='exact' is not allowed for a batch of 6"):
-        measure(net, 16, seeds=3, batch=6)
+    with pytest.raises(ValueError, match="probes='exact' is not allowed for a batch of 6 inputs through "
+                                         "training-mode batchnorm"):
+        measure(parse("2*(dense(linear),batchnorm,act(tanh))"), 16, seeds=3, batch=6, probes="exact")
 
 
 def test_a_batch_that_runs_out_of_memory_is_measured_in_halves(monkeypatch):
