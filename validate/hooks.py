@@ -101,9 +101,9 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
     def on_block(module, args, output):
         name = where[id(module)]
         if not isinstance(output, torch.Tensor) or output.dim() < 1 or output.shape[0] != x0.shape[0]:
-            raise ValueError(f"observed module {name!r} returns {type(output).__name__} "
-                             f"{tuple(getattr(output, 'shape', ()))}: observe modules that return a tensor "
-                             f"[batch, ...] (batch = {x0.shape[0]})")
+            raise ValueError(f"observed module {name!r} returns {_described(output)}: observe modules that return a "
+                             f"tensor [batch, ...] (batch = {x0.shape[0]}), or wrap one whose output is a tuple "
+                             "(e.g. nn.LSTM's output and state) in a module that returns the tensor you mean")
         if name in fired:
             raise ValueError(f"observed module {name!r} runs more than once per forward pass: observe modules that "
                              "run once")
@@ -137,7 +137,8 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         for h in hooks:
             h.remove()
     if not isinstance(out, torch.Tensor) or out.shape[:1] != x0.shape[:1]:
-        raise ValueError(f"{type(net).__name__} returns {type(out).__name__}: measurement needs a tensor [batch, ...]")
+        raise ValueError(f"{type(net).__name__} returns {_described(out)}: measurement needs a tensor [batch, ...] "
+                         f"(batch = {x0.shape[0]}); wrap the model in a module that returns the tensor you mean")
     idle = [n for n, _ in blocks if n not in fired]
     if idle:
         raise ValueError(f"observed modules {idle} did not run in the forward pass")
@@ -151,3 +152,10 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
 
 def _same(a, b) -> bool:
     return a.shape == b.shape and bool(torch.equal(a.detach(), b.detach()))
+
+
+def _described(value) -> str:
+    """A module's output in an error message: a tensor by its shape, anything else by its type."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"

@@ -164,8 +164,13 @@ def _check_inputs(inputs, q0, c0) -> int:
     if inputs.dim() < 2 or inputs.shape[0] < 2:
         raise ValueError(f"inputs of shape {tuple(inputs.shape)} are not allowed: give a batch of at least 2 inputs "
                          "as a tensor [batch, ...]")
-    if not torch.is_floating_point(inputs) or not bool(torch.isfinite(inputs).all()):
-        raise ValueError("inputs are not allowed: they must be finite floating-point values")
+    if not torch.is_floating_point(inputs):
+        raise ValueError(f"inputs of dtype {inputs.dtype} are not allowed: the gradients are taken with respect to "
+                         "the inputs, so give floating-point values (for token ids, measure the model after its "
+                         "embedding, fed the embedded batch)")
+    if not bool(torch.isfinite(inputs).all()):
+        bad = int((~torch.isfinite(inputs)).sum())
+        raise ValueError(f"inputs with {bad} non-finite value(s) are not allowed: give finite values")
     return inputs.shape[0]
 
 

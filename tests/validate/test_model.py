@@ -245,6 +245,13 @@ def test_a_factory_whose_networks_differ_in_structure_is_refused(hidden, depth):
         measure_model(factory, seeds=2)
 
 
+class Summed(nn.Module):
+    """Sums over the batch: its output has no batch axis."""
+
+    def forward(self, x):
+        return x.sum(dim=0)
+
+
 def test_observe_by_name_and_errors():
     meas = measure_model(Plain(), observe=["a"], pre=["a"])
     assert meas.depth == 2 and list(meas.pre_layers) == [1]
@@ -271,6 +278,11 @@ def test_observe_by_name_and_errors():
         measure_model(lambda seed: 3, seeds=2)
     with pytest.raises(ValueError, match="batch of at least 2"):
         measure_model(Plain(), torch.randn(1, 8), observe=["a"])
+    recurrent = nn.Sequential(nn.LSTM(8, 8, batch_first=True))
+    with pytest.raises(ValueError, match=r"observed module '0' returns a tuple: .* wrap one whose output is a tuple"):
+        measure_model(recurrent, torch.randn(3, 4, 8), probes=2)
+    with pytest.raises(ValueError, match=r"returns a tensor of shape \(8,\): .* \(batch = 3\)"):
+        measure_model(nn.Sequential(nn.Linear(8, 8), Summed()), torch.randn(3, 8), observe=["0"], probes=2)
     norm = lambda seed: nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Tanh())
     with pytest.raises(ValueError, match="probes='exact' is not allowed for a batch of 5 inputs through "
                                          "training-mode batchnorm"):
@@ -278,8 +290,10 @@ def test_observe_by_name_and_errors():
     with pytest.raises(ValueError, match=r"probes=8 \(at or above the output width 8, so exact\) is not allowed "
                                          r".* e.g. probes=7"):
         measure_model(norm, torch.randn(5, 8))
-    with pytest.raises(ValueError, match="finite floating-point"):
+    with pytest.raises(ValueError, match=r"inputs with 16 non-finite value\(s\) are not allowed"):
         measure_model(Plain(), torch.full((2, 8), math.nan), observe=["a"])
+    with pytest.raises(ValueError, match="inputs of dtype torch.int64 are not allowed: .* token ids"):
+        measure_model(Plain(), torch.ones(2, 8, dtype=torch.long), observe=["a"])
     with pytest.raises(ValueError, match="width, dtype, device and batch are not allowed for a torch model"):
         measure(Plain(), width=16)
     with pytest.raises(ValueError, match="c0=2"):
