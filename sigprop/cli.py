@@ -210,9 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--pre", default=None, metavar="NAMES",
                      help="a model's modules whose outputs are pre-activations, comma-separated (default: the "
                           "inputs of its activation modules)")
-    mea.add_argument("--inputs", default=None, metavar="FILE.pt",
-                     help="a model's inputs: a tensor [batch, ...] saved with torch.save (default: two inputs made "
-                          "from --q0 and --c0, the width read from the first nn.Linear)")
+    mea.add_argument("--inputs", default=None, metavar="FILE.pt|FILE.py:NAME",
+                     help="a model's inputs: a tensor [batch, ...] saved with torch.save, or named in Python "
+                          "(FILE.py:NAME or package.module:NAME: a tensor or a function of no arguments returning "
+                          "one; default: two inputs made from --q0 and --c0, the width read from the first "
+                          "nn.Linear)")
     mea.add_argument("--finite-width", action="store_true",
                      help="also predict networks of the measured width (dense and residual(dense) blocks): the "
                           "'at width' column, dashed lines, the corrected columns of measure.csv")

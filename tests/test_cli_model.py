@@ -11,6 +11,7 @@ import torch
 from sigprop.cli import main
 
 MODEL = '''
+import torch
 from torch import nn
 
 
@@ -31,6 +32,15 @@ def make(seed):
 
 model = make(0)
 number = 3
+data = torch.linspace(-2, 2, 96).reshape(6, 16)
+
+
+def batch():
+    return data.flip(0).flip(0)
+
+
+def broken():
+    raise RuntimeError("no data here")
 '''
 
 
@@ -72,6 +82,17 @@ def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypa
     sys.modules.pop("mymodel", None)
 
 
+def test_inputs_named_in_python_are_those_saved(model_file, tmp_path, capsys):
+    """--inputs FILE.py:NAME (a tensor, or a function returning one) feeds what the same tensor saved does."""
+    torch.save(torch.linspace(-2, 2, 96).reshape(6, 16), tmp_path / "x.pt")
+    tables = []
+    for inputs in (str(tmp_path / "x.pt"), f"{model_file}:data", f"{model_file}:batch"):
+        assert main(["measure", f"{model_file}:make", "--seeds", "2", "--inputs", inputs, "--probes", "exact",
+                     "--no-progress"]) == 0
+        tables.append(capsys.readouterr().out.splitlines()[:-1])          # all but the timing line
+    assert tables[0] == tables[1] == tables[2] and "2 network(s), probes exact" in tables[0][0]
+
+
 @pytest.mark.parametrize("argv, mentions", [
     (["{f}:nothing"], "defines no 'nothing'"),
     (["{f}:number"], "is a int"),
@@ -81,6 +102,9 @@ def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypa
     (["{f}:make", "--seeds", "1"], "at least 2 seeds"),
     (["{f}:make", "--observe", "9"], "observe names ['9']"),
     (["{f}:make", "--inputs", "nowhere.pt"], "no such file"),
+    (["{f}:make", "--inputs", "{f}:number"], "is a int: give a tensor"),
+    (["{f}:make", "--inputs", "{f}:nothing"], "defines no 'nothing'"),
+    (["{f}:make", "--inputs", "{f}:broken"], "broken() failed: RuntimeError: no data here"),
     (["3*dense(tanh)", "--observe", "0"], "--observe is not allowed for an architecture"),
 ])
 def test_bad_model_input_one_line_error(argv, mentions, model_file, capsys):
