@@ -6,8 +6,11 @@ The recursion is :func:`~sigprop.numerics.predict`'s, in the same log space: blo
 inputs normalized to p = 1 with the scale carried as a logarithm, others at the true scale. A configuration whose
 state leaves float64 or becomes undefined stops there: its values from that layer on are NaN (GSC and the
 gradient correlation, which run from the output down, are NaN at every layer), and
-``GridPrediction.out_of_range`` gives the layer and the reason (never a silent NaN). Expectations go through the
-array rules of :func:`~sigprop.numerics.vectorized.expect` (relative accuracy 1e-10 or the scalar rules).
+``GridPrediction.out_of_range`` gives the layer and the reason (never a silent NaN). Where only a mean square's
+value leaves float64 (a homogeneous network, run in normalized form, exploding or vanishing), its ``values`` read
+inf or 0 while ``raw["log_p"]`` and ``raw["log_q"]`` hold it, as :func:`~sigprop.numerics.predict` notes.
+Expectations go through the array rules of :func:`~sigprop.numerics.vectorized.expect` (relative accuracy 1e-10
+or the scalar rules).
 
 Example
 -------
@@ -218,10 +221,10 @@ def _iterate(net, flat, steps, progress):
             bar.update()
     if bar is not None:
         bar.close()
-    log_g, _ = _backward(chi_all, (1.0, 1.0, 0.0))
+    steps, _ = _backward(chi_all, (1.0, 1.0, 0.0))
     _, corr = _backward(chi_all, (1.0, 1.0, 1.0))
     log_gsc = np.zeros((L + 1, n, 2))
-    log_gsc[:-1] = np.cumsum((0.5 * (log_g[:-1] - log_g[1:] + ratio))[::-1], axis=0)[::-1]
+    log_gsc[:-1] = np.cumsum((0.5 * (steps + ratio))[::-1], axis=0)[::-1]
     for i, lay in enumerate(failed):           # a configuration that failed has no GSC anywhere (it is from L)
         if lay:
             log_gsc[:, i], corr[:, i] = np.nan, np.nan
@@ -323,20 +326,19 @@ def _check(maps, failed, reasons, layer, block):
 
 
 def _backward(chi_all, start):
-    """log G_aa, log G_bb ((L+1, n, 2)) and G_ab/√(G_aa G_bb) ((L+1, n)) from the output down, each step
-    normalized by its largest entry with the scale carried as a logarithm (as in ``predict``)."""
+    """Per block, log G_i − log G_{i+1} of G_aa, G_bb ((L, n, 2)), and G_ab/√(G_aa G_bb) ((L+1, n)) from the
+    output down: each step's log-ratio from its own output and input, the input normalized by its largest entry
+    (as in ``predict``, which says why)."""
     L, _, n = chi_all.shape
     g = np.array([np.full(n, v, dtype=float) for v in start])
-    log_scale = np.zeros(n)
-    logs, corr = np.zeros((L + 1, n, 2)), np.ones((L + 1, n))
+    steps, corr = np.zeros((L, n, 2)), np.ones((L + 1, n))
     corr[L] = start[2] / math.sqrt(start[0] * start[1])
     with np.errstate(divide="ignore", invalid="ignore"):
         for i in range(L - 1, -1, -1):
-            g = np.array(Backward(*chi_all[i]).apply(*g))
-            top = np.max(np.abs(g[:2]), axis=0)
-            logs[i] = (np.log(g[:2] / top) + log_scale + np.log(top)).T
+            base, g = g, np.array(Backward(*chi_all[i]).apply(*g))
+            steps[i] = np.log(g[:2] / base[:2]).T
             corr[i] = np.where(np.minimum(g[0], g[1]) > 0, g[2] / np.sqrt(g[0] * g[1]), np.nan)
+            top = np.max(np.abs(g[:2]), axis=0)
             ok = top > 0
             g = np.where(ok, g / np.where(ok, top, 1.0), g)
-            log_scale = log_scale + np.where(ok, np.log(np.where(ok, top, 1.0)), 0.0)
-    return logs, corr
+    return steps, corr

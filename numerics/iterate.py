@@ -42,6 +42,9 @@ from .compile import compile_block
 from .finite_width import finite_width
 from .prediction import Prediction
 
+#: the logarithms of float64's largest and smallest normal numbers
+LOG_MAX, LOG_TINY = math.log(np.finfo(float).max), math.log(np.finfo(float).tiny)
+
 
 class OutOfRangeError(ArithmeticError):
     """A mean-field quantity left the range of float64 (or became undefined); the message names the layer."""
@@ -138,9 +141,9 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
         state, scale = out, out_scale
     # Backward from the output: the batch GSC with probes independent across inputs (G_ab = 0 at the output), the
     # gradient correlation with one probe shared by them (G_ab = G_aa).
-    log_g, _ = _backward(chi_all, joint, (1.0, 1.0, 0.0))
-    log_g_shared, corr = _backward(chi_all, joint, (1.0, 1.0, 1.0))
-    log_factor = 0.5 * (log_g[:-1, :2] - log_g[1:, :2] + ratio)
+    steps, _ = _backward(chi_all, joint, (1.0, 1.0, 0.0))
+    _, corr = _backward(chi_all, joint, (1.0, 1.0, 1.0))
+    log_factor = 0.5 * (steps + ratio)
     log_gsc = np.zeros((L + 1, 2))
     log_gsc[:-1] = np.cumsum(log_factor[::-1], axis=0)[::-1]
     notes = []
@@ -150,6 +153,10 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
                      "batch vanishes exactly below a batchnorm whose outputs it reads directly")
     raw = {"log_p": log_p, "m": m, "log_q": np.array(log_q).reshape(-1, 2), "c": np.array(c),
            "log_gsc": log_gsc, "grad_corr": corr, "chi": chi_all[:, :3], "mix": chi_all[:, 3:], "rho": rho}
+    notes += _beyond_float64({"p": (raw["log_p"], np.arange(L + 1)), "q": (raw["log_q"], pre_layers)})
+    if np.any(np.isinf(m)):
+        notes.append(f"m exceeds float64 from layer {int(np.nonzero(np.any(np.isinf(m), axis=-1))[0][0])} on: it "
+                     "reads inf (its size is √p's, and log_p holds that)")
     inputs_q0 = q_a if q_a == q_b else [q_a, q_b]
     inputs = {"q0": inputs_q0, "c0": float(c0), "m0": float(m0)}
     if norms or batch is not None:
@@ -171,6 +178,22 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
                       pre_layers=np.array(pre_layers, dtype=int), raw=raw, meta=meta, finite=finite)
 
 
+def _beyond_float64(logs: dict) -> list:
+    """Notes for the mean squares whose values leave float64 though their logarithms, which the recursion carries,
+    do not: {name: (log values [layer, input], their layers)}."""
+    notes = []
+    for name, (values, layers) in logs.items():
+        for what, where, reads in (("exceeds float64's largest number", values > LOG_MAX, "inf"),
+                                   ("falls below float64's smallest normal number", values < LOG_TINY,
+                                    "0 or a rounded subnormal")):
+            hit = np.nonzero(np.any(where, axis=-1))[0]
+            if hit.size:
+                notes.append(f"{name} {what} from layer {int(layers[hit[0]])} on (log {name} = "
+                             f"{values[hit[0]].max() if reads == 'inf' else values[hit[0]].min():.6g} there): it "
+                             f"reads {reads}, while log_{name} (per_input, --json) holds its value")
+    return notes
+
+
 def _batch_record(norms, batch):
     sizes = {b.batch for b in norms}
     if not sizes:
@@ -182,28 +205,28 @@ def _batch_record(norms, batch):
 
 
 def _backward(chi_all, joint, start):
-    """log G_aa, log G_bb (rows: layers 0..L) and G_ab/√(G_aa G_bb) from the output down, for the output's
-    second moments ``start``; each step normalized, its scale carried as a logarithm."""
+    """Per block i, log G_i − log G_{i+1} of G_aa and G_bb (rows: blocks 0..L−1), and G_ab/√(G_aa G_bb) at layers
+    0..L, from the output down for the output's second moments ``start``. Each step's log-ratio is that of its own
+    output and input, both normalized by the input's largest entry: a difference of accumulated logarithms would
+    lose |log G|·eps per layer, an error that grows as the square of the depth where G explodes or vanishes."""
     L = len(chi_all)
-    g = np.array(start, dtype=float)
-    log_scale = 0.0
-    logs, corr = np.zeros((L + 1, 2)), np.ones(L + 1)
+    steps, corr = np.zeros((L, 2)), np.ones(L + 1)
     corr[L] = start[2] / math.sqrt(start[0] * start[1])
-    kept = {L: (g, log_scale)}
+    kept = {L: np.array(start, dtype=float)}
     for i in range(L - 1, -1, -1):
-        if i in joint:                       # batchnorm + pointwise block: from the pointwise block's output
-            g, log_scale = kept[i + 2]
-            g = np.array(joint[i].apply(*g))
-        else:
-            g = np.array(Backward(*chi_all[i]).apply(*g))
-        top = np.max(np.abs(g[:2]))
         with np.errstate(divide="ignore", invalid="ignore"):
-            logs[i] = np.log(g[:2] / top) + log_scale + math.log(top) if top > 0 else -np.inf
+            if i in joint:                   # batchnorm + pointwise block: from the pointwise block's output
+                base = kept[i + 2]
+                g = np.array(joint[i].apply(*base))
+                steps[i] = np.log(g[:2] / base[:2]) - steps[i + 1]
+            else:
+                base = kept[i + 1]
+                g = np.array(Backward(*chi_all[i]).apply(*base))
+                steps[i] = np.log(g[:2] / base[:2])
             corr[i] = g[2] / math.sqrt(g[0] * g[1]) if min(g[0], g[1]) > 0 else np.nan
-        if top > 0:
-            g, log_scale = g / top, log_scale + math.log(top)
-        kept[i] = (g, log_scale)
-    return logs, corr
+        top = np.max(np.abs(g[:2]))
+        kept[i] = g / top if top > 0 else g
+    return steps, corr
 
 
 def _normalize(state: PairState, scale, layer):

@@ -5,7 +5,7 @@ Independent references, all computed in this file from φ alone (never from theo
   the activation's steep points √q z = ±1, ±4;
 - 2-D ones by nested QUADPACK over the decomposition v = c u + √(1 − c²) w (unit variances);
 - fixed points by ``scipy.optimize.brentq`` on those integrals;
-- exact statements: GSC = 1 for bias-free He-type ReLU at any σ_w (THEORY.md §4), linear networks
+- exact statements: GSC = 1 for bias-free ReLU at any σ_w (Philipp, Song & Carbonell 2018), linear networks
   (everything constant), Gaussian orthant probability P(u > 0, v > 0) = ∫₀^∞ φ(z) Φ(cz/√(1 − c²)) dz.
 
 Tolerances. QUADPACK is asked for epsabs 1e-14, epsrel 1e-13 and the quadrature in numerics reaches ~1e-12
@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -29,7 +30,7 @@ import pytest
 from scipy import integrate, optimize, special
 
 from sigprop import theory
-from sigprop.numerics import OutOfRangeError, predict
+from sigprop.numerics import OutOfRangeError, predict, predict_grid
 
 RTOL = 1e-10
 QUAD = dict(epsabs=1e-14, epsrel=1e-13, limit=200)
@@ -249,6 +250,37 @@ def test_deep_relu_resnet_in_log_space():
     np.testing.assert_allclose(np.diff(log_p[200:, 0]), math.log(r), rtol=0, atol=1e-10)
     # block GSC² = χ p_in/p_out with χ = α² + β² σ_w² E[relu'²] = 2, so log GSC per block → ½ ln(2/r)
     np.testing.assert_allclose(np.diff(p.values["log_gsc"][200:]), -0.5 * math.log(2 / r), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("arch,sw2", [("5000*dense(relu,sw2=w)", 2.5), ("5000*dense(linear,sw2=w)", 0.5),
+                                      ("5000*dense(leaky_relu(a=0.3),sw2=w)", 3.0)])
+def test_gsc_of_a_homogeneous_net_stays_one_at_any_depth(arch, sw2):
+    """Positively homogeneous φ without bias: GSC = 1 at every layer, whatever σ_w² (Philipp, Song & Carbonell 2018),
+    while p and the gradient's second moment grow or shrink like (σ_w² E[φ'²])^L. Each block adds a few rounding
+    units to log GSC, so |log GSC(l, L)| <= 4 (L − l) eps; subtracting accumulated logarithms of size ~L instead
+    lost ~L eps per block (5e-11 at depth 5000 for ReLU at σ_w² = 2.5, ~L² eps in all)."""
+    eps = np.finfo(float).eps
+    depth = 5000
+    bound = 4 * eps * (depth - np.arange(depth + 1))
+    g = pred(arch.replace("=w)", f"={sw2})")).values["log_gsc"]
+    assert np.all(np.abs(g) <= bound), float(np.max(np.abs(g) / np.maximum(bound, eps)))
+    grid = predict_grid(arch, w=np.array([0.25, 1.0, sw2])).values["log_gsc"]
+    assert np.all(np.abs(grid) <= bound), float(np.max(np.abs(grid) / np.maximum(bound, eps)))
+
+
+def test_values_beyond_float64_are_said_with_their_layer():
+    """p = (σ_w²/2)^l for bias-free ReLU: it passes float64's largest number (≈ e^709.78) at the first l with
+    l·log 1.5 > 709.78, and for the linear net at σ_w² = 1/2 float64's smallest normal number (≈ e^-708.40) at the
+    first l with l·log 2 > 708.40: the notes say so, and the values read inf there, finite before."""
+    up = pred("2000*dense(relu,sw2=3)")
+    first = math.floor(math.log(sys.float_info.max) / math.log(1.5)) + 1
+    assert f"p exceeds float64's largest number from layer {first} on" in " ".join(up.meta["notes"])
+    assert np.isinf(up.values["p"][first]) and np.isfinite(up.values["p"][first - 1])
+    assert not any("m exceeds" in n for n in up.meta["notes"])              # √p fits until layer 3503
+    down = pred("2000*dense(linear,sw2=0.5)")
+    first = math.floor(-math.log(sys.float_info.min) / math.log(2)) + 1
+    assert f"p falls below float64's smallest normal number from layer {first} on" in " ".join(down.meta["notes"])
+    assert "notes" not in pred("50*dense(tanh,sw2=2.5,sb2=0.05)").meta
 
 
 def test_relu_resnet_with_bias_grows_like_3_to_the_L():

@@ -1,6 +1,6 @@
 """Gaussian expectations of theory.activations, each number checked two independent ways.
 
-The closed forms of relu, erf and linear (THEORY.md §3) are lambdified and compared with
+The closed forms of relu, erf and linear (Cho & Saul 2009; Williams 1997) are lambdified and compared with
 (i) adaptive quadrature (scipy.integrate.quad) of the defining Gaussian integral, written here from φ and
     φ' alone (never from the implementation's formulas), split at the relu kink;
 (ii) Monte Carlo of the same integral with a fixed seed, N = 2e6 samples, tolerance 5 standard errors from
