@@ -136,14 +136,14 @@ def run(args) -> None:
             run_out.write("measure.md", markdown_report(
                 f"{meas.architecture} ({args.architecture}): measured", args.command_line,
                 {"networks": meas.n_seeds, "inputs": meas.inputs, "probes": meas.probes, "dtype": meas.dtype,
-                 "device": meas.device, "observe": meas.meta["observe"], "pre": meas.meta["pre"],
+                 "device": meas.device, "observe": meas.meta["observe"], "pre": _pre_text(meas.meta),
                  "sigprop": __version__},
                 [("Per layer (means over networks, 95% intervals)", *layer_rows(meas))], []))
             files = run_out.commit({"command": args.command_line, "model": args.architecture,
                                     "architecture": meas.architecture, "seeds": meas.seeds, "inputs": meas.inputs,
                                     "probes": meas.probes, "dtype": meas.dtype, "device": meas.device,
                                     "observe": meas.meta["observe"], "pre": meas.meta["pre"],
-                                    "measurement": meas.cost(),
+                                    "pre_modules": meas.meta["pre_modules"], "measurement": meas.cost(),
                                     "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
         print("wrote " + ", ".join(files))
 
@@ -176,3 +176,9 @@ def layer_table(meas) -> str:
     head = fmt(header)
     return "\n".join([f"{meas.architecture}: {meas.n_seeds} network(s), probes {meas.probes}", head, "-" * len(head)]
                      + [fmt(r) for r in rows])
+
+
+def _pre_text(meta) -> str:
+    """Where the pre-activations were read, one module per layer that has one."""
+    where = "inputs" if meta["pre"] == "auto" else "outputs"
+    return f"the {where} of {', '.join(meta['pre_modules']) or 'no module'}"

@@ -62,12 +62,14 @@ def test_factory_from_a_file(model_file, tmp_path, capsys):
     assert [int(r["layer"]) for r in gsc] == [0, 1, 2, 3, 4] and all(r["n_seeds"] == "3" for r in gsc)
     meta = json.loads((out / "measure.json").read_text())
     assert meta["observe"] == ["1", "2", "3", "4"] and meta["seeds"] == [0, 1, 2] and meta["dtype"] == "float64"
+    assert meta["pre"] == "auto" and meta["pre_modules"] == ["1", "2.relu", "3.relu", "4.relu"]
     assert meta["measurement"]["seeds_per_batch"] == 2 and meta["measurement"]["bytes_per_seed"] > 0
     assert main(["measure", f"{model_file}:make", "--seeds", "3", "--seed-batch", "1", "--no-progress"]) == 0
     assert "(1 per batch)" in capsys.readouterr().out
     report = (out / "measure.md").read_text()
     assert f"sigprop measure {model_file}:make --seeds 3 --no-progress --out {out}" in report
     assert "| layer | module | p | q | c | log GSC(l, L) | grad corr |" in report and "| 4 | 4 |" in report
+    assert "the inputs of 1, 2.relu, 3.relu, 4.relu" in report
 
 
 def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypatch):

@@ -12,7 +12,7 @@ Example
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -70,11 +70,13 @@ def check_seed(seed) -> int:
 
 @dataclass
 class Trace:
-    """Representations x^0..x^L, and the pre-activations of the blocks that have one (``pre_layers``, 1-based)."""
+    """Representations x^0..x^L, and the pre-activations of the blocks that have one (``pre_layers``, 1-based;
+    for a user's model, ``pre_sources``: the module each was read at)."""
 
     xs: list
     pre: list
     pre_layers: list
+    pre_sources: list = field(default_factory=list)
 
 
 class SampledNetwork(nn.Module):

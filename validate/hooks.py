@@ -95,8 +95,9 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
     cannot change them. ``call``: runs ``net`` on its input (default ``net`` itself; e.g. ``functional_call`` with
     other parameters); ``appended``: whether the output is a representation of its own, as found for a network of
     the same structure (by default found by comparing it with the last observed one: not possible under vmap)."""
-    xs, pres, pending, layers, hooks, fired = [x0], [], [None], [], [], []
+    xs, pres, pending, layers, hooks, fired = [x0], [], [None, None], [], [], []
     where = {id(m): n for n, m in blocks}
+    pre_names, sources = {id(m): n for n, m in pre_modules}, []
 
     def on_block(module, args, output):
         name = where[id(module)]
@@ -111,6 +112,7 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         xs.append(output)
         if pending[0] is not None:
             pres.append(pending[0])
+            sources.append(pending[1])
             layers.append(len(xs) - 1)
             pending[0] = None
         k = len(fired) - 1
@@ -118,11 +120,11 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
 
     def on_pre_input(module, args):
         if args and isinstance(args[0], torch.Tensor) and args[0].shape[:1] == x0.shape[:1]:
-            pending[0] = args[0]
+            pending[:] = [args[0], pre_names[id(module)]]
             return (args[0].clone(),) + tuple(args[1:])
 
     def on_pre_output(module, args, output):
-        pending[0] = output
+        pending[:] = [output, pre_names[id(module)]]
         return output.clone()
 
     try:
@@ -146,8 +148,9 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         xs.append(out)
         if pending[0] is not None:
             pres.append(pending[0])
+            sources.append(pending[1])
             layers.append(len(xs) - 1)
-    return Trace(xs, pres, layers), out, fired
+    return Trace(xs, pres, layers, sources), out, fired
 
 
 def _same(a, b) -> bool:

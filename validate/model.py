@@ -72,7 +72,8 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
     :func:`sigprop.validate.measure`; 1: one at a time).
 
     Returns a :class:`~sigprop.validate.Measurement` (``architecture`` names the model's class, ``meta`` the
-    observed and pre-activation module names and what the measurement cost); with a data batch of B > 2 inputs its
+    observed modules, ``pre`` as given, ``pre_modules`` the module each pre-activation layer was read at (its
+    input for ``pre=None``, its output otherwise) and what the measurement cost); with a data batch of B > 2 inputs its
     ``raw`` also holds ``unit_std`` and ``sign_diversity`` [seed, pre-activation layer, unit].
     """
     factory, seed_list = _networks(model, seeds)
@@ -102,7 +103,8 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
         raw, observed, _ = _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes)
         if observed != names:
             raise ValueError(f"the factory's networks differ in structure: seed {seed_list[0]} observes "
-                             f"{names['observe']}, seed {seed} observes {observed['observe']}")
+                             f"{names['observe']} (pre-activations at {names['pre_modules']}), seed {seed} observes "
+                             f"{observed['observe']} (pre-activations at {observed['pre_modules']})")
         return raw
 
     def stacked(nets, seeds_):
@@ -122,7 +124,8 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
         architecture=names["architecture"], width=int(raw["n"][0, 0]), seeds=seed_list, inputs=record,
         probes=check_probes(probes, int(raw["n"][0, -1])), dtype=names["dtype"], device=names["device"],
         pre_layers=per_seed[0]["pre_layers"], raw=raw,
-        meta={"observe": names["observe"], "pre": names["pre"], "sigprop_version": __version__,
+        meta={"observe": names["observe"], "pre": names["pre"], "pre_modules": names["pre_modules"],
+              "sigprop_version": __version__,
               "torch_version": torch.__version__, "seconds": time.perf_counter() - start, **info})
 
 
@@ -201,11 +204,11 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=Non
     blocks = observed_modules(net, observe)
     pre_modules = find_pre_modules(net, pre)
     buffers = [(b, b.detach().clone()) for b in net.buffers()]     # batchnorm's running statistics, e.g.
-    fired, seen = [], []
+    fired, seen, sources = [], [], []
 
     def forward(x, taps):
         trace, out, names = traced_forward(net, x, blocks, pre_modules, pre is None, taps)
-        fired[:], seen[:] = names, [_structure(trace)]
+        fired[:], seen[:], sources[:] = names, [_structure(trace)], trace.pre_sources
         return out, trace
     try:
         if shapes is None:
@@ -223,8 +226,8 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=Non
             for b, saved in buffers:
                 b.copy_(saved)
     names = {"architecture": type(net).__name__, "observe": fired,
-             "pre": [n for n, _ in pre_modules] if pre is not None else "auto", "dtype": str(dtype).split(".")[-1],
-             "device": str(device)}
+             "pre": [n for n, _ in pre_modules] if pre is not None else "auto", "pre_modules": list(sources),
+             "dtype": str(dtype).split(".")[-1], "device": str(device)}
     return raw, names, shapes
 
 

@@ -70,12 +70,14 @@ def test_residual_blocks_match_the_description_path():
     # the description records the pre-activation of a block's last dense layer: fc2's output
     meas = measure_model(factory, seeds=[0, 1, 2], pre=["0.fc2", "1.fc2", "2.fc2"])
     assert meas.meta["observe"] == ["0", "1", "2"] and meas.meta["stacked"]
+    assert meas.meta["pre_modules"] == ["0.fc2", "1.fc2", "2.fc2"]
     for i in range(3):
         _same_raw(meas.raw, measure_seed(net, width, i), i)
     auto = measure_model(factory, seeds=[0, 1, 2])          # default: the input of each block's ReLU (fc1's output)
     for key in ("p", "jac_qm2", "grad_cross"):
         np.testing.assert_array_equal(auto.raw[key], meas.raw[key])
     assert not np.allclose(auto.raw["q"], meas.raw["q"])
+    assert auto.meta["pre"] == "auto" and auto.meta["pre_modules"] == ["0.relu", "1.relu", "2.relu"]
 
 
 class Scaled(nn.Module):
