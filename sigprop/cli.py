@@ -336,9 +336,10 @@ def _cmd_measure(args):
     check_measurement([args.width], args.seeds, args.probes, args.dtype, args.device)
     if args.out:
         check_output_folder(args.out)
-    shape = build(net, args.width, 0, "float64", "meta")                 # shapes only: nothing drawn
-    check_batch_probes(args.probes, shape.n_out, batch, bool(training_batchnorms(net.blocks)))
-    _probes_note(args.probes, [args.width])
+    mixed = bool(training_batchnorms(net.blocks)) and batch > 2          # GSC takes P Hutchinson probes whatever P
+    check_batch_probes(args.probes, build(net, args.width, 0, "float64", "meta").n_out, batch, mixed)
+    if not mixed:
+        _probes_note(args.probes, [args.width])
     if args.batch is not None and batch > 2:
         net = Network(with_batch(net.blocks, batch))    # predicted at the batch the sampled networks see
     pred = predict(net, q0=args.q0, c0=args.c0)

@@ -251,8 +251,8 @@ CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CU
     (["reproduce", "all", "--quick", "--width", "32", "--no-progress"], "width >= 65"),   # checked before any run
     (["predict", "3*(dense(linear),batchnorm)", "--batch", "3"], "batch=3"),
     (["measure", "3*(dense(linear),batchnorm)", "--width", "8", "--seeds", "2", "--no-progress"], "batch=B"),
-    (["measure", "3*(dense(linear),batchnorm(batch=4))", "--width", "8", "--seeds", "2", "--probes", "8",
-      "--no-progress"], "probes=8 (at or above the output width 8, so exact) is not allowed"),
+    (["measure", "3*(dense(linear),batchnorm(batch=4))", "--width", "8", "--seeds", "2", "--probes", "exact",
+      "--no-progress"], "probes='exact' is not allowed for a batch of 4 inputs through training-mode batchnorm"),
 ])
 def test_bad_input_one_line_error(argv, mentions, capsys):
     assert _exit_code(argv) == 2

@@ -15,8 +15,8 @@ GSC(l, L) = ‖J‖_qm ‖x^l‖/‖x^L‖ with ‖J‖_qm² = ‖J‖_F²/n_l, 
 probes for both inputs: Σ⟨g_a, g_b⟩/√(Σ‖g_a‖² Σ‖g_b‖²). With a batch of B > 2 inputs (``batch``; every pair at
 correlation c0) the columns hold the batch's means and the correlations its means over pairs; a network with
 training-mode batchnorm couples the batch, so its GSC comes from a second pass with probes independent across the
-inputs (the batch's Jacobian, as :func:`sigprop.numerics.predict` defines GSC; these take Hutchinson probes,
-fewer than the output width). Every registered quantity
+inputs (the batch's Jacobian, as :func:`sigprop.numerics.predict` defines GSC; P Hutchinson probes whatever P,
+and exact probes are refused there). Every registered quantity
 (:data:`sigprop.quantities.QUANTITIES`) is computed from these arrays.
 
 Example
@@ -44,7 +44,7 @@ from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
 from .build import build, resolve_dtype, resolve_placement
 from .intervals import bootstrap_interval, t_interval
-from .pullback import check_probes, default_probes, raw_arrays
+from .pullback import check_probes, default_probes, probes_used, raw_arrays
 
 #: the per-seed arrays a measurement records, and the quantities are computed from
 RAW = ("q", "c", "p", "m", "n", "jac_qm2", "grad_cross", "grad_sq")
@@ -239,8 +239,8 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
         inputs["batch"] = batch
     return Measurement(
         architecture=net.describe(), width=width, seeds=seed_list, inputs=inputs,
-        probes=check_probes(probes, width), dtype=str(dtype), device=str(device), pre_layers=per_seed[0]["pre_layers"],
-        raw=raw,
+        probes=probes_used(probes, width, batch, bool(training_batchnorms(net.blocks))), dtype=str(dtype),
+        device=str(device), pre_layers=per_seed[0]["pre_layers"], raw=raw,
         meta={"sigprop_version": __version__, "torch_version": torch.__version__,
               "seconds": time.perf_counter() - start, **info},
     )

@@ -57,7 +57,7 @@ from ..checks import check_inputs, check_positive_int
 from .build import Trace
 from .hooks import observed_modules, pre_modules as find_pre_modules, traced_forward
 from .measure import Measurement, input_generator, seed_inputs
-from .pullback import check_probes, default_probes, draw_probes, raw_arrays, raw_tensors, to_host
+from .pullback import check_probes, default_probes, draw_probes, probes_used, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 
 
@@ -67,7 +67,7 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
     n -> seeds 0..n-1, or a list of at least 2 seeds). See the module docstring for ``observe``, ``pre`` and
     ``inputs``; ``probes``: 'exact', a number of Hutchinson probes or None, as in :func:`sigprop.validate.measure`
     (None: exact for a pair of inputs, 8 Hutchinson probes for a data batch of B > 2; a model with training-mode
-    batchnorm mixes its batch, so there only Hutchinson probes, fewer than the output width).
+    batchnorm mixes its batch, so there GSC takes P Hutchinson probes whatever P, and 'exact' is refused).
     ``seed_batch``: how many of the factory's networks to measure at once (default: as many as fit, as for
     :func:`sigprop.validate.measure`; 1: one at a time).
 
@@ -122,7 +122,8 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
         info["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
     return Measurement(
         architecture=names["architecture"], width=int(raw["n"][0, 0]), seeds=seed_list, inputs=record,
-        probes=check_probes(probes, int(raw["n"][0, -1])), dtype=names["dtype"], device=names["device"],
+        probes=probes_used(probes, int(raw["n"][0, -1]), batch, _coupled(first)), dtype=names["dtype"],
+        device=names["device"],
         pre_layers=per_seed[0]["pre_layers"], raw=raw,
         meta={"observe": names["observe"], "pre": names["pre"], "pre_modules": names["pre_modules"],
               "sigprop_version": __version__,

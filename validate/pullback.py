@@ -51,28 +51,35 @@ def default_probes(batch: int):
 def check_batch_probes(probes, n_out: int, batch: int, coupled: bool) -> None:
     """Exact probes give every input's exact norms at any batch size, but a network that mixes its batch
     (``coupled``: training-mode batchnorm) has a Jacobian over the whole batch, n_out × B outputs, whose GSC takes
-    probes independent across the inputs: there only Hutchinson probes, fewer than n_out."""
-    if coupled and batch > 2 and check_probes(probes, n_out) == "exact":
-        given = "" if probes == "exact" else f" (at or above the output width {n_out}, so exact)"
-        raise ValueError(f"probes={probes!r}{given} is not allowed for a batch of {batch} inputs through training-mode "
-                         f"batchnorm: it mixes the batch, so exact norms would need {n_out} x {batch} probes; give "
-                         f"fewer Hutchinson probes than the output width, e.g. probes={max(1, min(8, n_out - 1))}")
+    probes independent across the inputs: there a number of Hutchinson probes."""
+    if coupled and batch > 2 and probes == "exact":
+        raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs through training-mode "
+                         f"batchnorm: it mixes the batch, so exact norms would need {n_out} x {batch} probes; give a "
+                         "number of Hutchinson probes, e.g. probes=8")
+
+
+def probes_used(probes, n_out: int, batch: int, coupled: bool):
+    """The probes a measurement records: 'exact' or P. P >= n_out means exact probes, except through a network
+    that mixes a batch of B > 2, whose GSC takes P Hutchinson probes whatever P (only the probes shared by the
+    batch, for the gradient correlation, become the n_out basis vectors there)."""
+    return probes if coupled and batch > 2 else check_probes(probes, n_out)
 
 
 def draw_probes(probes, batch: int, n_out: int, generator, dtype, device, coupled: bool) -> tuple:
     """(v, w, norm): the probes [P, n_out] shared by the inputs (the basis vectors for ``probes="exact"``, else P
     Hutchinson probes drawn from ``generator`` in float64), for a network that mixes the batch (``coupled``) probes
     w [P, batch, n_out] independent across the inputs (else None), and the factor that makes Σ‖Jᵀv‖² an estimate
-    of ‖J‖_F² (n_out for exact probes, 1 for Hutchinson's). Raises ValueError for exact probes through a network
-    that mixes a batch of B > 2 (:func:`check_batch_probes`)."""
+    of ‖J‖_F² (n_out for exact probes, 1 for Hutchinson's). Through a network that mixes a batch of B > 2, w has
+    P rows whatever P (:func:`probes_used`), and exact probes raise ValueError (:func:`check_batch_probes`)."""
     check_batch_probes(probes, n_out, batch, coupled)
-    probes = check_probes(probes, n_out)
-    if probes == "exact":
+    shared = check_probes(probes, n_out)
+    if shared == "exact":
         v, norm = torch.eye(n_out, dtype=dtype, device=device), float(n_out)
     else:
-        v = torch.randn(probes, n_out, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+        v = torch.randn(shared, n_out, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
         norm = 1.0
-    w = (torch.randn(v.shape[0], batch, n_out, generator=generator, dtype=torch.float64).to(device, dtype)
+    rows = probes if coupled and batch > 2 else v.shape[0]
+    w = (torch.randn(rows, batch, n_out, generator=generator, dtype=torch.float64).to(device, dtype)
          if coupled else None)
     return v, w, norm
 

@@ -190,6 +190,18 @@ def test_exact_probes_over_a_data_batch_are_the_jacobians_norms():
     np.testing.assert_allclose(meas.raw["grad_sq"][0, 3], [4.0, 4.0], rtol=1e-15)       # x^L itself: ‖I‖² = 4
 
 
+def test_probes_through_batchnorm_at_or_above_the_output_width():
+    """Training-mode batchnorm mixes a batch, so GSC takes P Hutchinson probes independent across the inputs
+    whatever P, while the probes shared by the batch (the gradient correlation's) are the output's basis vectors
+    for P >= n_out: two such P give the same gradient correlation, different GSC, and are recorded as P."""
+    norm = lambda seed: nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3))
+    x = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
+    few, many = (measure_model(norm, x, seeds=2, probes=p) for p in (3, 40))
+    assert (few.probes, many.probes) == (3, 40) and measure_model(norm, x, seeds=2).probes == 8
+    np.testing.assert_array_equal(few.raw["grad_cross"], many.raw["grad_cross"])
+    assert not np.allclose(few.raw["jac_qm2"][:, :-1], many.raw["jac_qm2"][:, :-1])
+
+
 def test_unit_statistics_by_example():
     """Three units over four inputs x = -2, -1, 1, 2: h = x, -x, x - 10 have sign diversities 1/2, 1/2, 0 and
     standard deviations √2.5, √2.5, √2.5 over the data."""
@@ -289,9 +301,6 @@ def test_observe_by_name_and_errors():
     with pytest.raises(ValueError, match="probes='exact' is not allowed for a batch of 5 inputs through "
                                          "training-mode batchnorm"):
         measure_model(norm, torch.randn(5, 8), probes="exact")
-    with pytest.raises(ValueError, match=r"probes=8 \(at or above the output width 8, so exact\) is not allowed "
-                                         r".* e.g. probes=7"):
-        measure_model(norm, torch.randn(5, 8))
     with pytest.raises(ValueError, match=r"inputs with 16 non-finite value\(s\) are not allowed"):
         measure_model(Plain(), torch.full((2, 8), math.nan), observe=["a"])
     with pytest.raises(ValueError, match="inputs of dtype torch.int64 are not allowed: .* token ids"):
