@@ -109,7 +109,8 @@ def _measure_options(p, seeds):
                    help=f"number of sampled networks (default {seeds or 'from the preset'}; >= 2)")
     p.add_argument("--probes", type=_probes, default=None,
                    help="'exact' (all output directions, exact Frobenius norms) or a number of Hutchinson probes "
-                        "(a number >= the width means exact; default exact, 8 for a batch of more than 2 inputs, --batch or --inputs)")
+                        "(a number >= the width means exact; default exact, 8 for a batch of more than 2 inputs, "
+                        "--batch or --inputs)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="network dtype (default float64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

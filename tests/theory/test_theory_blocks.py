@@ -1,8 +1,8 @@
 """Blocks, their one-step maps and laws (theory/blocks.py, theory/laws.py).
 
 Each check pits a theory expression against something computed another way: an independent statement of
-the papers (He-ReLU GSC = 1, Philipp, Song & Carbonell 2018; critical χ = 1, Schoenholz et al. 2017), quadrature or Monte Carlo of the expectations, or a sampled
-wide network in numpy. Width-based tolerances are stated where they are used.
+the papers (He-ReLU GSC = 1, Philipp, Song & Carbonell 2018; critical χ = 1, Schoenholz et al. 2017),
+quadrature or Monte Carlo of the expectations, or a sampled wide network in numpy. Width-based tolerances are stated where they are used.
 """
 from __future__ import annotations
 
