@@ -314,8 +314,7 @@ def _cmd_measure(args):
     from .theory.blocks.batchnorm import training_batchnorms, with_batch
     from .theory.network import Network
     from .validate.measure import measure, resolve_batch
-    from .validate.build import build
-    from .validate.pullback import check_batch_probes, default_probes
+    from .validate.pullback import check_batch_probes, default_probes, mixes_batch
     from .cli_model import is_model_target, run
 
     if is_model_target(args.architecture):
@@ -337,9 +336,9 @@ def _cmd_measure(args):
     check_measurement([args.width], args.seeds, args.probes, args.dtype, args.device)
     if args.out:
         check_output_folder(args.out)
-    mixed = bool(training_batchnorms(net.blocks)) and batch > 2          # GSC takes P Hutchinson probes whatever P
-    check_batch_probes(args.probes, build(net, args.width, 0, "float64", "meta").n_out, batch, mixed)
-    if not mixed:
+    coupled = bool(training_batchnorms(net.blocks))
+    check_batch_probes(args.probes, batch, coupled)
+    if not mixes_batch(coupled, batch):                  # there GSC takes P Hutchinson probes whatever P
         _probes_note(args.probes, [args.width])
     if args.batch is not None and batch > 2:
         net = Network(with_batch(net.blocks, batch))    # predicted at the batch the sampled networks see

@@ -48,21 +48,27 @@ def default_probes(batch: int):
     return "exact" if batch <= 2 else 8
 
 
-def check_batch_probes(probes, n_out: int, batch: int, coupled: bool) -> None:
-    """Exact probes give every input's exact norms at any batch size, but a network that mixes its batch
-    (``coupled``: training-mode batchnorm) has a Jacobian over the whole batch, n_out × B outputs, whose GSC takes
-    probes independent across the inputs: there a number of Hutchinson probes."""
-    if coupled and batch > 2 and probes == "exact":
+def mixes_batch(coupled: bool, batch: int) -> bool:
+    """Whether a network that can mix its inputs (``coupled``: training-mode batchnorm) mixes a batch of ``batch``
+    inputs: then its Jacobian is over the whole batch, n_out × B outputs, and GSC takes probes independent across
+    the inputs."""
+    return bool(coupled) and batch > 2
+
+
+def check_batch_probes(probes, batch: int, coupled: bool) -> None:
+    """Exact probes give every input's exact norms at any batch size, except through a network that mixes the
+    batch (:func:`mixes_batch`), where GSC takes a number of Hutchinson probes."""
+    if mixes_batch(coupled, batch) and probes == "exact":
         raise ValueError(f"probes='exact' is not allowed for a batch of {batch} inputs through training-mode "
-                         f"batchnorm: it mixes the batch, so exact norms would need {n_out} x {batch} probes; give a "
-                         "number of Hutchinson probes, e.g. probes=8")
+                         "batchnorm: it mixes the batch, so exact norms would need a probe per output coordinate "
+                         "of every input; give a number of Hutchinson probes, e.g. probes=8")
 
 
 def probes_used(probes, n_out: int, batch: int, coupled: bool):
     """The probes a measurement records: 'exact' or P. P >= n_out means exact probes, except through a network
-    that mixes a batch of B > 2, whose GSC takes P Hutchinson probes whatever P (only the probes shared by the
-    batch, for the gradient correlation, become the n_out basis vectors there)."""
-    return probes if coupled and batch > 2 else check_probes(probes, n_out)
+    that mixes the batch (:func:`mixes_batch`), whose GSC takes P Hutchinson probes whatever P (only the probes
+    shared by the batch, for the gradient correlation, become the n_out basis vectors there)."""
+    return probes if mixes_batch(coupled, batch) else check_probes(probes, n_out)
 
 
 def draw_probes(probes, batch: int, n_out: int, generator, dtype, device, coupled: bool) -> tuple:
@@ -71,14 +77,14 @@ def draw_probes(probes, batch: int, n_out: int, generator, dtype, device, couple
     w [P, batch, n_out] independent across the inputs (else None), and the factor that makes Σ‖Jᵀv‖² an estimate
     of ‖J‖_F² (n_out for exact probes, 1 for Hutchinson's). Through a network that mixes a batch of B > 2, w has
     P rows whatever P (:func:`probes_used`), and exact probes raise ValueError (:func:`check_batch_probes`)."""
-    check_batch_probes(probes, n_out, batch, coupled)
+    check_batch_probes(probes, batch, coupled)
     shared = check_probes(probes, n_out)
     if shared == "exact":
         v, norm = torch.eye(n_out, dtype=dtype, device=device), float(n_out)
     else:
         v = torch.randn(shared, n_out, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
         norm = 1.0
-    rows = probes if coupled and batch > 2 else v.shape[0]
+    rows = probes if mixes_batch(coupled, batch) else v.shape[0]
     w = (torch.randn(rows, batch, n_out, generator=generator, dtype=torch.float64).to(device, dtype)
          if coupled else None)
     return v, w, norm

@@ -118,7 +118,7 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     shape = build(net, width, seeds[0], dtype, "meta")      # the estimate needs shapes only: nothing drawn yet
-    check_batch_probes(probes, shape.n_out, batch, coupled)
+    check_batch_probes(probes, batch, coupled)
     per_seed = bytes_per_seed(shape, probes, batch)
     chunk = seed_batch or seeds_per_batch(per_seed, dev, len(seeds))
     info = {"seeds_per_batch": min(chunk, len(seeds)), "bytes_per_seed": per_seed, "stacked": chunk > 1}

@@ -207,7 +207,7 @@ def test_grammar_words():
     (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2), ["batch=B", "training mode"]),
     (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2, batch=math.inf), ["batch=inf"]),
     (lambda: measure(parse("dense(linear),batchnorm"), width=16, seeds=2, batch=8, probes="exact"),
-     ["probes='exact'", "16 x 8 probes", "probes=8"]),
+     ["probes='exact'", "a probe per output coordinate", "probes=8"]),
     (lambda: measure(parse("dense(linear),batchnorm"), width=8, seeds=2, batch=8, probes=2), ["width=8",
                                                                                                "batch + 1"]),
 ])
