@@ -200,6 +200,17 @@ def test_probes_through_batchnorm_at_or_above_the_output_width():
     assert (few.probes, many.probes) == (3, 40) and measure_model(norm, x, seeds=2).probes == 8
     np.testing.assert_array_equal(few.raw["grad_cross"], many.raw["grad_cross"])
     assert not np.allclose(few.raw["jac_qm2"][:, :-1], many.raw["jac_qm2"][:, :-1])
+    # the batch's GSC from P = 4000 probes against its Jacobian by autograd (the whole batch at once):
+    # Hutchinson's estimate of ‖M‖_F² has variance 2‖MMᵀ‖_F²/P; within 5 standard deviations
+    model = norm(0).double()
+    xd = x.double()
+    P, (B, n_in) = 4000, xd.shape
+    est = measure_model(model, xd, probes=P).raw["jac_qm2"][0, 0]
+    M = torch.autograd.functional.jacobian(model, xd).reshape(B * 3, B * n_in)
+    truth = (M ** 2).sum().item() / (B * n_in)
+    sd = math.sqrt(2 / P) * torch.linalg.matrix_norm(M @ M.T).item() / (B * n_in)
+    assert np.all(np.abs(est - truth) <= 5 * sd), (est, truth, sd)
+    assert sd < 0.05 * truth                                            # the check can tell a wrong norm
 
 
 def test_unit_statistics_by_example():
