@@ -2,7 +2,9 @@
 
 :func:`observed_modules` finds the modules whose outputs are the representations x^1..x^L (named, or the block
 boundaries of the model's ``nn.Sequential`` containers), :func:`pre_modules` those around the pre-activations,
-and :func:`traced_forward` runs the model once with hooks on both and returns what
+:func:`start_module` the module whose output is x^0 where that is not the model's input (an embedding fed token
+ids) and :func:`start_output` that output, and :func:`traced_forward` runs the model once with hooks on all of
+them and returns what
 :func:`sigprop.validate.pullback.raw_arrays` reads: a :class:`~sigprop.validate.build.Trace`, the output,
 and the observed modules in the order they ran. :func:`sigprop.validate.measure_model` measures with them.
 
@@ -32,6 +34,71 @@ ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.C
                nn.Tanhshrink, nn.LogSigmoid, nn.Threshold, nn.Hardshrink, nn.Softshrink)
 #: modules that start a block which a following activation closes (as ``dense`` does)
 LINEAR = (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: modules that turn integer inputs (token ids) into vectors: the first one's output is x^0 for such inputs
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+
+
+def start_module(net, start, integer_inputs: bool):
+    """(name, module) whose output is x^0, or None where x^0 is the model's input: ``start`` (a module name) as
+    given; for integer inputs without one, the first ``nn.Embedding`` (or ``nn.EmbeddingBag``) the model holds.
+    Gradients are taken with respect to x^0, so integer inputs (token ids) need one.
+
+    >>> lm = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.Tanh())
+    >>> start_module(lm, None, True)[0], start_module(lm, None, False)
+    ('0', None)
+    """
+    modules = dict(net.named_modules())
+    if start is not None:
+        if not isinstance(start, str) or start not in modules or start == "":
+            raise ValueError(f"start={start!r} is not allowed: name the module whose output is x^0, one of "
+                             f"{[n for n in modules if n][:20]}")
+        return start, modules[start]
+    if not integer_inputs:
+        return None
+    for name, module in modules.items():
+        if isinstance(module, EMBEDDINGS):
+            return name, module
+    raise ValueError(f"integer inputs (token ids) are not allowed for {type(net).__name__} without start: the "
+                     "gradients are taken with respect to x^0, and it holds no nn.Embedding whose output would be "
+                     "x^0; give start=NAME, the module whose output is x^0")
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the start module's output is read."""
+
+
+def start_output(net, start, source):
+    """The output of the module ``start`` = (name, module) when the model runs on ``source``: x^0 of a measurement
+    that starts there (the forward pass stops at it; buffers such as batchnorm's running statistics are restored).
+
+    >>> lm = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.Tanh())
+    >>> start_output(lm, ("0", lm[0]), torch.tensor([[1, 2, 3], [4, 5, 6]])).shape
+    torch.Size([2, 3, 4])
+    """
+    seen, buffers = [], [(b, b.detach().clone()) for b in net.buffers()]
+
+    def on_start(module, args, output):
+        seen.append(output)
+        raise _Stop
+    hook = start[1].register_forward_hook(on_start)
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[source.device] if source.device.type == "cuda" else []):
+            net(source)
+    except _Stop:
+        pass
+    finally:
+        hook.remove()
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+    if not seen:
+        raise ValueError(f"the start module {start[0]!r} did not run in the forward pass")
+    out = seen[0]
+    if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != source.shape[0] \
+            or not torch.is_floating_point(out):
+        raise ValueError(f"the start module {start[0]!r} returns {_described(out)}: x^0 must be a floating-point "
+                         f"tensor [batch, ...] (batch = {source.shape[0]})")
+    return out.detach()
 
 
 def observed_modules(net, observe) -> list:
@@ -61,6 +128,23 @@ def observed_modules(net, observe) -> list:
     return blocks
 
 
+def after_start(blocks, start) -> list:
+    """The found block boundaries that come after the start module ``start`` (a name): those after the boundary
+    that is the start module or lies within it, or from the boundary that contains it on (all where it is none of
+    these, e.g. an embedding outside the model's ``nn.Sequential``).
+
+    >>> after_start([("0", None), ("2", None), ("4", None)], "0")
+    [('2', None), ('4', None)]
+    """
+    first = 0
+    for i, (name, _) in enumerate(blocks):
+        if name == start or name.startswith(start + "."):
+            first = i + 1
+        elif start.startswith(name + "."):
+            first = i
+    return blocks[first:]
+
+
 def boundaries(seq, prefix) -> list:
     """The children of a Sequential whose outputs end blocks (nested Sequentials flattened; Linear/Conv followed
     by an activation ends at the activation)."""
@@ -88,19 +172,36 @@ def pre_modules(net, pre) -> list:
     return [(n, modules[n]) for n in pre]
 
 
-def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=None, appended=None):
+def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=None, appended=None, start=None):
     """Run the model once with hooks; the Trace (representations, the last pre-activation within each observed
     block), the output and the observed modules in the order they ran. Captured tensors are passed on as clones
     (or with ``taps[l − 1]`` added to x^l), so a later in-place operation (ReLU(inplace), ``out += identity``)
     cannot change them. ``call``: runs ``net`` on its input (default ``net`` itself; e.g. ``functional_call`` with
     other parameters); ``appended``: whether the output is a representation of its own, as found for a network of
-    the same structure (by default found by comparing it with the last observed one: not possible under vmap)."""
+    the same structure (by default found by comparing it with the last observed one: not possible under vmap);
+    ``start``: ``(name, module, source)`` where x^0 is a module's output: the model runs on ``source`` and that
+    module's output is replaced by ``x0``, so that everything after it is a function of x0."""
     xs, pres, pending, layers, hooks, fired = [x0], [], [None, None], [], [], []
+    started = [start is None]
     where = {id(m): n for n, m in blocks}
     pre_names, sources = {id(m): n for n, m in pre_modules}, []
 
+    def on_start(module, args, output):
+        if started[0]:
+            raise ValueError(f"the start module {start[0]!r} runs more than once per forward pass: start at a module "
+                             "that runs once")
+        if not isinstance(output, torch.Tensor) or output.shape != x0.shape:
+            raise ValueError(f"the start module {start[0]!r} returns {_described(output)}, where it returned a "
+                             f"tensor of shape {tuple(x0.shape)} before: start at a module whose output keeps its "
+                             "shape")
+        started[0], pending[0] = True, None          # pre-activations before x^0 belong to no layer
+        return x0.clone()
+
     def on_block(module, args, output):
         name = where[id(module)]
+        if not started[0]:
+            raise ValueError(f"observed module {name!r} runs before the start module {start[0]!r}: observe modules "
+                             "that run after it")
         if not isinstance(output, torch.Tensor) or output.dim() < 1 or output.shape[0] != x0.shape[0]:
             raise ValueError(f"observed module {name!r} returns {_described(output)}: observe modules that return a "
                              f"tensor [batch, ...] (batch = {x0.shape[0]}), or wrap one whose output is a tuple "
@@ -131,13 +232,17 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         for _, m in pre_modules:          # first: a module's own output as pre-activation belongs to its layer
             hooks.append(m.register_forward_pre_hook(on_pre_input) if pre_is_input else
                          m.register_forward_hook(on_pre_output))
+        if start is not None:
+            hooks.append(start[1].register_forward_hook(on_start))
         for _, m in blocks:
             hooks.append(m.register_forward_hook(on_block))
         with torch.enable_grad(), torch.random.fork_rng(devices=[x0.device] if x0.device.type == "cuda" else []):
-            out = (call or net)(x0)
+            out = (call or net)(x0 if start is None else start[2])
     finally:
         for h in hooks:
             h.remove()
+    if not started[0]:
+        raise ValueError(f"the start module {start[0]!r} did not run in the forward pass")
     if not isinstance(out, torch.Tensor) or out.shape[:1] != x0.shape[:1]:
         raise ValueError(f"{type(net).__name__} returns {_described(out)}: measurement needs a tensor [batch, ...] "
                          f"(batch = {x0.shape[0]}); wrap the model in a module that returns the tensor you mean")

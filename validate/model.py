@@ -14,10 +14,15 @@ children flattened; a ``Linear``/``Conv`` child immediately followed by an eleme
 block with it, as ``dense`` does). A residual block written as its own module class is one child, so its output
 is a boundary. x^0 is the input and x^L the model's output.
 
+Where x^0 starts (``start``): the model's input by default, or the output of the module named ``start``, whose
+output the gradients are then taken with respect to (and the found boundaries are those after it). Integer inputs
+(token ids) need one: without ``start``, the model's first ``nn.Embedding`` (or ``nn.EmbeddingBag``) is it.
+
 Which pre-activations (``pre``): module names whose outputs are pre-activations, or by default the input of the
 last elementwise activation module (``nn.ReLU``, ``nn.Tanh``, …) that runs within each observed block.
 
-Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs), or by default two inputs with mean square
+Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs; integer token ids with a start module), or by
+default two inputs with mean square
 q0 and correlation c0 made exactly as for a description (the input width read from the first ``nn.Linear``).
 
 A factory's networks: the first is measured alone, and its shapes serve the rest, which are measured as
@@ -43,6 +48,15 @@ Example
 (4, [1, 2, 3, 4])
 >>> meas.summary()["log_gsc"]["mean"].shape
 (5,)
+
+A language model fed token ids [batch, sequence] is measured from its embedding's output on:
+
+>>> def lm(seed):
+...     return nn.Sequential(nn.Embedding(100, 16), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh())
+>>> tokens = torch.randint(100, (4, 7), generator=torch.Generator().manual_seed(0))
+>>> meas = measure_model(lm, tokens, seeds=2)
+>>> meas.meta["start"], meas.meta["observe"], meas.width          # x^0: 7 tokens x 16 features per input
+('0', ['2', '4'], 112)
 """
 from __future__ import annotations
 
@@ -55,26 +69,28 @@ from torch import nn
 from .. import __version__
 from ..checks import check_inputs, check_positive_int
 from .build import Trace
-from .hooks import observed_modules, pre_modules as find_pre_modules, traced_forward
+from .hooks import after_start, observed_modules, pre_modules as find_pre_modules, start_module, start_output, \
+    traced_forward
 from .measure import Measurement, input_generator, seed_inputs
 from .pullback import check_probes, default_probes, draw_probes, probes_used, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 
 
-def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: float = 1.0, c0: float = 0.5,
-                  probes=None, seed_batch: int | None = None, progress=None) -> Measurement:
+def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, seeds=10, q0: float = 1.0,
+                  c0: float = 0.5, probes=None, seed_batch: int | None = None, progress=None) -> Measurement:
     """Measure a module (one network; ``seeds`` is ignored) or a factory ``seed -> module`` over ``seeds`` (an int
-    n -> seeds 0..n-1, or a list of at least 2 seeds). See the module docstring for ``observe``, ``pre`` and
-    ``inputs``; ``probes``: 'exact', a number of Hutchinson probes or None, as in :func:`sigprop.validate.measure`
-    (None: exact for a pair of inputs, 8 Hutchinson probes for a data batch of B > 2; a model with training-mode
-    batchnorm mixes its batch, so there GSC takes P Hutchinson probes whatever P, and 'exact' is refused).
-    ``seed_batch``: how many of the factory's networks to measure at once (default: as many as fit, as for
-    :func:`sigprop.validate.measure`; 1: one at a time).
+    n -> seeds 0..n-1, or a list of at least 2 seeds). See the module docstring for ``observe``, ``pre``,
+    ``start`` and ``inputs``; ``probes``: 'exact', a number of Hutchinson probes or None, as in
+    :func:`sigprop.validate.measure` (None: exact for a pair of inputs, 8 Hutchinson probes for a data batch of
+    B > 2; a model with training-mode batchnorm mixes its batch, so there GSC takes P Hutchinson probes whatever P,
+    and 'exact' is refused). ``seed_batch``: how many of the factory's networks to measure at once (default: as
+    many as fit, as for :func:`sigprop.validate.measure`; 1: one at a time).
 
     Returns a :class:`~sigprop.validate.Measurement` (``architecture`` names the model's class, ``meta`` the
-    observed modules, ``pre`` as given, ``pre_modules`` the module each pre-activation layer was read at (its
-    input for ``pre=None``, its output otherwise) and what the measurement cost); with a data batch of B > 2 inputs its
-    ``raw`` also holds ``unit_std`` and ``sign_diversity`` [seed, pre-activation layer, unit].
+    observed modules, ``start`` the module x^0 is the output of (None: the input), ``pre`` as given,
+    ``pre_modules`` the module each pre-activation layer was read at (its input for ``pre=None``, its output
+    otherwise) and what the measurement cost); with a data batch of B > 2 inputs its ``raw`` also holds
+    ``unit_std`` and ``sign_diversity`` [seed, pre-activation layer, unit].
     """
     factory, seed_list = _networks(model, seeds)
     batch = _check_inputs(inputs, q0, c0)
@@ -83,12 +99,13 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
         raise ValueError(f"probes={probes!r} is not allowed: use 'exact' or an integer >= 1 (Hutchinson probes)")
     if seed_batch is not None:
         check_positive_int("seed_batch", seed_batch)
-    start = time.perf_counter()
+    began = time.perf_counter()
     first = factory(seed_list[0])
+    start_ = _start(first, start, inputs, observe)
     device = _placement(first)[1]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    result, names, shapes = _measure_network(first, seed_list[0], inputs, observe, pre, q0, c0, probes)
+    result, names, shapes = _measure_network(first, seed_list[0], inputs, observe, pre, start_, q0, c0, probes)
     per_seed, rest = [result], seed_list[1:]
     if progress is not None:
         progress()
@@ -100,7 +117,7 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
             "stacked": chunk > 1 and len(rest) > 1 and not _coupled(first)}
 
     def single(net, seed):
-        raw, observed, _ = _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes)
+        raw, observed, _ = _measure_network(net, seed, inputs, observe, pre, start_, q0, c0, probes, shapes)
         if observed != names:
             raise ValueError(f"the factory's networks differ in structure: seed {seed_list[0]} observes "
                              f"{names['observe']} (pre-activations at {names['pre_modules']}), seed {seed} observes "
@@ -108,7 +125,7 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
         return raw
 
     def stacked(nets, seeds_):
-        return _measure_stacked(first, nets, seeds_, inputs, observe, pre, q0, c0, probes, shapes, names)
+        return _measure_stacked(first, nets, seeds_, inputs, observe, pre, start_, q0, c0, probes, shapes, names)
     for k in range(0, len(rest), chunk):
         group = rest[k:k + chunk]
         per_seed += measure_group([factory(seed) for seed in group], group, stacked, single, info, device)
@@ -125,9 +142,9 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, seeds=10, q0: f
         probes=probes_used(probes, int(raw["n"][0, -1]), batch, _coupled(first)), dtype=names["dtype"],
         device=names["device"],
         pre_layers=per_seed[0]["pre_layers"], raw=raw,
-        meta={"observe": names["observe"], "pre": names["pre"], "pre_modules": names["pre_modules"],
+        meta={"start": start_, "observe": names["observe"], "pre": names["pre"], "pre_modules": names["pre_modules"],
               "sigprop_version": __version__,
-              "torch_version": torch.__version__, "seconds": time.perf_counter() - start, **info})
+              "torch_version": torch.__version__, "seconds": time.perf_counter() - began, **info})
 
 
 def _networks(model, seeds):
@@ -165,17 +182,31 @@ def _check_inputs(inputs, q0, c0) -> int:
         return 2
     if not isinstance(inputs, torch.Tensor):
         raise ValueError(f"inputs of type {type(inputs).__name__} are not allowed: give a torch.Tensor [batch, ...]")
-    if inputs.dim() < 2 or inputs.shape[0] < 2:
+    if inputs.dtype == torch.bool or inputs.dtype.is_complex:
+        raise ValueError(f"inputs of dtype {inputs.dtype} are not allowed: give floating-point values or integer "
+                         "token ids")
+    floating = torch.is_floating_point(inputs)
+    if inputs.dim() < (2 if floating else 1) or inputs.shape[0] < 2:
         raise ValueError(f"inputs of shape {tuple(inputs.shape)} are not allowed: give a batch of at least 2 inputs "
                          "as a tensor [batch, ...]")
-    if not torch.is_floating_point(inputs):
-        raise ValueError(f"inputs of dtype {inputs.dtype} are not allowed: the gradients are taken with respect to "
-                         "the inputs, so give floating-point values (for token ids, measure the model after its "
-                         "embedding, fed the embedded batch)")
     if not bool(torch.isfinite(inputs).all()):
         bad = int((~torch.isfinite(inputs)).sum())
         raise ValueError(f"inputs with {bad} non-finite value(s) are not allowed: give finite values")
     return inputs.shape[0]
+
+
+def _start(net, start, inputs, observe):
+    """The name of the module whose output is x^0 (None: the model's input); see :func:`hooks.start_module`."""
+    found = start_module(net, start, inputs is not None and not torch.is_floating_point(inputs))
+    if found is None:
+        return None
+    if inputs is None:
+        raise ValueError(f"start={found[0]!r} needs inputs: give the batch the model is fed (a tensor [batch, ...])")
+    within = [n for n in observe or () if n == found[0] or n.startswith(found[0] + ".")]
+    if within:
+        raise ValueError(f"observe names {within}, which is the start module {found[0]!r} or within it: x^0 is its "
+                         "output, so observe modules that run after it")
+    return found[0]
 
 
 def _placement(net) -> tuple:
@@ -189,26 +220,37 @@ def _coupled(net) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
 
 
-def _seed_inputs(net, seed, inputs, q0, c0) -> tuple:
-    """(x0, the generator the seed's probes are drawn from next) of one network."""
+def _seed_inputs(net, seed, inputs, start, q0, c0) -> tuple:
+    """(x0, the generator the seed's probes are drawn from next, what the model is fed) of one network: x0 is
+    what it is fed, or the start module's output there."""
     dtype, device = _placement(net)
     if inputs is None:
-        return seed_inputs(_input_width(net), seed, q0, c0, 2, dtype, device)
-    return inputs.detach().to(device=device, dtype=dtype), input_generator(seed)
+        return (*seed_inputs(_input_width(net), seed, q0, c0, 2, dtype, device), None)
+    source = inputs.detach().to(device=device, dtype=dtype if torch.is_floating_point(inputs) else inputs.dtype)
+    if start is None:
+        return source, input_generator(seed), source
+    return start_output(net, (start, net.get_submodule(start)), source), input_generator(seed), source
 
 
-def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=None):
+def _blocks(net, observe, start) -> list:
+    """The observed modules: as named, or the found boundaries after the start module."""
+    blocks = observed_modules(net, observe)
+    return after_start(blocks, start) if observe is None and start is not None else blocks
+
+
+def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, shapes=None):
     """(raw arrays, names, shapes) of one network; ``shapes``: the shapes of a network of the factory measured
     before (a Trace of zero-stride tensors), which spare this one the forward pass that finds them."""
     dtype, device = _placement(net)
-    x0, gen = _seed_inputs(net, seed, inputs, q0, c0)
-    blocks = observed_modules(net, observe)
+    x0, gen, source = _seed_inputs(net, seed, inputs, start, q0, c0)
+    blocks = _blocks(net, observe, start)
     pre_modules = find_pre_modules(net, pre)
+    at = None if start is None else (start, net.get_submodule(start), source)
     buffers = [(b, b.detach().clone()) for b in net.buffers()]     # batchnorm's running statistics, e.g.
     fired, seen, sources = [], [], []
 
     def forward(x, taps):
-        trace, out, names = traced_forward(net, x, blocks, pre_modules, pre is None, taps)
+        trace, out, names = traced_forward(net, x, blocks, pre_modules, pre is None, taps, start=at)
         fired[:], seen[:], sources[:] = names, [_structure(trace)], trace.pre_sources
         return out, trace
     try:
@@ -232,7 +274,7 @@ def _measure_network(net, seed, inputs, observe, pre, q0, c0, probes, shapes=Non
     return raw, names, shapes
 
 
-def _measure_stacked(template, nets, seeds, inputs, observe, pre, q0, c0, probes, shapes, names) -> list:
+def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0, probes, shapes, names) -> list:
     """The raw arrays of networks of ``template``'s structure at once: their parameters and buffers stacked,
     ``template``'s code run on each with ``torch.func.functional_call`` under one ``torch.func.vmap``, each with
     the inputs and probes it gets alone. Raises RuntimeError where the networks differ in anything else
@@ -243,25 +285,28 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, q0, c0, probes
     out = shapes.xs[-1]
     draws = []
     for net, seed in zip(nets, seeds):
-        x0, gen = _seed_inputs(net, seed, inputs, q0, c0)
+        x0, gen, source = _seed_inputs(net, seed, inputs, start, q0, c0)
         draws.append((x0, *draw_probes(probes, out.shape[0], out[0].numel(), gen, dtype, device, False)))
     exact = check_probes(probes, out[0].numel()) == "exact"
     params, buffers = torch.func.stack_module_state(list(nets))
     params = {k: p.detach() for k, p in params.items()}
-    x0 = draws[0][0] if inputs is not None else torch.stack([d[0] for d in draws])
+    shared = inputs is not None and start is None       # every network sees the same x0
+    x0 = draws[0][0] if shared else torch.stack([d[0] for d in draws])
     v = draws[0][1] if exact else torch.stack([d[1] for d in draws])
-    blocks, pre_modules = observed_modules(template, observe), find_pre_modules(template, pre)
+    blocks, pre_modules = _blocks(template, observe, start), find_pre_modules(template, pre)
+    at = None if start is None else (start, template.get_submodule(start), source)
     appended = len(shapes.xs) == len(names["observe"]) + 2
     fired, seen = [], []
 
     def one(p, b, x, v_):
         def forward(x, taps):
             trace, y, ran = traced_forward(template, x, blocks, pre_modules, pre is None, taps, appended=appended,
-                                           call=lambda x: torch.func.functional_call(template, (p, b), (x,)))
+                                           call=lambda s: torch.func.functional_call(template, (p, b), (s,)),
+                                           start=at)
             fired[:], seen[:] = ran, [_structure(trace)]
             return y, trace
         return raw_tensors(forward, x, v_, None, draws[0][3], shapes)
-    raw = to_host(torch.func.vmap(one, in_dims=(0, 0, None if inputs is not None else 0, None if exact else 0))(
+    raw = to_host(torch.func.vmap(one, in_dims=(0, 0, None if shared else 0, None if exact else 0))(
         params, buffers, x0, v))
     _check_structure(seen, shapes, seeds[0])
     if fired != names["observe"]:
