@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--pre", default=None, metavar="NAMES",
                      help="a model's modules whose outputs are pre-activations, comma-separated (default: the "
                           "inputs of its activation modules)")
+    mea.add_argument("--start", default=None, metavar="NAME",
+                     help="a model's module whose output is x^0, the representation gradients are taken with "
+                          "respect to (default: the input; for integer inputs, token ids, the first nn.Embedding)")
     mea.add_argument("--inputs", default=None, metavar="FILE.pt|FILE.py:NAME",
                      help="a model's inputs: a tensor [batch, ...] saved with torch.save, or named in Python "
                           "(FILE.py:NAME or package.module:NAME: a tensor or a function of no arguments returning "
@@ -319,7 +322,7 @@ def _cmd_measure(args):
 
     if is_model_target(args.architecture):
         return run(args)
-    for option in ("observe", "pre", "inputs"):
+    for option in ("observe", "pre", "start", "inputs"):
         if getattr(args, option) is not None:
             raise ValueError(f"--{option} is not allowed for an architecture: it names parts of your own model "
                              "(FILE.py:NAME)")

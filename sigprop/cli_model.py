@@ -1,10 +1,11 @@
 """``sigprop measure FILE.py:NAME`` (or ``package.module:NAME``): measure a user's own torch model.
 
 NAME is a ``torch.nn.Module`` (one network) or a factory ``seed -> module`` (``--seeds`` independent networks,
-95% intervals). The model is moved to ``--dtype`` and ``--device``; ``--observe``/``--pre`` name modules as
-:func:`sigprop.validate.measure_model` takes them; ``--inputs FILE.pt`` feeds a saved tensor [batch, ...] instead
-of two inputs made from ``--q0``/``--c0``, and ``--inputs FILE.py:NAME`` (or ``package.module:NAME``) one that
-Python defines: a tensor, or a function of no arguments that returns one.
+95% intervals). The model is moved to ``--dtype`` and ``--device``; ``--observe``/``--pre``/``--start`` name
+modules as :func:`sigprop.validate.measure_model` takes them; ``--inputs FILE.pt`` feeds a saved tensor
+[batch, ...] instead of two inputs made from ``--q0``/``--c0``, and ``--inputs FILE.py:NAME`` (or
+``package.module:NAME``) one that Python defines: a tensor, or a function of no arguments that returns one.
+Floating-point inputs are moved to ``--dtype``; integer inputs (token ids) keep theirs.
 
 >>> from sigprop.cli_model import is_model_target
 >>> is_model_target("my_model.py:make"), is_model_target("pkg.models:resnet"), is_model_target("3*dense(tanh)")
@@ -84,7 +85,7 @@ def _load_inputs(path, dtype, device):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"inputs={path!r} is a {type(x).__name__}: give a tensor [batch, ...] or a function "
                              "of no arguments that returns one")
-        return x.detach().to(device=device, dtype=dtype)
+        return x.detach().to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
     if not os.path.isfile(path):
         raise ValueError(f"inputs={path!r} is not allowed: no such file (save a tensor with torch.save, or name "
                          "one in Python as FILE.py:NAME)")
@@ -94,7 +95,7 @@ def _load_inputs(path, dtype, device):
         raise ValueError(f"inputs={path!r} could not be read: {type(exc).__name__}: {exc}") from None
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"inputs={path!r} holds a {type(x).__name__}: save one tensor [batch, ...]")
-    return x.to(device=device, dtype=dtype)
+    return x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
 
 
 def run(args) -> None:
@@ -122,8 +123,8 @@ def run(args) -> None:
     model = load_model(args.architecture, dtype, device)
     inputs = None if args.inputs is None else _load_inputs(args.inputs, dtype, device)
     bar = None if isinstance(model, nn.Module) else progress_bar(args.seeds, not args.no_progress, "measuring")
-    meas = measure_model(model, inputs, observe=_names(args.observe), pre=_names(args.pre), seeds=args.seeds,
-                         q0=args.q0, c0=args.c0, probes=args.probes, seed_batch=args.seed_batch,
+    meas = measure_model(model, inputs, observe=_names(args.observe), pre=_names(args.pre), start=args.start,
+                         seeds=args.seeds, q0=args.q0, c0=args.c0, probes=args.probes, seed_batch=args.seed_batch,
                          progress=bar.update if bar else None)
     if bar:
         bar.close()
@@ -136,13 +137,15 @@ def run(args) -> None:
             run_out.write("measure.md", markdown_report(
                 f"{meas.architecture} ({args.architecture}): measured", args.command_line,
                 {"networks": meas.n_seeds, "inputs": meas.inputs, "probes": meas.probes, "dtype": meas.dtype,
-                 "device": meas.device, "observe": meas.meta["observe"], "pre": _pre_text(meas.meta),
+                 "device": meas.device, "start": meas.meta["start"] or "the input",
+                 "observe": meas.meta["observe"], "pre": _pre_text(meas.meta),
                  "sigprop": __version__},
                 [("Per layer (means over networks, 95% intervals)", *layer_rows(meas))], []))
             files = run_out.commit({"command": args.command_line, "model": args.architecture,
                                     "architecture": meas.architecture, "seeds": meas.seeds, "inputs": meas.inputs,
                                     "probes": meas.probes, "dtype": meas.dtype, "device": meas.device,
-                                    "observe": meas.meta["observe"], "pre": meas.meta["pre"],
+                                    "start": meas.meta["start"], "observe": meas.meta["observe"],
+                                    "pre": meas.meta["pre"],
                                     "pre_modules": meas.meta["pre_modules"], "measurement": meas.cost(),
                                     "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
         print("wrote " + ", ".join(files))
@@ -152,7 +155,7 @@ def layer_rows(meas) -> tuple:
     """(header, rows) per layer: the observed module, p, q and c (pre-activation layers), log GSC(l, L) and the
     gradient correlation, means over seeds with their 95% intervals where there are several seeds."""
     s = meas.summary()
-    names = ["input"] + list(meas.meta["observe"])
+    names = [f"{meas.meta['start']} (x^0)" if meas.meta["start"] else "input"] + list(meas.meta["observe"])
     names += ["output"] * (meas.depth + 1 - len(names))
     pre = {int(l): i for i, l in enumerate(s["q"]["layers"])}
 

@@ -41,6 +41,13 @@ def batch():
 
 def broken():
     raise RuntimeError("no data here")
+
+
+def lm(seed):
+    return nn.Sequential(nn.Embedding(30, 8), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh())
+
+
+tokens = torch.arange(20).reshape(4, 5) % 30
 '''
 
 
@@ -95,6 +102,26 @@ def test_inputs_named_in_python_are_those_saved(model_file, tmp_path, capsys):
     assert tables[0] == tables[1] == tables[2] and "2 network(s), probes exact" in tables[0][0]
 
 
+def test_token_ids_from_the_embedding_or_a_named_start(model_file, tmp_path, capsys):
+    """Integer inputs saved or named in Python keep their dtype; x^0 is the embedding's output, or --start's."""
+    torch.save(torch.arange(20).reshape(4, 5) % 30, tmp_path / "ids.pt")
+    out = tmp_path / "res"
+    tables = []
+    for inputs in (str(tmp_path / "ids.pt"), f"{model_file}:tokens"):
+        assert main(["measure", f"{model_file}:lm", "--seeds", "2", "--inputs", inputs, "--probes", "exact",
+                     "--no-progress", "--out", str(out)]) == 0
+        tables.append(capsys.readouterr().out.splitlines()[:-2])          # all but the timing and files lines
+    assert tables[0] == tables[1]
+    assert [line.split()[1] for line in tables[0][3:]] == ["0", "2", "4"] and "0 (x^0)" in tables[0][3]
+    meta = json.loads((out / "measure.json").read_text())
+    assert meta["start"] == "0" and meta["observe"] == ["2", "4"] and meta["inputs"] == {"batch": 4}
+    assert "- **start**: 0\n" in (out / "measure.md").read_text()
+    assert main(["measure", f"{model_file}:lm", "--seeds", "2", "--inputs", f"{model_file}:tokens", "--start", "2",
+                 "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "2 (x^0)" in lines[3] and lines[4].split()[1] == "4"
+
+
 @pytest.mark.parametrize("argv, mentions", [
     (["{f}:nothing"], "defines no 'nothing'"),
     (["{f}:number"], "is a int"),
@@ -108,6 +135,9 @@ def test_inputs_named_in_python_are_those_saved(model_file, tmp_path, capsys):
     (["{f}:make", "--inputs", "{f}:nothing"], "defines no 'nothing'"),
     (["{f}:make", "--inputs", "{f}:broken"], "broken() failed: RuntimeError: no data here"),
     (["3*dense(tanh)", "--observe", "0"], "--observe is not allowed for an architecture"),
+    (["3*dense(tanh)", "--start", "0"], "--start is not allowed for an architecture"),
+    (["{f}:make", "--inputs", "{f}:tokens"], "integer inputs (token ids) are not allowed for Sequential without start"),
+    (["{f}:lm", "--inputs", "{f}:tokens", "--start", "9"], "start='9' is not allowed"),
 ])
 def test_bad_model_input_one_line_error(argv, mentions, model_file, capsys):
     assert main(["measure", *[a.format(f=model_file) for a in argv], "--no-progress"]) == 2
