@@ -4,8 +4,8 @@ Each network is token and learned position embeddings, ``--depth`` ``nn.Transfor
 ``--width``, 4 heads, feed-forward 4 x width, no dropout; ``norm_first`` for pre-LN, which ends with a LayerNorm),
 and a linear head over the vocabulary, fed ``--batch`` sequences of ``--length`` random token ids.
 ``measure_model`` measures it as it is: x^0 is the token embedding's output (its first ``nn.Embedding``), x^l the
-output of layer l (``observe``: ``nn.TransformerEncoder`` keeps its layers in a ModuleList, so they are named),
-x^L the logits. Printed per layer: log GSC(l, L) = log(‖J‖_qm ‖x^l‖/‖x^L‖) (Philipp, Song & Carbonell 2018) and
+output of layer l (found: ``nn.TransformerEncoder`` keeps its layers in an ``nn.ModuleList``), x^L the
+logits. Printed per layer: log GSC(l, L) = log(‖J‖_qm ‖x^l‖/‖x^L‖) (Philipp, Song & Carbonell 2018) and
 the gradient correlation across inputs (Balduzzi et al. 2017), means over --seeds networks with 95% intervals.
 Post-LN normalizes after every residual addition, pre-LN keeps an identity path from every layer to the last
 (Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, compare the two at initialization).
@@ -68,14 +68,14 @@ def main():
     args = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     ids = torch.randint(args.vocab, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
-    observe = [f"encoder.layers.{i}" for i in range(args.depth)]
     print(f"{args.depth} layers, width {args.width}, {args.batch} sequences of {args.length} tokens, "
           f"{args.seeds} networks, float64, {torch.get_num_threads()} threads")
     rows = {}
     for name, pre_ln in (("pre-LN", True), ("post-LN", False)):
         factory = lambda seed, pre_ln=pre_ln: LanguageModel(args.vocab, args.width, args.depth, args.length, pre_ln)
         t = time.perf_counter()
-        meas = measure_model(factory, ids, observe=observe, seeds=args.seeds)
+        meas = measure_model(factory, ids, seeds=args.seeds)
+        assert meas.meta["observe"] == [f"encoder.layers.{i}" for i in range(args.depth)], meas.meta["observe"]
         t_model = time.perf_counter() - t
         t = time.perf_counter()
         plain(factory, ids, args.seeds, 8)

@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--out", default=None, help="folder for measure.csv, measure.json and figures (optional)")
     mea.add_argument("--observe", default=None, metavar="NAMES",
                      help="a model's modules whose outputs are the representations, comma-separated (default: the "
-                          "block boundaries of its nn.Sequential containers)")
+                          "block boundaries of its nn.Sequential containers and stacks of layers)")
     mea.add_argument("--pre", default=None, metavar="NAMES",
                      help="a model's modules whose outputs are pre-activations, comma-separated (default: the "
                           "inputs of its activation modules)")

@@ -1,7 +1,8 @@
 """Where a torch model's representations and pre-activations are, and its forward pass with hooks that read them.
 
 :func:`observed_modules` finds the modules whose outputs are the representations x^1..x^L (named, or the block
-boundaries of the model's ``nn.Sequential`` containers), :func:`pre_modules` those around the pre-activations,
+boundaries of the model's ``nn.Sequential`` containers and stacks of layers), :func:`pre_modules` those around
+the pre-activations,
 :func:`start_module` the module whose output is x^0 where that is not the model's input (an embedding fed token
 ids) and :func:`start_output` that output, and :func:`traced_forward` runs the model once with hooks on all of
 them and returns what
@@ -117,15 +118,25 @@ def observed_modules(net, observe) -> list:
         return [(n, modules[n]) for n in observe]
     found = []
     for name, module in net.named_modules():
-        if isinstance(module, nn.Sequential) and not any(name.startswith(o + ".") or o == "" for o, _ in found):
+        if _container(module) and not any(name.startswith(o + ".") or o == "" for o, _ in found):
             found.append((name, module))
     if not found:
-        raise ValueError(f"{type(net).__name__} holds no nn.Sequential to find block boundaries in: name the "
-                         "modules whose outputs to observe (observe=[...], see model.named_modules())")
+        raise ValueError(f"{type(net).__name__} holds no nn.Sequential or stack of layers (an nn.ModuleList of "
+                         "modules of one class) to find block boundaries in: name the modules whose outputs to "
+                         "observe (observe=[...], see model.named_modules())")
     blocks = []
     for name, seq in found:
         blocks.extend(boundaries(seq, name))
     return blocks
+
+
+def _container(module) -> bool:
+    """Whether the children of ``module`` follow one another: an ``nn.Sequential``, or a stack of layers (an
+    ``nn.ModuleList`` of at least two modules of one class, as ``nn.TransformerEncoder`` and most transformer
+    libraries keep their layers)."""
+    if isinstance(module, nn.Sequential):
+        return True
+    return isinstance(module, nn.ModuleList) and len(module) > 1 and len({type(m) for m in module}) == 1
 
 
 def after_start(blocks, start) -> list:
@@ -146,8 +157,8 @@ def after_start(blocks, start) -> list:
 
 
 def boundaries(seq, prefix) -> list:
-    """The children of a Sequential whose outputs end blocks (nested Sequentials flattened; Linear/Conv followed
-    by an activation ends at the activation)."""
+    """The children of a Sequential (or a stack of layers) whose outputs end blocks (nested Sequentials flattened;
+    Linear/Conv followed by an activation ends at the activation)."""
     children = []
     for name, child in seq.named_children():
         full = f"{prefix}.{name}" if prefix else name

@@ -9,10 +9,11 @@ of B > 2 inputs, it also records each unit's pre-activation standard deviation o
 diversity min(P(h > 0), P(h < 0)) over the data (Philipp et al.'s collapsing-domain measures).
 
 Which representations (``observe``): module names from ``model.named_modules()``, or by default the block
-boundaries: the children of the model's outermost ``nn.Sequential`` containers (nested ``nn.Sequential``
-children flattened; a ``Linear``/``Conv`` child immediately followed by an elementwise activation child forms one
-block with it, as ``dense`` does). A residual block written as its own module class is one child, so its output
-is a boundary. x^0 is the input and x^L the model's output.
+boundaries: the children of the model's outermost ``nn.Sequential`` containers and stacks of layers (an
+``nn.ModuleList`` of at least two modules of one class, as ``nn.TransformerEncoder`` and transformer libraries keep
+their layers), nested ``nn.Sequential`` children flattened; a ``Linear``/``Conv`` child immediately followed by an
+elementwise activation child forms one block with it, as ``dense`` does. A residual block written as its own
+module class is one child, so its output is a boundary. x^0 is the input and x^L the model's output.
 
 Where x^0 starts (``start``): the model's input by default, or the output of the module named ``start``, whose
 output the gradients are then taken with respect to (and the found boundaries are those after it). Integer inputs

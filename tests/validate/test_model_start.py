@@ -162,3 +162,38 @@ def test_the_language_model_is_left_as_found():
     meas = measure_model(normed, x, start="2")       # the forward pass to x^0 runs training-mode batchnorm
     assert meas.meta["observe"] == ["4"]
     assert torch.equal(normed[0].running_mean, torch.zeros(8)) and int(normed[0].num_batches_tracked) == 0
+
+
+class Stacked(nn.Module):
+    """Layers kept in an nn.ModuleList and run in a loop, as transformer libraries keep them."""
+
+    def __init__(self, mixed=False):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.layers = nn.ModuleList([nn.Linear(8, 8), nn.Identity()] if mixed else [Residual(8) for _ in range(3)])
+        self.head = nn.Linear(8, 20)
+
+    def forward(self, ids):
+        x = self.emb(ids)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+
+def test_a_stack_of_layers_in_a_module_list_is_found():
+    """An nn.ModuleList of modules of one class is a stack of layers whose outputs are block boundaries (inner
+    nn.Sequentials are not, as within any found container); nn.TransformerEncoder's layers are found the same way;
+    a ModuleList of modules of several classes is not a stack."""
+    ids = torch.randint(20, (3, 4), generator=torch.Generator().manual_seed(0))
+    model = _seeded(lambda seed: Stacked().double(), 0)
+    found = measure_model(model, ids, probes="exact")
+    assert found.meta["observe"] == ["layers.0", "layers.1", "layers.2"]
+    named = measure_model(model, ids, probes="exact", observe=["layers.0", "layers.1", "layers.2"])
+    for key in KEYS:
+        np.testing.assert_array_equal(found.raw[key], named.raw[key], err_msg=key)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    model.layers = nn.TransformerEncoder(layer, 3, enable_nested_tensor=False).layers.double()
+    assert measure_model(model, ids, probes=2).meta["observe"] == ["layers.0", "layers.1", "layers.2"]
+    with pytest.raises(ValueError, match="holds no nn.Sequential or stack of layers \\(an nn.ModuleList of modules "
+                                         "of one class\\)"):
+        measure_model(Stacked(mixed=True), ids)
