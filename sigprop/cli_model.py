@@ -104,7 +104,8 @@ def run(args) -> None:
     from .cli import measurement_line
     from .io import RunOutput, check_output_folder, rows_to_csv
     from .validate.build import resolve_placement
-    from .validate.experiments import progress_bar
+    from .validate.experiments import progress_bar, save_figure
+    from .validate.plots import measured_figure
     from torch import nn
 
     from .validate.model import measure_model
@@ -134,13 +135,18 @@ def run(args) -> None:
         rows = meas.to_rows()
         with RunOutput(args.out, "measure") as run_out:
             run_out.write("measure.csv", rows_to_csv(rows, list(rows[0])))
+            where = f"$x^0$: the output of module {meas.meta['start']!r}" if meas.meta["start"] else "$x^0$: the input"
+            save_figure(run_out, measured_figure(rows, f"{meas.architecture} ({where}): {meas.n_seeds} network(s)"
+                                                       + (", 95% CI over networks" if meas.n_seeds > 1 else "")),
+                        "measure")
             run_out.write("measure.md", markdown_report(
                 f"{meas.architecture} ({args.architecture}): measured", args.command_line,
                 {"networks": meas.n_seeds, "inputs": meas.inputs, "probes": meas.probes, "dtype": meas.dtype,
                  "device": meas.device, "start": meas.meta["start"] or "the input",
                  "observe": meas.meta["observe"], "pre": _pre_text(meas.meta),
                  "sigprop": __version__},
-                [("Per layer (means over networks, 95% intervals)", *layer_rows(meas))], []))
+                [("Per layer (means over networks, 95% intervals)", *layer_rows(meas))],
+                [("p, c, GSC(l, L) and the gradient correlation per layer", "measure.png")]))
             files = run_out.commit({"command": args.command_line, "model": args.architecture,
                                     "architecture": meas.architecture, "seeds": meas.seeds, "inputs": meas.inputs,
                                     "probes": meas.probes, "dtype": meas.dtype, "device": meas.device,

@@ -76,7 +76,8 @@ def test_factory_from_a_file(model_file, tmp_path, capsys):
     report = (out / "measure.md").read_text()
     assert f"sigprop measure {model_file}:make --seeds 3 --no-progress --out {out}" in report
     assert "| layer | module | p | q | c | log GSC(l, L) | grad corr |" in report and "| 4 | 4 |" in report
-    assert "the inputs of 1, 2.relu, 3.relu, 4.relu" in report
+    assert "the inputs of 1, 2.relu, 3.relu, 4.relu" in report and "![p, c, GSC(l, L)" in report
+    assert (out / "measure.png").stat().st_size > 10_000 and (out / "measure.pdf").exists()
 
 
 def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypatch):

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..quantities import QUANTITIES  # noqa: E402
 
@@ -153,6 +154,12 @@ def phase_figure(rows, critical, activation: str):
     ax.set_ylabel(r"$\sigma_b^2$")
     ax.set_title(f"{activation}: ordered (left of the line) and chaotic phase", fontsize=9)
     return fig
+
+
+def _bounded(rows) -> list:
+    """Rows without an interval (one network) given a zero-width one, so that error bars can be drawn."""
+    return [r if math.isfinite(r["measured_lo"]) else {**r, "measured_lo": r["measured_mean"],
+                                                       "measured_hi": r["measured_mean"]} for r in rows]
 
 
 def _interval_errors(rows, f=lambda v: v):
@@ -299,8 +306,7 @@ def collapsing_figure(rows, labels: list, width: int, batch: int):
             pred = [r["predicted"] for r in sel]
             if any(math.isfinite(v) for v in pred):
                 ax.plot(x, pred, "-", color=f"C{i}", lw=1.4, label=f"{label}: mean field")
-            mean, err = _interval_errors([r if math.isfinite(r["measured_lo"]) else {**r, "measured_lo": r[
-                "measured_mean"], "measured_hi": r["measured_mean"]} for r in sel])
+            mean, err = _interval_errors(_bounded(sel))
             ax.errorbar(x, mean, yerr=err, fmt="o", ms=2.5, color=f"C{i}", elinewidth=0.7, capsize=1,
                         label=f"{label}: measured")
         ax.set_xlabel("block l with a pre-activation")
@@ -311,4 +317,27 @@ def collapsing_figure(rows, labels: list, width: int, batch: int):
     handles, names_ = axes[0].get_legend_handles_labels()
     fig.legend(handles, names_, fontsize=6.5, ncol=4, loc="outside lower center", frameon=False)
     fig.suptitle(f"collapsing domains: batch of {batch} inputs, width {width}, 95% CI over networks", fontsize=10)
+    return fig
+
+
+def measured_figure(rows, title: str, quantities=("p", "c", "log_gsc", "grad_corr")):
+    """A measured model's quantities against the layer (the rows of ``Measurement.to_rows``): points with 95%
+    intervals over networks (none for one network) joined by thin lines; a user's own model has no prediction."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.4), constrained_layout=True)
+    for ax, quantity in zip(axes.ravel(), quantities):
+        spec = QUANTITIES[quantity]
+        sel = sorted((r for r in rows if r["quantity"] == quantity), key=lambda r: r["layer"])
+        if sel:
+            mean, err = _interval_errors(_bounded(sel), math.exp if spec.log_valued else (lambda v: v))
+            ax.errorbar([r["layer"] for r in sel], mean, yerr=err, fmt="o-", ms=3, lw=0.8, color="C0",
+                        elinewidth=0.8, capsize=1.5)
+        else:
+            ax.text(0.5, 0.5, "no pre-activations found", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("layer l (0: $x^0$)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(spec.label)
+        if spec.log_axis:
+            ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title, fontsize=10)
     return fig
