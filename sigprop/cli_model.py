@@ -136,9 +136,10 @@ def run(args) -> None:
         with RunOutput(args.out, "measure") as run_out:
             run_out.write("measure.csv", rows_to_csv(rows, list(rows[0])))
             where = f"$x^0$: the output of module {meas.meta['start']!r}" if meas.meta["start"] else "$x^0$: the input"
-            save_figure(run_out, measured_figure(rows, f"{meas.architecture} ({where}): {meas.n_seeds} network(s)"
-                                                       + (", 95% CI over networks" if meas.n_seeds > 1 else "")),
-                        "measure")
+            title = f"{meas.architecture} ({where}): {meas.n_seeds} network(s)" + (
+                ", 95% CI over networks" if meas.n_seeds > 1 else "") + (
+                f", statistics of units over a batch of {meas.inputs['batch']}" if meas.unit_summary() else "")
+            save_figure(run_out, measured_figure(rows, title), "measure")
             run_out.write("measure.md", markdown_report(
                 f"{meas.architecture} ({args.architecture}): measured", args.command_line,
                 {"networks": meas.n_seeds, "inputs": meas.inputs, "probes": meas.probes, "dtype": meas.dtype,
@@ -146,7 +147,8 @@ def run(args) -> None:
                  "observe": meas.meta["observe"], "pre": _pre_text(meas.meta),
                  "sigprop": __version__},
                 [("Per layer (means over networks, 95% intervals)", *layer_rows(meas))],
-                [("p, c, GSC(l, L) and the gradient correlation per layer", "measure.png")]))
+                [("p, c, GSC(l, L), the gradient correlation (and for a batch the units' statistics) per layer",
+                  "measure.png")]))
             files = run_out.commit({"command": args.command_line, "model": args.architecture,
                                     "architecture": meas.architecture, "seeds": meas.seeds, "inputs": meas.inputs,
                                     "probes": meas.probes, "dtype": meas.dtype, "device": meas.device,
@@ -158,9 +160,10 @@ def run(args) -> None:
 
 
 def layer_rows(meas) -> tuple:
-    """(header, rows) per layer: the observed module, p, q and c (pre-activation layers), log GSC(l, L) and the
+    """(header, rows) per layer: the observed module, p, q and c (pre-activation layers), for a batch of B > 2
+    inputs each unit's standard deviation and sign diversity over it (means over units), log GSC(l, L) and the
     gradient correlation, means over seeds with their 95% intervals where there are several seeds."""
-    s = meas.summary()
+    s, units = meas.summary(), meas.unit_summary()
     names = [f"{meas.meta['start']} (x^0)" if meas.meta["start"] else "input"] + list(meas.meta["observe"])
     names += ["output"] * (meas.depth + 1 - len(names))
     pre = {int(l): i for i, l in enumerate(s["q"]["layers"])}
@@ -168,10 +171,14 @@ def layer_rows(meas) -> tuple:
     def cell(name, i):
         mean, lo, hi = (s[name][k][i] for k in ("mean", "lo", "hi"))
         return f"{mean:.4g}" if not (lo == lo) else f"{mean:.4g} [{lo:.4g}, {hi:.4g}]"
-    header = ["layer", "module", "p", "q", "c", "log GSC(l, L)", "grad corr"]
-    rows = [[layer, names[layer], f"{s['p']['mean'][layer]:.4g}",
-             f"{s['q']['mean'][pre[layer]]:.4g}" if layer in pre else "",
-             f"{s['c']['mean'][pre[layer]]:.4f}" if layer in pre else "",
+    def at_pre(summary, name, layer, fmt):
+        return format(summary[name]["mean"][pre[layer]], fmt) if layer in pre and name in summary else ""
+    header = ["layer", "module", "p", "q", "c", *(["unit std", "sign div."] if units else []), "log GSC(l, L)",
+              "grad corr"]
+    rows = [[layer, names[layer], f"{s['p']['mean'][layer]:.4g}", at_pre(s, "q", layer, ".4g"),
+             at_pre(s, "c", layer, ".4f"),
+             *([at_pre(units, "unit_std", layer, ".4g"), at_pre(units, "sign_diversity", layer, ".4f")] if units
+               else []),
              cell("log_gsc", layer), cell("grad_corr", layer)] for layer in range(meas.depth + 1)]
     return header, rows
 
@@ -179,8 +186,9 @@ def layer_rows(meas) -> tuple:
 def layer_table(meas) -> str:
     """:func:`layer_rows` as aligned text."""
     header, rows = layer_rows(meas)
-    widths = [5, 14, 10, 10, 10, 28, 0]
-    fmt = lambda row: "  ".join(f"{str(v)[:w] if w else v!s:{'>' if i in (0, 2, 3, 4) else '<'}{w}}"
+    widths = [5, 14] + [10] * (len(header) - 4) + [28, 0]
+    right = range(2, len(header) - 2)
+    fmt = lambda row: "  ".join(f"{str(v)[:w] if w else v!s:{'>' if i == 0 or i in right else '<'}{w}}"
                                 for i, (v, w) in enumerate(zip(row, widths))).rstrip()
     head = fmt(header)
     return "\n".join([f"{meas.architecture}: {meas.n_seeds} network(s), probes {meas.probes}", head, "-" * len(head)]

@@ -76,6 +76,7 @@ def test_factory_from_a_file(model_file, tmp_path, capsys):
     report = (out / "measure.md").read_text()
     assert f"sigprop measure {model_file}:make --seeds 3 --no-progress --out {out}" in report
     assert "| layer | module | p | q | c | log GSC(l, L) | grad corr |" in report and "| 4 | 4 |" in report
+    assert not any(r["quantity"] == "unit_std" for r in rows)                   # a pair of inputs: none
     assert "the inputs of 1, 2.relu, 3.relu, 4.relu" in report and "![p, c, GSC(l, L)" in report
     assert (out / "measure.png").stat().st_size > 10_000 and (out / "measure.pdf").exists()
 
@@ -87,6 +88,7 @@ def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypa
                  "--pre", "2.fc1,4.fc1"]) == 0
     text = capsys.readouterr().out
     assert "1 network(s), probes 8" in text                  # a batch of 6 takes Hutchinson probes
+    assert "unit std   sign div." in text.splitlines()[1]    # and records the units' statistics over it
     lines = [line.split() for line in text.splitlines()[3:]]
     assert [line[1] for line in lines[:-1]] == ["input", "2", "4"] and lines[-1][:3] == ["measured", "1", "networks"]
     sys.modules.pop("mymodel", None)

@@ -16,13 +16,11 @@ Example
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..numerics import predict
 from ..theory import Dense, as_network
 from ..numerics.collapsing import predicted_collapsing
-from .intervals import t_interval
 from .measure import measure
+
 
 def _linear(block) -> bool:
     """A dense block with the identity activation: its pre-activation feeds no nonlinearity."""
@@ -45,10 +43,9 @@ def collapsing_rows(label, net, width: int, seeds: int, batch: int = 64, q0: flo
                    progress=progress, batch=batch)
     rows = []
     blocks = as_network(net).blocks
+    units = meas.unit_summary()
     for quantity, key in (("unit_std", "std"), ("sign_diversity", "sign_diversity")):
-        with np.errstate(invalid="ignore"):
-            per_seed = np.nanmean(meas.raw[quantity], axis=2)                     # [seed, pre layer]
-        s = t_interval(per_seed)
+        s = units[quantity]
         for i, layer in enumerate(meas.pre_layers):
             if _linear(blocks[layer - 1]):
                 continue

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,10 +159,24 @@ class Measurement:
             out[name] = {"layers": layers, **s}
         return out
 
+    def unit_summary(self) -> dict:
+        """Philipp et al.'s collapsing-domain measures, recorded for a batch of B > 2 inputs ({} for a pair): per
+        name of ``UNITS``, each network's mean over units at every pre-activation layer, with the 95% t interval
+        over networks (``layers``, ``mean``, ``lo``, ``hi``, ``n``; units undefined for a network are left out)."""
+        out = {}
+        for name in UNITS:
+            if name in self.raw:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)         # a layer without a defined unit
+                    per_seed = np.nanmean(self.raw[name], axis=2)
+                out[name] = {"layers": self.pre_layers, **t_interval(per_seed)}
+        return out
+
     def to_rows(self) -> list[dict]:
-        """Tidy rows; ``n_seeds`` counts the seeds used, ``n_excluded`` those where the value was undefined."""
+        """Tidy rows (:meth:`summary`'s quantities, then :meth:`unit_summary`'s); ``n_seeds`` counts the seeds
+        used, ``n_excluded`` those where the value was undefined."""
         rows = []
-        for name, s in self.summary().items():
+        for name, s in {**self.summary(), **self.unit_summary()}.items():
             for l, mean, lo, hi, n in zip(s["layers"], s["mean"], s["lo"], s["hi"], s["n"]):
                 rows.append({"architecture": self.architecture, "layer": int(l), "quantity": name,
                              "measured_mean": float(mean), "measured_lo": float(lo), "measured_hi": float(hi),

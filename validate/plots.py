@@ -290,12 +290,15 @@ def shattering_figure(rows, c0: float, width: int, seeds: int, threshold: float)
     return fig
 
 
+#: axis labels of the units' statistics over a batch (Philipp et al.'s collapsing-domain measures)
+UNIT_LABELS = {"unit_std": "pre-activation std over the batch (mean over units)",
+               "sign_diversity": "sign diversity over the batch (mean over units)"}
+
+
 def collapsing_figure(rows, labels: list, width: int, batch: int):
     """Philipp et al.'s collapsing-domain panels: each unit's pre-activation standard deviation and sign diversity
     over a batch, mean over units, against the layer: mean field (lines) and sampled networks (points, 95% CI)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
-    names = {"unit_std": "pre-activation std over the batch (mean over units)",
-             "sign_diversity": "sign diversity over the batch (mean over units)"}
     for ax, quantity in zip(axes, ("unit_std", "sign_diversity")):
         for i, label in enumerate(labels):
             sel = sorted((r for r in rows if r["architecture"] == label and r["quantity"] == quantity),
@@ -310,7 +313,7 @@ def collapsing_figure(rows, labels: list, width: int, batch: int):
             ax.errorbar(x, mean, yerr=err, fmt="o", ms=2.5, color=f"C{i}", elinewidth=0.7, capsize=1,
                         label=f"{label}: measured")
         ax.set_xlabel("block l with a pre-activation")
-        ax.set_ylabel(names[quantity])
+        ax.set_ylabel(UNIT_LABELS[quantity])
         if quantity == "unit_std":
             ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
@@ -320,23 +323,27 @@ def collapsing_figure(rows, labels: list, width: int, batch: int):
     return fig
 
 
-def measured_figure(rows, title: str, quantities=("p", "c", "log_gsc", "grad_corr")):
-    """A measured model's quantities against the layer (the rows of ``Measurement.to_rows``): points with 95%
-    intervals over networks (none for one network) joined by thin lines; a user's own model has no prediction."""
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.4), constrained_layout=True)
+def measured_figure(rows, title: str):
+    """A measured model's quantities against the layer (the rows of ``Measurement.to_rows``): p, c, GSC(l, L) and
+    the gradient correlation, and where the rows hold them (a batch of B > 2 inputs) each unit's standard deviation
+    and sign diversity over the batch; points with 95% intervals over networks (none for one network) joined by
+    thin lines. A user's own model has no prediction."""
+    quantities = ["p", "c", "log_gsc", "grad_corr"] + [q for q in UNIT_LABELS if any(r["quantity"] == q for r in rows)]
+    fig, axes = plt.subplots(len(quantities) // 2, 2, figsize=(10, 3.7 * (len(quantities) // 2)),
+                             constrained_layout=True)
     for ax, quantity in zip(axes.ravel(), quantities):
-        spec = QUANTITIES[quantity]
+        spec = QUANTITIES.get(quantity)
         sel = sorted((r for r in rows if r["quantity"] == quantity), key=lambda r: r["layer"])
         if sel:
-            mean, err = _interval_errors(_bounded(sel), math.exp if spec.log_valued else (lambda v: v))
+            mean, err = _interval_errors(_bounded(sel), math.exp if spec and spec.log_valued else (lambda v: v))
             ax.errorbar([r["layer"] for r in sel], mean, yerr=err, fmt="o-", ms=3, lw=0.8, color="C0",
                         elinewidth=0.8, capsize=1.5)
         else:
             ax.text(0.5, 0.5, "no pre-activations found", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("layer l (0: $x^0$)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(spec.label)
-        if spec.log_axis:
+        ax.set_ylabel(spec.label if spec else UNIT_LABELS[quantity])
+        if spec.log_axis if spec else quantity == "unit_std":
             ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle(title, fontsize=10)

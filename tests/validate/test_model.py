@@ -224,6 +224,14 @@ def test_unit_statistics_by_example():
     meas = measure_model(nn.Sequential(lin, nn.Tanh()), x, probes=2)
     np.testing.assert_array_equal(meas.raw["sign_diversity"][0, 0], [0.5, 0.5, 0.0])
     np.testing.assert_allclose(meas.raw["unit_std"][0, 0], [math.sqrt(2.5)] * 3, rtol=1e-15)
+    units = meas.unit_summary()                      # means over units; one network: no interval
+    np.testing.assert_allclose([units["unit_std"]["mean"][0], units["sign_diversity"]["mean"][0]],
+                               [math.sqrt(2.5), 1 / 3], rtol=1e-15)
+    assert np.isnan(units["unit_std"]["lo"][0]) and list(units["unit_std"]["layers"]) == [1]
+    rows = [r for r in meas.to_rows() if r["quantity"] == "sign_diversity"]
+    assert [(r["layer"], r["n_seeds"]) for r in rows] == [(1, 1)] and rows[0]["measured_mean"] == units[
+        "sign_diversity"]["mean"][0]
+    assert measure_model(nn.Sequential(lin, nn.Tanh()), x[:2], probes=2).unit_summary() == {}     # a pair
 
 
 def test_the_model_and_the_global_state_are_left_as_found():
