@@ -24,6 +24,8 @@ Example
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -94,11 +96,10 @@ def start_output(net, start, source):
                 b.copy_(saved)
     if not seen:
         raise ValueError(f"the start module {start[0]!r} did not run in the forward pass")
-    out = seen[0]
-    if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != source.shape[0] \
-            or not torch.is_floating_point(out):
-        raise ValueError(f"the start module {start[0]!r} returns {_described(out)}: x^0 must be a floating-point "
-                         f"tensor [batch, ...] (batch = {source.shape[0]})")
+    out = split_output(seen[0])[0]
+    if out is None or out.dim() < 1 or out.shape[0] != source.shape[0] or not torch.is_floating_point(out):
+        raise ValueError(f"the start module {start[0]!r} returns {_described(seen[0])}: x^0 must be a "
+                         f"floating-point tensor [batch, ...] (batch = {source.shape[0]})")
     return out.detach()
 
 
@@ -201,34 +202,36 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         if started[0]:
             raise ValueError(f"the start module {start[0]!r} runs more than once per forward pass: start at a module "
                              "that runs once")
-        if not isinstance(output, torch.Tensor) or output.shape != x0.shape:
+        tensor, put = split_output(output)
+        if tensor is None or tensor.shape != x0.shape:
             raise ValueError(f"the start module {start[0]!r} returns {_described(output)}, where it returned a "
                              f"tensor of shape {tuple(x0.shape)} before: start at a module whose output keeps its "
                              "shape")
         started[0], pending[0] = True, None          # pre-activations before x^0 belong to no layer
-        return x0.clone()
+        return put(x0.clone())
 
     def on_block(module, args, output):
         name = where[id(module)]
         if not started[0]:
             raise ValueError(f"observed module {name!r} runs before the start module {start[0]!r}: observe modules "
                              "that run after it")
-        if not isinstance(output, torch.Tensor) or output.dim() < 1 or output.shape[0] != x0.shape[0]:
+        tensor, put = split_output(output)
+        if tensor is None or tensor.dim() < 1 or tensor.shape[0] != x0.shape[0]:
             raise ValueError(f"observed module {name!r} returns {_described(output)}: observe modules that return a "
-                             f"tensor [batch, ...] (batch = {x0.shape[0]}), or wrap one whose output is a tuple "
-                             "(e.g. nn.LSTM's output and state) in a module that returns the tensor you mean")
+                             f"tensor [batch, ...] (batch = {x0.shape[0]}) or a tuple or mapping whose first "
+                             "element is one, or wrap one in a module that returns the tensor you mean")
         if name in fired:
             raise ValueError(f"observed module {name!r} runs more than once per forward pass: observe modules that "
                              "run once")
         fired.append(name)
-        xs.append(output)
+        xs.append(tensor)
         if pending[0] is not None:
             pres.append(pending[0])
             sources.append(pending[1])
             layers.append(len(xs) - 1)
             pending[0] = None
         k = len(fired) - 1
-        return output + taps[k] if taps is not None and k < len(taps) else output.clone()
+        return put(tensor + taps[k] if taps is not None and k < len(taps) else tensor.clone())
 
     def on_pre_input(module, args):
         if args and isinstance(args[0], torch.Tensor) and args[0].shape[:1] == x0.shape[:1]:
@@ -236,8 +239,10 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
             return (args[0].clone(),) + tuple(args[1:])
 
     def on_pre_output(module, args, output):
-        pending[:] = [output, pre_names[id(module)]]
-        return output.clone()
+        tensor, put = split_output(output)
+        if tensor is not None:
+            pending[:] = [tensor, pre_names[id(module)]]
+            return put(tensor.clone())
 
     try:
         for _, m in pre_modules:          # first: a module's own output as pre-activation belongs to its layer
@@ -248,15 +253,17 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         for _, m in blocks:
             hooks.append(m.register_forward_hook(on_block))
         with torch.enable_grad(), torch.random.fork_rng(devices=[x0.device] if x0.device.type == "cuda" else []):
-            out = (call or net)(x0 if start is None else start[2])
+            returned = (call or net)(x0 if start is None else start[2])
     finally:
         for h in hooks:
             h.remove()
     if not started[0]:
         raise ValueError(f"the start module {start[0]!r} did not run in the forward pass")
-    if not isinstance(out, torch.Tensor) or out.shape[:1] != x0.shape[:1]:
-        raise ValueError(f"{type(net).__name__} returns {_described(out)}: measurement needs a tensor [batch, ...] "
-                         f"(batch = {x0.shape[0]}); wrap the model in a module that returns the tensor you mean")
+    out = split_output(returned)[0]
+    if out is None or out.dim() < 1 or out.shape[0] != x0.shape[0]:
+        raise ValueError(f"{type(net).__name__} returns {_described(returned)}: measurement needs a tensor "
+                         f"[batch, ...] (batch = {x0.shape[0]}) or a tuple or mapping whose first element is one; "
+                         "wrap the model in a module that returns the tensor you mean")
     idle = [n for n, _ in blocks if n not in fired]
     if idle:
         raise ValueError(f"observed modules {idle} did not run in the forward pass")
@@ -267,6 +274,32 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
             sources.append(pending[1])
             layers.append(len(xs) - 1)
     return Trace(xs, pres, layers, sources), out, fired
+
+
+def split_output(value) -> tuple:
+    """(the tensor a module's output stands for, a function that puts another tensor in its place): the output
+    itself, the first element of a tuple or list (``nn.LSTM``'s output beside its state, a transformer library's
+    layer's hidden states beside its attention weights) or the first value of a mapping (a library's model output,
+    its logits first); (None, None) where that is not a tensor.
+
+    >>> tensor, put = split_output((torch.zeros(2, 3), "state"))
+    >>> tensor.shape, put(torch.ones(2))[1]
+    (torch.Size([2, 3]), 'state')
+    """
+    if isinstance(value, torch.Tensor):
+        return value, lambda t: t
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        if hasattr(value, "_fields"):                                   # a namedtuple
+            return value[0], lambda t: type(value)(t, *value[1:])
+        return value[0], lambda t: type(value)((t, *value[1:]))
+    if isinstance(value, Mapping) and value and isinstance(value[next(iter(value))], torch.Tensor):
+        key = next(iter(value))
+
+        def put(t):
+            value[key] = t
+            return value
+        return value[key], put
+    return None, None
 
 
 def _same(a, b) -> bool:

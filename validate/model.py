@@ -13,7 +13,9 @@ boundaries: the children of the model's outermost ``nn.Sequential`` containers a
 ``nn.ModuleList`` of at least two modules of one class, as ``nn.TransformerEncoder`` and transformer libraries keep
 their layers), nested ``nn.Sequential`` children flattened; a ``Linear``/``Conv`` child immediately followed by an
 elementwise activation child forms one block with it, as ``dense`` does. A residual block written as its own
-module class is one child, so its output is a boundary. x^0 is the input and x^L the model's output.
+module class is one child, so its output is a boundary. A module (or the model) that returns a tuple or a mapping
+stands for its first element: ``nn.LSTM``'s output beside its state, a library's transformer layer's hidden states
+beside its attention weights, a library's model output with its logits first. x^0 is the input and x^L the model's output.
 
 Where x^0 starts (``start``): the model's input by default, or the output of the module named ``start``, whose
 output the gradients are then taken with respect to (and the found boundaries are those after it). Integer inputs

@@ -285,6 +285,11 @@ class Summed(nn.Module):
         return x.sum(dim=0)
 
 
+class Paired(nn.Module):
+    def forward(self, x):
+        return "state", x
+
+
 def test_observe_by_name_and_errors():
     meas = measure_model(Plain(), observe=["a"], pre=["a"])
     assert meas.depth == 2 and list(meas.pre_layers) == [1]
@@ -311,9 +316,9 @@ def test_observe_by_name_and_errors():
         measure_model(lambda seed: 3, seeds=2)
     with pytest.raises(ValueError, match="batch of at least 2"):
         measure_model(Plain(), torch.randn(1, 8), observe=["a"])
-    recurrent = nn.Sequential(nn.LSTM(8, 8, batch_first=True))
-    with pytest.raises(ValueError, match=r"observed module '0' returns a tuple: .* wrap one whose output is a tuple"):
-        measure_model(recurrent, torch.randn(3, 4, 8), probes=2)
+    with pytest.raises(ValueError, match=r"observed module '0' returns a tuple: .* or a tuple or mapping whose "
+                                         "first element is one"):
+        measure_model(nn.Sequential(Paired()), torch.randn(3, 8), probes=2)
     with pytest.raises(ValueError, match=r"returns a tensor of shape \(8,\): .* \(batch = 3\)"):
         measure_model(nn.Sequential(nn.Linear(8, 8), Summed()), torch.randn(3, 8), observe=["0"], probes=2)
     norm = lambda seed: nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Tanh())
