@@ -1,0 +1,43 @@
+"""Language models from the transformers library measured as they are (runs where transformers is installed; it is
+not a dependency of sigprop): fed token ids, x^0 is the token embedding's output, the layers are found in the
+model's stack of layers, the output is the model output's logits. ‖∂x^L/∂x^0‖_F² per input (exact probes) against
+torch.func.jacrev of the model fed ``inputs_embeds``, the library's own way in past the token embedding."""
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+VOCAB, WIDTH, LENGTH = 50, 16, 5
+
+
+def gpt2():
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_positions=LENGTH, n_embd=WIDTH, n_layer=2, n_head=2,
+                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+    return "transformer.wte", "transformer.h", transformers.GPT2LMHeadModel(config)
+
+
+def llama():
+    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=WIDTH, intermediate_size=32, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=LENGTH,
+                                      bos_token_id=0, eos_token_id=0)
+    return "model.embed_tokens", "model.layers", transformers.LlamaForCausalLM(config)
+
+
+@pytest.mark.parametrize("make", [gpt2, llama])
+def test_a_library_language_model_from_its_token_embedding(make):
+    from sigprop.validate import measure_model
+    torch.manual_seed(0)
+    start, layers, model = make()
+    model = model.double().eval()
+    ids = torch.randint(VOCAB, (3, LENGTH), generator=torch.Generator().manual_seed(1))
+    meas = measure_model(model, ids, probes="exact")
+    assert meas.meta["start"] == start and meas.meta["observe"] == [f"{layers}.0", f"{layers}.1"]
+    assert meas.raw["n"][0].tolist() == [LENGTH * WIDTH] * 3 + [LENGTH * VOCAB]
+    with torch.no_grad():
+        embedded = model.get_submodule(start)(ids)
+    logits = lambda e: model(inputs_embeds=e[None]).logits[0]
+    jac = torch.stack([torch.func.jacrev(logits)(e).reshape(LENGTH * VOCAB, LENGTH * WIDTH) for e in embedded])
+    np.testing.assert_allclose(meas.raw["grad_sq"][0, 0], [(jac ** 2).sum(dim=(1, 2)).mean().item()] * 2,
+                               rtol=1e-10)
+    np.testing.assert_allclose(meas.raw["p"][0, 0], [(embedded ** 2).mean().item()] * 2, rtol=1e-13)  # batch mean
