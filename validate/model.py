@@ -116,8 +116,8 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
     per_bytes = memory_per_seed(first, sum(x[0].numel() for x in shapes.xs),
                                 n_out if check_probes(probes, n_out) == "exact" else probes, batch)
     chunk = seed_batch or seeds_per_batch(per_bytes, device, max(len(rest), 1))
-    info = {"seeds_per_batch": max(1, min(chunk, len(rest))), "bytes_per_seed": per_bytes,
-            "stacked": chunk > 1 and len(rest) > 1 and not _coupled(first)}
+    stack = chunk > 1 and len(rest) > 1 and not _coupled(first)
+    info = {"seeds_per_batch": min(chunk, len(rest)) if stack else 1, "bytes_per_seed": per_bytes, "stacked": stack}
 
     def single(net, seed):
         raw, observed, _ = _measure_network(net, seed, inputs, observe, pre, start_, q0, c0, probes, shapes)

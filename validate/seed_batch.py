@@ -151,7 +151,7 @@ def measure_group(nets, seeds, stacked, single, info: dict, device) -> list:
     """The raw arrays of a group of networks and their seeds: ``stacked(nets, seeds)`` measures them under one vmap;
     in halves where the device runs out of memory (``info["seeds_per_batch"]`` then records the smaller batch);
     ``single(net, seed)`` one at a time where they cannot be stacked (``stacked`` raised a RuntimeError;
-    ``info["stacked"]`` then turns False for the rest of the run)."""
+    ``info["stacked"]`` then turns False and ``info["seeds_per_batch"]`` 1 for the rest of the run)."""
     if len(nets) > 1 and info["stacked"]:
         try:
             return stacked(nets, seeds)
@@ -163,7 +163,7 @@ def measure_group(nets, seeds, stacked, single, info: dict, device) -> list:
             return (measure_group(nets[:half], seeds[:half], stacked, single, info, device)
                     + measure_group(nets[half:], seeds[half:], stacked, single, info, device))
         except RuntimeError:                  # e.g. a random op inside the forward pass (dropout's masks)
-            info["stacked"] = False
+            info["stacked"], info["seeds_per_batch"] = False, 1
     return [single(net, seed) for net, seed in zip(nets, seeds)]
 
 
