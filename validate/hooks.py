@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .build import Trace
 
@@ -192,7 +193,9 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
     other parameters); ``appended``: whether the output is a representation of its own, as found for a network of
     the same structure (by default found by comparing it with the last observed one: not possible under vmap);
     ``start``: ``(name, module, source)`` where x^0 is a module's output: the model runs on ``source`` and that
-    module's output is replaced by ``x0``, so that everything after it is a function of x0."""
+    module's output is replaced by ``x0``, so that everything after it is a function of x0. Scaled dot-product
+    attention runs in its math implementation (the fused kernels' numbers to rounding), whose backward pass vmap
+    batches over the probes."""
     xs, pres, pending, layers, hooks, fired = [x0], [], [None, None], [], [], []
     started = [start is None]
     where = {id(m): n for n, m in blocks}
@@ -252,7 +255,10 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
             hooks.append(start[1].register_forward_hook(on_start))
         for _, m in blocks:
             hooks.append(m.register_forward_hook(on_block))
-        with torch.enable_grad(), torch.random.fork_rng(devices=[x0.device] if x0.device.type == "cuda" else []):
+        # attention in its math implementation: vmap batches its matrix products and softmax over the probes,
+        # where the fused kernels have no batching rule and their backward would run once per probe
+        with torch.enable_grad(), torch.random.fork_rng(devices=[x0.device] if x0.device.type == "cuda" else []), \
+                sdpa_kernel(SDPBackend.MATH):
             returned = (call or net)(x0 if start is None else start[2])
     finally:
         for h in hooks:

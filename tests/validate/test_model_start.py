@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sigprop.validate import measure_model
 
@@ -197,3 +198,30 @@ def test_a_stack_of_layers_in_a_module_list_is_found():
     with pytest.raises(ValueError, match="holds no nn.Sequential or stack of layers \\(an nn.ModuleList of modules "
                                          "of one class\\)"):
         measure_model(Stacked(mixed=True), ids)
+
+
+class Ops(TorchDispatchMode):
+    """Counts the operations that reach the kernels."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_attention_costs_the_same_operations_for_any_number_of_probes():
+    """The fused attention kernels have no batching rule, so their backward pass ran once per probe (thousands of
+    kernel launches on a GPU for exact probes); in its math implementation vmap batches it: 2 probes and 32 dispatch
+    the same operations."""
+    model = _seeded(lambda seed: TinyLM().double(), 0)
+    ids = torch.randint(50, (3, 6), generator=torch.Generator().manual_seed(2))
+    counts = []
+    for probes in (2, 32):
+        measure_model(model, ids, probes=probes)
+        with Ops() as ops:
+            measure_model(model, ids, probes=probes)
+        counts.append(ops.count)
+    assert counts[0] == counts[1], counts
