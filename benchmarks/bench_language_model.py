@@ -12,16 +12,17 @@ Post-LN normalizes after every residual addition, pre-LN keeps an identity path 
 
 Cost: the seconds ``measure_model`` takes (every layer, the default 8 Hutchinson probes) against the plain way:
 make the same networks, embed the same ids and pull 8 probes back to the embedding's output with
-``torch.func.vmap`` over ``torch.func.vjp``.
+``torch.func.vmap`` over ``torch.func.vjp``; medians of --repeats runs after a warm-up run, on the CPU.
 
 Run: python benchmarks/bench_language_model.py [--depth 6] [--width 128] [--length 32] [--batch 8] [--seeds 6]
+[--repeats 3]
 """
 import argparse
-import time
 
 import torch
 from torch import nn
 
+from bench_measure import timed
 from sigprop.validate import measure_model
 
 
@@ -65,6 +66,7 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--vocab", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     ids = torch.randint(args.vocab, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
@@ -73,13 +75,10 @@ def main():
     rows = {}
     for name, pre_ln in (("pre-LN", True), ("post-LN", False)):
         factory = lambda seed, pre_ln=pre_ln: LanguageModel(args.vocab, args.width, args.depth, args.length, pre_ln)
-        t = time.perf_counter()
         meas = measure_model(factory, ids, seeds=args.seeds)
         assert meas.meta["observe"] == [f"encoder.layers.{i}" for i in range(args.depth)], meas.meta["observe"]
-        t_model = time.perf_counter() - t
-        t = time.perf_counter()
-        plain(factory, ids, args.seeds, 8)
-        t_plain = time.perf_counter() - t
+        t_model = timed(lambda: measure_model(factory, ids, seeds=args.seeds), "cpu", args.repeats)
+        t_plain = timed(lambda: plain(factory, ids, args.seeds, 8), "cpu", args.repeats)
         print(f"{name}: start {meas.meta['start']!r}, measure_model {t_model:.2f} s ({meas.meta['seeds_per_batch']} "
               f"per batch, {meas.meta['bytes_per_seed'] / 2**20:.0f} MiB per network), plain {t_plain:.2f} s, "
               f"ratio {t_model / t_plain:.2f}")
