@@ -243,9 +243,11 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
 
     def on_pre_output(module, args, output):
         tensor, put = split_output(output)
-        if tensor is not None:
-            pending[:] = [tensor, pre_names[id(module)]]
-            return put(tensor.clone())
+        if tensor is None:
+            raise ValueError(f"pre names module {pre_names[id(module)]!r}, which returns {_described(output)}: name "
+                             "modules whose output is the pre-activation tensor")
+        pending[:] = [tensor, pre_names[id(module)]]
+        return put(tensor.clone())
 
     try:
         for _, m in pre_modules:          # first: a module's own output as pre-activation belongs to its layer

@@ -13,9 +13,10 @@ boundaries: the children of the model's outermost ``nn.Sequential`` containers a
 ``nn.ModuleList`` of at least two modules of one class, as ``nn.TransformerEncoder`` and transformer libraries keep
 their layers), nested ``nn.Sequential`` children flattened; a ``Linear``/``Conv`` child immediately followed by an
 elementwise activation child forms one block with it, as ``dense`` does. A residual block written as its own
-module class is one child, so its output is a boundary. A module (or the model) that returns a tuple or a mapping
-stands for its first element: ``nn.LSTM``'s output beside its state, a library's transformer layer's hidden states
-beside its attention weights, a library's model output with its logits first. x^0 is the input and x^L the model's output.
+module class is one child, so its output is a boundary. x^0 is the input and x^L the model's output. A module (or
+the model) that returns a tuple or a mapping stands for its first element: ``nn.LSTM``'s output beside its state,
+a library's transformer layer's hidden states beside its attention weights, a library's model output with its
+logits first.
 
 Where x^0 starts (``start``): the model's input by default, or the output of the module named ``start``, whose
 output the gradients are then taken with respect to (and the found boundaries are those after it). Integer inputs
@@ -25,8 +26,8 @@ Which pre-activations (``pre``): module names whose outputs are pre-activations,
 last elementwise activation module (``nn.ReLU``, ``nn.Tanh``, …) that runs within each observed block.
 
 Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs; integer token ids with a start module), or by
-default two inputs with mean square
-q0 and correlation c0 made exactly as for a description (the input width read from the first ``nn.Linear``).
+default two inputs with mean square q0 and correlation c0 made exactly as for a description (the input width read
+from the first ``nn.Linear``).
 
 A factory's networks: the first is measured alone, and its shapes serve the rest, which are measured as
 :func:`sigprop.validate.measure` measures seeds: stacked (``torch.func.stack_module_state``) and run as the first
@@ -297,7 +298,7 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
     x0 = draws[0][0] if shared else torch.stack([d[0] for d in draws])
     v = draws[0][1] if exact else torch.stack([d[1] for d in draws])
     blocks, pre_modules = _blocks(template, observe, start), find_pre_modules(template, pre)
-    at = None if start is None else (start, template.get_submodule(start), source)
+    at = None if start is None else (start, template.get_submodule(start), source)    # source: the same for all
     appended = len(shapes.xs) == len(names["observe"]) + 2
     fired, seen = [], []
 

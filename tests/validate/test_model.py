@@ -319,6 +319,8 @@ def test_observe_by_name_and_errors():
     with pytest.raises(ValueError, match=r"observed module '0' returns a tuple: .* or a tuple or mapping whose "
                                          "first element is one"):
         measure_model(nn.Sequential(Paired()), torch.randn(3, 8), probes=2)
+    with pytest.raises(ValueError, match="pre names module '1', which returns a tuple: name modules whose output"):
+        measure_model(nn.Sequential(nn.Linear(8, 8), Paired(), nn.Tanh()), torch.randn(3, 8), observe=["0"], pre=["1"])
     with pytest.raises(ValueError, match=r"returns a tensor of shape \(8,\): .* \(batch = 3\)"):
         measure_model(nn.Sequential(nn.Linear(8, 8), Summed()), torch.randn(3, 8), observe=["0"], probes=2)
     norm = lambda seed: nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Tanh())
