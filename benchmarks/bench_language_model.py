@@ -12,10 +12,10 @@ Post-LN normalizes after every residual addition, pre-LN keeps an identity path 
 
 Cost: the seconds ``measure_model`` takes (every layer, the default 8 Hutchinson probes) against the plain way:
 make the same networks, embed the same ids and pull 8 probes back to the embedding's output with
-``torch.func.vmap`` over ``torch.func.vjp``; medians of --repeats runs after a warm-up run, on the CPU.
+``torch.func.vmap`` over ``torch.func.vjp``; medians of --repeats runs after a warm-up run, on --device.
 
 Run: python benchmarks/bench_language_model.py [--depth 6] [--width 128] [--length 32] [--batch 8] [--seeds 6]
-[--repeats 3]
+[--repeats 3] [--device cpu]
 """
 import argparse
 
@@ -44,7 +44,8 @@ class LanguageModel(nn.Module):
 
 
 def plain(factory, ids, seeds, probes):
-    """Make each network, embed the ids, pull ``probes`` Gaussian probes back to the embedding with vmap over vjp."""
+    """Make each network, embed the ids, pull ``probes`` Gaussian probes back to the embedding with vmap over vjp
+    (the probes drawn on the CPU, as sigprop draws them, and moved)."""
     total = 0.0
     for seed in range(seeds):
         torch.manual_seed(seed)
@@ -53,7 +54,7 @@ def plain(factory, ids, seeds, probes):
             e = net.tok(ids)
         out, pull = torch.func.vjp(net.from_embedding, e)
         v = torch.randn((probes, *out.shape), generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
-        (g,) = torch.func.vmap(pull)(v)
+        (g,) = torch.func.vmap(pull)(v.to(out.device))
         total += float((g * g).sum().detach())
     return total
 
@@ -67,18 +68,21 @@ def main():
     ap.add_argument("--vocab", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     ids = torch.randint(args.vocab, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
+    ids = ids.to(args.device)
     print(f"{args.depth} layers, width {args.width}, {args.batch} sequences of {args.length} tokens, "
-          f"{args.seeds} networks, float64, {torch.get_num_threads()} threads")
+          f"{args.seeds} networks, float64, on {args.device} ({torch.get_num_threads()} CPU threads)")
     rows = {}
     for name, pre_ln in (("pre-LN", True), ("post-LN", False)):
-        factory = lambda seed, pre_ln=pre_ln: LanguageModel(args.vocab, args.width, args.depth, args.length, pre_ln)
+        factory = lambda seed, pre_ln=pre_ln: LanguageModel(args.vocab, args.width, args.depth, args.length,
+                                                            pre_ln).to(args.device)
         meas = measure_model(factory, ids, seeds=args.seeds)
         assert meas.meta["observe"] == [f"encoder.layers.{i}" for i in range(args.depth)], meas.meta["observe"]
-        t_model = timed(lambda: measure_model(factory, ids, seeds=args.seeds), "cpu", args.repeats)
-        t_plain = timed(lambda: plain(factory, ids, args.seeds, 8), "cpu", args.repeats)
+        t_model = timed(lambda: measure_model(factory, ids, seeds=args.seeds), args.device, args.repeats)
+        t_plain = timed(lambda: plain(factory, ids, args.seeds, 8), args.device, args.repeats)
         print(f"{name}: start {meas.meta['start']!r}, measure_model {t_model:.2f} s ({meas.meta['seeds_per_batch']} "
               f"per batch, {meas.meta['bytes_per_seed'] / 2**20:.0f} MiB per network), plain {t_plain:.2f} s, "
               f"ratio {t_model / t_plain:.2f}")

@@ -83,3 +83,28 @@ def test_the_command_line_reports_the_gpus_peak_memory(capsys, tmp_path):
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "measured 4 networks in" in out and "on cuda" in out and "peak memory" in out
+
+
+def test_a_language_model_fed_token_ids_measures_on_the_gpu_as_on_the_cpu():
+    """Token and position embeddings, an attention layer (its math implementation on either device) and a head:
+    x^0 the token embedding's output; the same weights on both devices give the same numbers to float64 rounding."""
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(40, 16), nn.Parameter(0.1 * torch.randn(6, 16))
+            self.layers = nn.ModuleList([nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+                                         for _ in range(2)])
+            self.head = nn.Linear(16, 40)
+
+        def forward(self, ids):
+            x = self.tok(ids) + self.pos
+            for layer in self.layers:
+                x = layer(x)
+            return self.head(x)
+
+    ids = torch.randint(40, (4, 6), generator=torch.Generator().manual_seed(0))
+    cpu, gpu = (measure_model(lambda seed, d=d: LM().to(device=d, dtype=torch.float64), ids, seeds=3)
+                for d in ("cpu", "cuda"))
+    assert gpu.device.startswith("cuda") and gpu.meta["start"] == "tok" and gpu.meta["observe"] == cpu.meta["observe"]
+    for k, v in cpu.raw.items():
+        np.testing.assert_allclose(gpu.raw[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
