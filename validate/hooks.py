@@ -36,6 +36,23 @@ from .build import Trace
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,
                nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign,
                nn.Tanhshrink, nn.LogSigmoid, nn.Threshold, nn.Hardshrink, nn.Softshrink)
+
+
+def is_activation(module) -> bool:
+    """An elementwise activation module: one of ``ACTIVATIONS``, or of a class whose name ends in ``Activation`` and
+    that holds no parameters and no modules (as the transformers library names its GELU and SiLU modules).
+
+    >>> class NewGELUActivation(nn.Module):
+    ...     def forward(self, x):
+    ...         return nn.functional.gelu(x, approximate="tanh")
+    >>> is_activation(nn.Tanh()), is_activation(NewGELUActivation()), is_activation(nn.Linear(2, 2))
+    (True, True, False)
+    """
+    return isinstance(module, ACTIVATIONS) or (type(module).__name__.endswith("Activation")
+                                               and next(module.parameters(), None) is None
+                                               and next(module.children(), None) is None)
+
+
 #: modules that start a block which a following activation closes (as ``dense`` does)
 LINEAR = (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: modules that turn integer inputs (token ids) into vectors: the first one's output is x^0 for such inputs
@@ -169,14 +186,14 @@ def boundaries(seq, prefix) -> list:
         else:
             children.append((full, child))
     return [(n, m) for i, (n, m) in enumerate(children)
-            if not (isinstance(m, LINEAR) and i + 1 < len(children) and isinstance(children[i + 1][1], ACTIVATIONS))]
+            if not (isinstance(m, LINEAR) and i + 1 < len(children) and is_activation(children[i + 1][1]))]
 
 
 def pre_modules(net, pre) -> list:
     """[(name, module)] whose outputs are pre-activations (given), or the activation modules (their inputs are)."""
     modules = dict(net.named_modules())
     if pre is None:
-        return [(n, m) for n, m in modules.items() if isinstance(m, ACTIVATIONS)]
+        return [(n, m) for n, m in modules.items() if is_activation(m)]
     if isinstance(pre, str):
         raise ValueError(f"pre={pre!r} is not allowed: give a list of module names")
     missing = [n for n in pre if n not in modules or n == ""]

@@ -23,7 +23,8 @@ output the gradients are then taken with respect to (and the found boundaries ar
 (token ids) need one: without ``start``, the model's first ``nn.Embedding`` (or ``nn.EmbeddingBag``) is it.
 
 Which pre-activations (``pre``): module names whose outputs are pre-activations, or by default the input of the
-last elementwise activation module (``nn.ReLU``, ``nn.Tanh``, …) that runs within each observed block.
+last elementwise activation module (``nn.ReLU``, ``nn.Tanh``, …, or a parameter-free module of a class named
+``…Activation``, as the transformers library's GELU and SiLU are) that runs within each observed block.
 
 Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs; integer token ids with a start module), or by
 default two inputs with mean square q0 and correlation c0 made exactly as for a description (the input width read

@@ -33,6 +33,8 @@ def test_a_library_language_model_from_its_token_embedding(make):
     ids = torch.randint(VOCAB, (3, LENGTH), generator=torch.Generator().manual_seed(1))
     meas = measure_model(model, ids, probes="exact")
     assert meas.meta["start"] == start and meas.meta["observe"] == [f"{layers}.0", f"{layers}.1"]
+    act = "mlp.act" if make is gpt2 else "mlp.act_fn"           # the library's GELU and SiLU modules
+    assert meas.meta["pre_modules"] == [f"{layers}.0.{act}", f"{layers}.1.{act}"] and list(meas.pre_layers) == [1, 2]
     assert meas.raw["n"][0].tolist() == [LENGTH * WIDTH] * 3 + [LENGTH * VOCAB]
     with torch.no_grad():
         embedded = model.get_submodule(start)(ids)
