@@ -2,12 +2,12 @@
 
 :func:`observed_modules` finds the modules whose outputs are the representations x^1..x^L (named, or the block
 boundaries of the model's ``nn.Sequential`` containers and stacks of layers), :func:`pre_modules` those around
-the pre-activations,
-:func:`start_module` the module whose output is x^0 where that is not the model's input (an embedding fed token
-ids) and :func:`start_output` that output, and :func:`traced_forward` runs the model once with hooks on all of
-them and returns what
-:func:`sigprop.validate.pullback.raw_arrays` reads: a :class:`~sigprop.validate.build.Trace`, the output,
-and the observed modules in the order they ran. :func:`sigprop.validate.measure_model` measures with them.
+the pre-activations (by default the inputs of the activation modules, :func:`is_activation`), :func:`start_module`
+the module whose output is x^0 where that is not the model's input (an embedding fed token ids) and
+:func:`start_output` that output; :func:`split_output` reads a structured output (a tuple, a mapping) as its first
+element. :func:`traced_forward` runs the model once with hooks on all of them and returns what
+:func:`sigprop.validate.pullback.raw_arrays` reads: a :class:`~sigprop.validate.build.Trace`, the output, and the
+observed modules in the order they ran. :func:`sigprop.validate.measure_model` measures with them.
 
 Example
 -------
