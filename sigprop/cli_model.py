@@ -184,11 +184,11 @@ def layer_rows(meas) -> tuple:
 
 
 def layer_table(meas) -> str:
-    """:func:`layer_rows` as aligned text."""
+    """:func:`layer_rows` as aligned text, each column as wide as its widest entry."""
     header, rows = layer_rows(meas)
-    widths = [5, 14] + [10] * (len(header) - 4) + [28, 0]
-    right = range(2, len(header) - 2)
-    fmt = lambda row: "  ".join(f"{str(v)[:w] if w else v!s:{'>' if i == 0 or i in right else '<'}{w}}"
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)] + [0]
+    right = range(2, len(header) - 2)                   # numbers right-aligned; names and intervals left
+    fmt = lambda row: "  ".join(f"{v!s:{'>' if i == 0 or i in right else '<'}{w}}"
                                 for i, (v, w) in enumerate(zip(row, widths))).rstrip()
     head = fmt(header)
     return "\n".join([f"{meas.architecture}: {meas.n_seeds} network(s), probes {meas.probes}", head, "-" * len(head)]

@@ -88,7 +88,7 @@ def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypa
                  "--pre", "2.fc1,4.fc1"]) == 0
     text = capsys.readouterr().out
     assert "1 network(s), probes 8" in text                  # a batch of 6 takes Hutchinson probes
-    assert "unit std   sign div." in text.splitlines()[1]    # and records the units' statistics over it
+    assert "unit std  sign div." in text.splitlines()[1]     # and records the units' statistics over it
     lines = [line.split() for line in text.splitlines()[3:]]
     assert [line[1] for line in lines[:-1]] == ["input", "2", "4"] and lines[-1][:3] == ["measured", "1", "networks"]
     sys.modules.pop("mymodel", None)
@@ -146,3 +146,19 @@ def test_bad_model_input_one_line_error(argv, mentions, model_file, capsys):
     assert main(["measure", *[a.format(f=model_file) for a in argv], "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sigprop: error:") and mentions in err and err.count("\n") == 1
+
+
+def test_long_module_names_are_printed_whole(tmp_path, capsys):
+    """Columns are as wide as their widest entry: a transformer library's module names and wide intervals are
+    not cut."""
+    path = tmp_path / "deep.py"
+    path.write_text("from torch import nn\n"
+                    "def make(seed):\n"
+                    "    outer = nn.Module()\n"
+                    "    outer.a_long_container_name = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))\n"
+                    "    outer.forward = lambda x: outer.a_long_container_name(x)\n"
+                    "    return outer\n")
+    assert main(["measure", f"{path}:make", "--seeds", "2", "--no-progress"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[3:-1]]
+    assert [r[1] for r in rows] == ["input", "a_long_container_name.1", "a_long_container_name.2"]
+    assert all(r[-4].endswith("]") and r[-1].endswith("]") for r in rows)             # whole intervals
