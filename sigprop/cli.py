@@ -215,10 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a model's module whose output is x^0, the representation gradients are taken with "
                           "respect to (default: the input; for integer inputs, token ids, the first nn.Embedding)")
     mea.add_argument("--inputs", default=None, metavar="FILE.pt|FILE.py:NAME",
-                     help="a model's inputs: a tensor [batch, ...] saved with torch.save, or named in Python "
-                          "(FILE.py:NAME or package.module:NAME: a tensor or a function of no arguments returning "
-                          "one; default: two inputs made from --q0 and --c0, the width read from the first "
-                          "nn.Linear)")
+                     help="a model's inputs: a tensor [batch, ...] or a dict of its keyword arguments saved with "
+                          "torch.save, or named in Python (FILE.py:NAME or package.module:NAME: a tensor, a mapping "
+                          "such as a tokenizer's output, or a function of no arguments returning one; default: two "
+                          "inputs made from --q0 and --c0, the width read from the first nn.Linear)")
     mea.add_argument("--finite-width", action="store_true",
                      help="also predict networks of the measured width (dense and residual(dense) blocks): the "
                           "'at width' column, dashed lines, the corrected columns of measure.csv")

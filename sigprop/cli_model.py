@@ -3,9 +3,10 @@
 NAME is a ``torch.nn.Module`` (one network) or a factory ``seed -> module`` (``--seeds`` independent networks,
 95% intervals). The model is moved to ``--dtype`` and ``--device``; ``--observe``/``--pre``/``--start`` name
 modules as :func:`sigprop.validate.measure_model` takes them; ``--inputs FILE.pt`` feeds a saved tensor
-[batch, ...] instead of two inputs made from ``--q0``/``--c0``, and ``--inputs FILE.py:NAME`` (or
-``package.module:NAME``) one that Python defines: a tensor, or a function of no arguments that returns one.
-Floating-point inputs are moved to ``--dtype``; integer inputs (token ids) keep theirs.
+[batch, ...] (or a dict of the model's keyword arguments) instead of two inputs made from ``--q0``/``--c0``, and
+``--inputs FILE.py:NAME`` (or ``package.module:NAME``) inputs that Python defines: a tensor or a mapping of keyword
+arguments (a tokenizer's output), or a function of no arguments that returns one. Floating-point inputs are moved
+to ``--dtype``; integer inputs (token ids) and masks keep theirs.
 
 >>> from sigprop.cli_model import is_model_target
 >>> is_model_target("my_model.py:make"), is_model_target("pkg.models:resnet"), is_model_target("3*dense(tanh)")
@@ -69,23 +70,27 @@ def _names(text):
 
 
 def _load_inputs(path, dtype, device):
-    """A tensor saved with torch.save (FILE.pt), or one a Python file or module defines (FILE.py:NAME,
-    package.module:NAME: a tensor, or a function of no arguments that returns one)."""
+    """A tensor (or a mapping of keyword arguments) saved with torch.save (FILE.pt), or one a Python file or module
+    defines (FILE.py:NAME, package.module:NAME: one, or a function of no arguments that returns one)."""
+    from collections.abc import Mapping
+
     import torch
+
+    from .validate.model_inputs import placed
     if not os.path.isfile(path) and is_model_target(path):
         match = TARGET.fullmatch(path)
         x = getattr(import_target(match["where"]), match["name"], None)
         if x is None:
             raise ValueError(f"inputs={path!r}: {match['where']} defines no {match['name']!r}")
-        if callable(x) and not isinstance(x, torch.Tensor):
+        if callable(x) and not isinstance(x, (torch.Tensor, Mapping)):
             try:
                 x = x()
             except Exception as exc:  # noqa: BLE001 - any failure of the user's function is reported in one line
                 raise ValueError(f"inputs={path!r}: {match['name']}() failed: {type(exc).__name__}: {exc}") from None
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"inputs={path!r} is a {type(x).__name__}: give a tensor [batch, ...] or a function "
-                             "of no arguments that returns one")
-        return x.detach().to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
+        if not isinstance(x, (torch.Tensor, Mapping)):
+            raise ValueError(f"inputs={path!r} is a {type(x).__name__}: give a tensor [batch, ...], a mapping of the "
+                             "model's keyword arguments, or a function of no arguments that returns one")
+        return placed(x, dtype, device)
     if not os.path.isfile(path):
         raise ValueError(f"inputs={path!r} is not allowed: no such file (save a tensor with torch.save, or name "
                          "one in Python as FILE.py:NAME)")
@@ -93,9 +98,10 @@ def _load_inputs(path, dtype, device):
         x = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a broken file is reported in one line
         raise ValueError(f"inputs={path!r} could not be read: {type(exc).__name__}: {exc}") from None
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"inputs={path!r} holds a {type(x).__name__}: save one tensor [batch, ...]")
-    return x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
+    if not isinstance(x, (torch.Tensor, Mapping)):
+        raise ValueError(f"inputs={path!r} holds a {type(x).__name__}: save one tensor [batch, ...] or a dict of "
+                         "the model's keyword arguments")
+    return placed(x, dtype, device)
 
 
 def run(args) -> None:

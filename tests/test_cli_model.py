@@ -48,6 +48,7 @@ def lm(seed):
 
 
 tokens = torch.arange(20).reshape(4, 5) % 30
+feed = {"input": tokens}
 '''
 
 
@@ -125,6 +126,20 @@ def test_token_ids_from_the_embedding_or_a_named_start(model_file, tmp_path, cap
     assert "2 (x^0)" in lines[3] and lines[4].split()[1] == "4"
 
 
+def test_keyword_inputs_saved_or_named_in_python(model_file, tmp_path, capsys):
+    """A dict of the model's keyword arguments (nn.Sequential's forward takes ``input``), saved or named in Python,
+    measures as the tensor it holds fed alone."""
+    torch.save({"input": torch.arange(20).reshape(4, 5) % 30}, tmp_path / "feed.pt")
+    out = tmp_path / "res"
+    tables = []
+    for inputs in (f"{model_file}:tokens", str(tmp_path / "feed.pt"), f"{model_file}:feed"):
+        assert main(["measure", f"{model_file}:lm", "--seeds", "2", "--inputs", inputs, "--probes", "exact",
+                     "--no-progress", "--out", str(out)]) == 0
+        tables.append(capsys.readouterr().out.splitlines()[:-2])
+    assert tables[0] == tables[1] == tables[2]
+    assert json.loads((out / "measure.json").read_text())["inputs"] == {"batch": 4, "keywords": ["input"]}
+
+
 @pytest.mark.parametrize("argv, mentions", [
     (["{f}:nothing"], "defines no 'nothing'"),
     (["{f}:number"], "is a int"),
@@ -134,7 +149,7 @@ def test_token_ids_from_the_embedding_or_a_named_start(model_file, tmp_path, cap
     (["{f}:make", "--seeds", "1"], "at least 2 seeds"),
     (["{f}:make", "--observe", "9"], "observe names ['9']"),
     (["{f}:make", "--inputs", "nowhere.pt"], "no such file"),
-    (["{f}:make", "--inputs", "{f}:number"], "is a int: give a tensor"),
+    (["{f}:make", "--inputs", "{f}:number"], "is a int: give a tensor [batch, ...], a mapping"),
     (["{f}:make", "--inputs", "{f}:nothing"], "defines no 'nothing'"),
     (["{f}:make", "--inputs", "{f}:broken"], "broken() failed: RuntimeError: no data here"),
     (["3*dense(tanh)", "--observe", "0"], "--observe is not allowed for an architecture"),

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .build import Trace
+from .model_inputs import batch_size, call as feed, device_of
 
 #: elementwise activation modules: the input of one is a pre-activation
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,
@@ -89,22 +90,24 @@ class _Stop(Exception):
 
 
 def start_output(net, start, source):
-    """The output of the module ``start`` = (name, module) when the model runs on ``source``: x^0 of a measurement
-    that starts there (the forward pass stops at it; buffers such as batchnorm's running statistics are restored).
+    """The output of the module ``start`` = (name, module) when the model is fed ``source`` (a tensor, or a mapping
+    of keyword arguments): x^0 of a measurement that starts there (the forward pass stops at it; buffers such as
+    batchnorm's running statistics are restored).
 
     >>> lm = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.Tanh())
     >>> start_output(lm, ("0", lm[0]), torch.tensor([[1, 2, 3], [4, 5, 6]])).shape
     torch.Size([2, 3, 4])
     """
     seen, buffers = [], [(b, b.detach().clone()) for b in net.buffers()]
+    device, batch = device_of(source), batch_size(source)
 
     def on_start(module, args, output):
         seen.append(output)
         raise _Stop
     hook = start[1].register_forward_hook(on_start)
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[source.device] if source.device.type == "cuda" else []):
-            net(source)
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            feed(net, source)
     except _Stop:
         pass
     finally:
@@ -115,9 +118,9 @@ def start_output(net, start, source):
     if not seen:
         raise ValueError(f"the start module {start[0]!r} did not run in the forward pass")
     out = split_output(seen[0])[0]
-    if out is None or out.dim() < 1 or out.shape[0] != source.shape[0] or not torch.is_floating_point(out):
+    if out is None or out.dim() < 1 or out.shape[0] != batch or not torch.is_floating_point(out):
         raise ValueError(f"the start module {start[0]!r} returns {_described(seen[0])}: x^0 must be a "
-                         f"floating-point tensor [batch, ...] (batch = {source.shape[0]})")
+                         f"floating-point tensor [batch, ...] (batch = {batch})")
     return out.detach()
 
 
@@ -206,13 +209,13 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
     """Run the model once with hooks; the Trace (representations, the last pre-activation within each observed
     block), the output and the observed modules in the order they ran. Captured tensors are passed on as clones
     (or with ``taps[l − 1]`` added to x^l), so a later in-place operation (ReLU(inplace), ``out += identity``)
-    cannot change them. ``call``: runs ``net`` on its input (default ``net`` itself; e.g. ``functional_call`` with
+    cannot change them. ``call``: runs ``net`` on its inputs (default ``net`` itself; e.g. ``functional_call`` with
     other parameters); ``appended``: whether the output is a representation of its own, as found for a network of
     the same structure (by default found by comparing it with the last observed one: not possible under vmap);
-    ``start``: ``(name, module, source)`` where x^0 is a module's output: the model runs on ``source`` and that
-    module's output is replaced by ``x0``, so that everything after it is a function of x0. Scaled dot-product
-    attention runs in its math implementation (the fused kernels' numbers to rounding), whose backward pass vmap
-    batches over the probes."""
+    ``start``: ``(name, module, source)`` where x^0 is a module's output: the model is fed ``source`` (a tensor or a
+    mapping of keyword arguments) and that module's output is replaced by ``x0``, so that everything after it is a
+    function of x0. Scaled dot-product attention runs in its math implementation (the fused kernels' numbers to
+    rounding), whose backward pass vmap batches over the probes."""
     xs, pres, pending, layers, hooks, fired = [x0], [], [None, None], [], [], []
     started = [start is None]
     where = {id(m): n for n, m in blocks}
@@ -278,7 +281,7 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         # where the fused kernels have no batching rule and their backward would run once per probe
         with torch.enable_grad(), torch.random.fork_rng(devices=[x0.device] if x0.device.type == "cuda" else []), \
                 sdpa_kernel(SDPBackend.MATH):
-            returned = (call or net)(x0 if start is None else start[2])
+            returned = feed(call or net, x0 if start is None else start[2])
     finally:
         for h in hooks:
             h.remove()

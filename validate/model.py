@@ -26,9 +26,10 @@ Which pre-activations (``pre``): module names whose outputs are pre-activations,
 last elementwise activation module (``nn.ReLU``, ``nn.Tanh``, …, or a parameter-free module of a class named
 ``…Activation``, as the transformers library's GELU and SiLU are) that runs within each observed block.
 
-Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs; integer token ids with a start module), or by
-default two inputs with mean square q0 and correlation c0 made exactly as for a description (the input width read
-from the first ``nn.Linear``).
+Inputs: a tensor [B, ...] (B >= 2; every seed sees the same inputs; integer token ids with a start module), a
+mapping of the model's keyword arguments (``model(**inputs)``: a tokenizer's ids and attention mask, tensors
+[B, ...]; x^0 is then a start module's output), or by default two inputs with mean square q0 and correlation c0
+made exactly as for a description (the input width read from the first ``nn.Linear``).
 
 A factory's networks: the first is measured alone, and its shapes serve the rest, which are measured as
 :func:`sigprop.validate.measure` measures seeds: stacked (``torch.func.stack_module_state``) and run as the first
@@ -66,6 +67,7 @@ A language model fed token ids [batch, sequence] is measured from its embedding'
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -73,6 +75,7 @@ from torch import nn
 
 from .. import __version__
 from ..checks import check_inputs, check_positive_int
+from . import model_inputs
 from .build import Trace
 from .hooks import after_start, observed_modules, pre_modules as find_pre_modules, start_module, start_output, \
     traced_forward
@@ -98,7 +101,9 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
     ``unit_std`` and ``sign_diversity`` [seed, pre-activation layer, unit].
     """
     factory, seed_list = _networks(model, seeds)
-    batch = _check_inputs(inputs, q0, c0)
+    if inputs is None:
+        check_inputs(q0, c0)
+    batch = 2 if inputs is None else model_inputs.check_model_inputs(inputs)
     probes = default_probes(batch) if probes is None else probes
     if probes != "exact" and (isinstance(probes, bool) or not isinstance(probes, int) or probes < 1):
         raise ValueError(f"probes={probes!r} is not allowed: use 'exact' or an integer >= 1 (Hutchinson probes)")
@@ -139,7 +144,9 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
                 progress()
     keys = [k for k in per_seed[0] if k != "pre_layers"]
     raw = {k: np.stack([r[k] for r in per_seed]) for k in keys}
-    record = {"batch": batch} if inputs is not None else {"q0": q0, "c0": c0, "m0": 0.0}
+    record = {"q0": q0, "c0": c0, "m0": 0.0} if inputs is None else {"batch": batch}
+    if isinstance(inputs, Mapping):
+        record["keywords"] = list(inputs)
     if device.type == "cuda":
         info["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
     return Measurement(
@@ -180,30 +187,13 @@ def _cuda_devices() -> list:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
-def _check_inputs(inputs, q0, c0) -> int:
-    """The batch size the model sees (2 for made inputs)."""
-    if inputs is None:
-        check_inputs(q0, c0)
-        return 2
-    if not isinstance(inputs, torch.Tensor):
-        raise ValueError(f"inputs of type {type(inputs).__name__} are not allowed: give a torch.Tensor [batch, ...]")
-    if inputs.dtype == torch.bool or inputs.dtype.is_complex:
-        raise ValueError(f"inputs of dtype {inputs.dtype} are not allowed: give floating-point values or integer "
-                         "token ids")
-    floating = torch.is_floating_point(inputs)
-    if inputs.dim() < (2 if floating else 1) or inputs.shape[0] < 2:
-        raise ValueError(f"inputs of shape {tuple(inputs.shape)} are not allowed: give a batch of at least 2 inputs "
-                         "as a tensor [batch, ...]")
-    if not bool(torch.isfinite(inputs).all()):
-        bad = int((~torch.isfinite(inputs)).sum())
-        raise ValueError(f"inputs with {bad} non-finite value(s) are not allowed: give finite values")
-    return inputs.shape[0]
-
-
 def _start(net, start, inputs, observe):
     """The name of the module whose output is x^0 (None: the model's input); see :func:`hooks.start_module`."""
-    found = start_module(net, start, inputs is not None and not torch.is_floating_point(inputs))
+    found = start_module(net, start, inputs is not None and model_inputs.has_token_ids(inputs))
     if found is None:
+        if isinstance(inputs, Mapping):
+            raise ValueError(f"inputs given as a mapping ({list(inputs)}) need start: gradients are taken with "
+                             "respect to one tensor, x^0, so name the module whose output it is (start=NAME)")
         return None
     if inputs is None:
         raise ValueError(f"start={found[0]!r} needs inputs: give the batch the model is fed (a tensor [batch, ...])")
@@ -231,7 +221,7 @@ def _seed_inputs(net, seed, inputs, start, q0, c0) -> tuple:
     dtype, device = _placement(net)
     if inputs is None:
         return (*seed_inputs(_input_width(net), seed, q0, c0, 2, dtype, device), None)
-    source = inputs.detach().to(device=device, dtype=dtype if torch.is_floating_point(inputs) else inputs.dtype)
+    source = model_inputs.placed(inputs, dtype, device)
     if start is None:
         return source, input_generator(seed), source
     return start_output(net, (start, net.get_submodule(start)), source), input_generator(seed), source
@@ -306,7 +296,7 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
     def one(p, b, x, v_):
         def forward(x, taps):
             trace, y, ran = traced_forward(template, x, blocks, pre_modules, pre is None, taps, appended=appended,
-                                           call=lambda s: torch.func.functional_call(template, (p, b), (s,)),
+                                           call=lambda *a, **k: torch.func.functional_call(template, (p, b), a, k),
                                            start=at)
             fired[:], seen[:] = ran, [_structure(trace)]
             return y, trace

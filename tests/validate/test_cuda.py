@@ -85,9 +85,11 @@ def test_the_command_line_reports_the_gpus_peak_memory(capsys, tmp_path):
     assert "measured 4 networks in" in out and "on cuda" in out and "peak memory" in out
 
 
-def test_a_language_model_fed_token_ids_measures_on_the_gpu_as_on_the_cpu():
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_language_model_fed_token_ids_measures_on_the_gpu_as_on_the_cpu(masked):
     """Token and position embeddings, an attention layer (its math implementation on either device) and a head:
-    x^0 the token embedding's output; the same weights on both devices give the same numbers to float64 rounding."""
+    x^0 the token embedding's output; the same weights on both devices give the same numbers to float64 rounding.
+    Masked: ids and a padding mask by keyword, both moved to the model's device."""
     class LM(nn.Module):
         def __init__(self):
             super().__init__()
@@ -96,14 +98,15 @@ def test_a_language_model_fed_token_ids_measures_on_the_gpu_as_on_the_cpu():
                                          for _ in range(2)])
             self.head = nn.Linear(16, 40)
 
-        def forward(self, ids):
+        def forward(self, ids, padding=None):
             x = self.tok(ids) + self.pos
             for layer in self.layers:
-                x = layer(x)
+                x = layer(x, src_key_padding_mask=padding)
             return self.head(x)
 
     ids = torch.randint(40, (4, 6), generator=torch.Generator().manual_seed(0))
-    cpu, gpu = (measure_model(lambda seed, d=d: LM().to(device=d, dtype=torch.float64), ids, seeds=3)
+    feed = {"ids": ids, "padding": torch.arange(6) >= torch.tensor([[6], [4], [5], [3]])} if masked else ids
+    cpu, gpu = (measure_model(lambda seed, d=d: LM().to(device=d, dtype=torch.float64), feed, seeds=3)
                 for d in ("cpu", "cuda"))
     assert gpu.device.startswith("cuda") and gpu.meta["start"] == "tok" and gpu.meta["observe"] == cpu.meta["observe"]
     for k, v in cpu.raw.items():

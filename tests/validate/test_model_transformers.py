@@ -43,3 +43,28 @@ def test_a_library_language_model_from_its_token_embedding(make):
     np.testing.assert_allclose(meas.raw["grad_sq"][0, 0], [(jac ** 2).sum(dim=(1, 2)).mean().item()] * 2,
                                rtol=1e-10)
     np.testing.assert_allclose(meas.raw["p"][0, 0], [(embedded ** 2).mean().item()] * 2, rtol=1e-13)  # batch mean
+
+
+@pytest.mark.parametrize("make", [gpt2, llama])
+def test_a_tokenizers_ids_and_attention_mask_by_keyword(make):
+    """Fed a tokenizer's output (ids and an attention mask with padding), per input ‖∂x^L/∂x^0‖_F² against
+    torch.func.jacrev of the model fed ``inputs_embeds`` with the same mask."""
+    from sigprop.validate import measure_model
+    torch.manual_seed(0)
+    start, _, model = make()
+    model = model.double().eval()
+    ids = torch.randint(VOCAB, (3, LENGTH), generator=torch.Generator().manual_seed(1))
+    mask = (torch.arange(LENGTH) < torch.tensor([[LENGTH], [3], [4]])).long()     # right padding
+    meas = measure_model(model, {"input_ids": ids, "attention_mask": mask}, probes="exact")
+    assert meas.meta["start"] == start and meas.inputs == {"batch": 3, "keywords": ["input_ids", "attention_mask"]}
+    with torch.no_grad():
+        embedded = model.get_submodule(start)(ids)
+
+    def jacobian(e, m):
+        logits = lambda e: model(inputs_embeds=e[None], attention_mask=m[None]).logits[0]
+        return torch.func.jacrev(logits)(e).reshape(LENGTH * VOCAB, LENGTH * WIDTH)
+    jac = torch.stack([jacobian(e, m) for e, m in zip(embedded, mask)])
+    np.testing.assert_allclose(meas.raw["grad_sq"][0, 0], [(jac ** 2).sum(dim=(1, 2)).mean().item()] * 2,
+                               rtol=1e-10)
+    unmasked = measure_model(model, ids, probes="exact")
+    assert not np.allclose(unmasked.raw["grad_sq"][0, 0], meas.raw["grad_sq"][0, 0], rtol=1e-6)
