@@ -24,7 +24,6 @@ True
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,7 +34,8 @@ from .. import __version__
 from ..quantities import QUANTITIES
 from ..theory import as_network, gsc_squared, parse
 from ..theory.blocks.batchnorm import training_batchnorms
-from ..theory.state import Backward, BlockMaps, PairState, as_tuple
+from ..theory.state import BlockMaps, PairState, as_tuple
+from .backward import gradient_pass
 from .compile import compile_array_step
 
 _INPUTS = ("q0", "q0b", "c0", "m0")
@@ -221,10 +221,7 @@ def _iterate(net, flat, steps, progress):
             bar.update()
     if bar is not None:
         bar.close()
-    steps, _ = _backward(chi_all, (1.0, 1.0, 0.0))
-    _, corr = _backward(chi_all, (1.0, 1.0, 1.0))
-    log_gsc = np.zeros((L + 1, n, 2))
-    log_gsc[:-1] = np.cumsum((0.5 * (steps + ratio))[::-1], axis=0)[::-1]
+    log_gsc, corr = gradient_pass(chi_all, ratio)
     for i, lay in enumerate(failed):           # a configuration that failed has no GSC anywhere (it is from L)
         if lay:
             log_gsc[:, i], corr[:, i] = np.nan, np.nan
@@ -324,21 +321,3 @@ def _check(maps, failed, reasons, layer, block):
         if np.any(where):
             _fail(failed, reasons, where, layer, f"layer {layer} ({block.describe()}): {why}")
 
-
-def _backward(chi_all, start):
-    """Per block, log G_i − log G_{i+1} of G_aa, G_bb ((L, n, 2)), and G_ab/√(G_aa G_bb) ((L+1, n)) from the
-    output down: each step's log-ratio from its own output and input, the input normalized by its largest entry
-    (as in ``predict``, which says why)."""
-    L, _, n = chi_all.shape
-    g = np.array([np.full(n, v, dtype=float) for v in start])
-    steps, corr = np.zeros((L, n, 2)), np.ones((L + 1, n))
-    corr[L] = start[2] / math.sqrt(start[0] * start[1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for i in range(L - 1, -1, -1):
-            base, g = g, np.array(Backward(*chi_all[i]).apply(*g))
-            steps[i] = np.log(g[:2] / base[:2]).T
-            corr[i] = np.where(np.minimum(g[0], g[1]) > 0, g[2] / np.sqrt(g[0] * g[1]), np.nan)
-            top = np.max(np.abs(g[:2]), axis=0)
-            ok = top > 0
-            g = np.where(ok, g / np.where(ok, top, 1.0), g)
-    return steps, corr

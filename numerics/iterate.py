@@ -36,7 +36,8 @@ from ..theory import as_network, gsc_squared
 from ..theory.blocks.batchnorm import training_batchnorms, with_batch
 from ..theory.blocks.params import format_number
 from ..theory.network import Network
-from ..theory.state import Backward, PairState, as_tuple
+from ..theory.state import PairState, as_tuple
+from .backward import gradient_pass
 from .batchnorm import SAMPLES, joint_maps
 from .compile import compile_block
 from .finite_width import finite_width
@@ -139,13 +140,8 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
         chi_all[i] = as_tuple(chi)
         rho[layer] = out.p_ab / math.sqrt(out.p_a * out.p_b)
         state, scale = out, out_scale
-    # Backward from the output: the batch GSC with probes independent across inputs (G_ab = 0 at the output), the
-    # gradient correlation with one probe shared by them (G_ab = G_aa).
-    steps, _ = _backward(chi_all, joint, (1.0, 1.0, 0.0))
-    _, corr = _backward(chi_all, joint, (1.0, 1.0, 1.0))
-    log_factor = 0.5 * (steps + ratio)
-    log_gsc = np.zeros((L + 1, 2))
-    log_gsc[:-1] = np.cumsum(log_factor[::-1], axis=0)[::-1]
+    log_gsc, corr = gradient_pass(chi_all[:, :, None], ratio[:, None, :], joint)
+    log_gsc, corr = log_gsc[:, 0], corr[:, 0]
     notes = []
     if not np.all(np.isfinite(corr)):
         below = int(np.max(np.nonzero(~np.isfinite(corr))[0]))
@@ -202,31 +198,6 @@ def _batch_record(norms, batch):
         return sorted(format_number(s) for s in sizes)
     size = sizes.pop()
     return "inf" if size is sp.oo else int(size)
-
-
-def _backward(chi_all, joint, start):
-    """Per block i, log G_i − log G_{i+1} of G_aa and G_bb (rows: blocks 0..L−1), and G_ab/√(G_aa G_bb) at layers
-    0..L, from the output down for the output's second moments ``start``. Each step's log-ratio is that of its own
-    output and input, both normalized by the input's largest entry: a difference of accumulated logarithms would
-    lose |log G|·eps per layer, an error that grows as the square of the depth where G explodes or vanishes."""
-    L = len(chi_all)
-    steps, corr = np.zeros((L, 2)), np.ones(L + 1)
-    corr[L] = start[2] / math.sqrt(start[0] * start[1])
-    kept = {L: np.array(start, dtype=float)}
-    for i in range(L - 1, -1, -1):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if i in joint:                   # batchnorm + pointwise block: from the pointwise block's output
-                base = kept[i + 2]
-                g = np.array(joint[i].apply(*base))
-                steps[i] = np.log(g[:2] / base[:2]) - steps[i + 1]
-            else:
-                base = kept[i + 1]
-                g = np.array(Backward(*chi_all[i]).apply(*base))
-                steps[i] = np.log(g[:2] / base[:2])
-            corr[i] = g[2] / math.sqrt(g[0] * g[1]) if min(g[0], g[1]) > 0 else np.nan
-        top = np.max(np.abs(g[:2]))
-        kept[i] = g / top if top > 0 else g
-    return steps, corr
 
 
 def _normalize(state: PairState, scale, layer):
