@@ -331,11 +331,23 @@ def _stackable(template, net) -> bool:
     return spec(template) == spec(net)
 
 
-def _equal(a, b) -> bool:
-    """Attribute values equal (tensors: same shape, dtype, device and entries); False where unsure."""
+def _equal(a, b, depth=0) -> bool:
+    """Attribute values equal (tensors: same shape, dtype, device and entries; dicts, lists and tuples entry by
+    entry; modules held outside the module tree, as a library keeps wrapped functions in a dict, of one class with
+    equal attributes); False where unsure."""
+    if a is b:
+        return True
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
                 and a.dtype == b.dtype and a.device == b.device and bool(torch.equal(a, b)))
+    if isinstance(a, (dict, list, tuple, nn.Module)) and depth < 8:
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, nn.Module):
+            a, b = vars(a), vars(b)
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(_equal(a[k], b[k], depth + 1) for k in a)
+        return len(a) == len(b) and all(_equal(x, y, depth + 1) for x, y in zip(a, b))
     try:
         same = a == b
     except Exception:

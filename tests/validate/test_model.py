@@ -91,6 +91,29 @@ class Scaled(nn.Module):
         return x + self.beta * torch.tanh(self.fc(x))
 
 
+class Gain(nn.Module):
+    """A parameter-free module with a constant."""
+
+    def __init__(self, gain):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x):
+        return self.gain * x
+
+
+class Helped(nn.Module):
+    """A block that keeps helper modules in a dict, outside the module tree (as a library keeps wrapped
+    functions): each network has its own instances."""
+
+    def __init__(self, width, gain):
+        super().__init__()
+        self.fc, self.helpers = nn.Linear(width, width), {"gain": Gain(gain), "act": [nn.Tanh()]}
+
+    def forward(self, x):
+        return self.helpers["act"][0](self.helpers["gain"](self.fc(x)))
+
+
 class Bottleneck2d(nn.Module):
     """A torchvision-style image block: conv, eval-mode batchnorm, in-place ReLU, in-place sum with the identity."""
 
@@ -108,6 +131,7 @@ class Bottleneck2d(nn.Module):
 
 
 STACKED = [  # (factory, inputs, probes): every kind of representation and input the hooks see
+    (lambda seed: nn.Sequential(*[Helped(12, 1.5) for _ in range(3)]), None, "exact"),
     (lambda seed: nn.Sequential(*[Scaled(12, 0.5) for _ in range(3)], nn.Linear(12, 5)), None, "exact"),
     (lambda seed: nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.Tanh(), nn.Conv1d(4, 4, 3, padding=1),
                                 nn.ReLU(inplace=True)), torch.randn(6, 2, 8), 4),
@@ -139,6 +163,7 @@ def _double(factory):
 
 @pytest.mark.parametrize("factory", [
     lambda seed: nn.Sequential(*[Scaled(12, 0.5 + seed) for _ in range(3)]),   # a constant that differs by seed
+    lambda seed: nn.Sequential(*[Helped(12, 0.5 + seed) for _ in range(3)]),   # ... held by a helper module
     lambda seed: nn.Sequential(nn.Linear(12, 12), nn.Tanh(), nn.Dropout(0.2), nn.Linear(12, 12), nn.Tanh()),
     lambda seed: nn.Sequential(nn.Linear(12, 12), nn.BatchNorm1d(12), nn.ReLU()),   # training mode: couples the batch
 ])

@@ -68,3 +68,19 @@ def test_a_tokenizers_ids_and_attention_mask_by_keyword(make):
                                rtol=1e-10)
     unmasked = measure_model(model, ids, probes="exact")
     assert not np.allclose(unmasked.raw["grad_sq"][0, 0], meas.raw["grad_sq"][0, 0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [gpt2, llama])
+def test_a_library_models_networks_stack(make):
+    """A factory's networks run stacked under one vmap (the library's helper modules held outside the module
+    tree compare equal) and give what they give one at a time."""
+    from sigprop.validate import measure_model
+
+    def factory(seed):
+        return make()[2].double().eval()
+    ids = torch.randint(VOCAB, (3, LENGTH), generator=torch.Generator().manual_seed(1))
+    meas = measure_model(factory, ids, seeds=3, probes="exact")
+    one = measure_model(factory, ids, seeds=3, probes="exact", seed_batch=1)
+    assert meas.meta["stacked"] and not one.meta["stacked"]
+    for k, v in one.raw.items():
+        np.testing.assert_allclose(meas.raw[k], v, rtol=1e-12, atol=1e-14, err_msg=k)
