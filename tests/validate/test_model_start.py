@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from sigprop.validate import measure_model
@@ -92,7 +93,9 @@ def test_a_transformer_from_its_token_embedding_against_jacobians_by_autograd():
              (x1, lambda h: model.head(model.blocks[1](h[None]))[0]),
              (x2, lambda h: model.head(h))]
     for l, (xl, tail) in enumerate(tails):
-        jac = torch.stack([torch.func.jacrev(tail)(row) for row in xl]).flatten(1, 2).flatten(2)   # [input, out, in]
+        with sdpa_kernel(SDPBackend.MATH):     # vmap has no batching rule for the fused kernels' backward
+            jac = torch.stack([torch.func.jacrev(tail)(row) for row in xl])
+        jac = jac.flatten(1, 2).flatten(2)     # [input, out, in]
         sq = (jac ** 2).sum(dim=(1, 2))
         cross = torch.stack([(jac[a] * jac[b]).sum() for a in range(3) for b in range(3) if a != b]).mean()
         np.testing.assert_allclose(meas.raw["grad_sq"][0, l], [sq.mean().item()] * 2, rtol=1e-12, err_msg=l)
