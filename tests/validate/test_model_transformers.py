@@ -57,7 +57,8 @@ def test_a_tokenizers_ids_and_attention_mask_by_keyword(make):
     model = model.double().eval()
     ids = torch.randint(VOCAB, (3, LENGTH), generator=torch.Generator().manual_seed(1))
     mask = (torch.arange(LENGTH) < torch.tensor([[LENGTH], [3], [4]])).long()     # right padding
-    meas = measure_model(model, {"input_ids": ids, "attention_mask": mask}, probes="exact")
+    batch = transformers.BatchEncoding({"input_ids": ids, "attention_mask": mask})     # what a tokenizer returns
+    meas = measure_model(model, batch, probes="exact")
     assert meas.meta["start"] == start and meas.inputs == {"batch": 3, "keywords": ["input_ids", "attention_mask"]}
     with torch.no_grad():
         embedded = model.get_submodule(start)(ids)
