@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "inputs of its activation modules)")
     mea.add_argument("--start", default=None, metavar="NAME",
                      help="a model's module whose output is x^0, the representation gradients are taken with "
-                          "respect to (default: the input; for integer inputs, token ids, the first nn.Embedding)")
+                          "respect to, or a key of an --inputs dict (default: the input; for integer inputs, token "
+                          "ids, the first nn.Embedding)")
     mea.add_argument("--inputs", default=None, metavar="FILE.pt|FILE.py:NAME",
                      help="a model's inputs: a tensor [batch, ...] or a dict of its keyword arguments saved with "
                           "torch.save, or named in Python (FILE.py:NAME or package.module:NAME: a tensor, a mapping "

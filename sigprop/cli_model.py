@@ -141,15 +141,14 @@ def run(args) -> None:
         rows = meas.to_rows()
         with RunOutput(args.out, "measure") as run_out:
             run_out.write("measure.csv", rows_to_csv(rows, list(rows[0])))
-            where = f"$x^0$: the output of module {meas.meta['start']!r}" if meas.meta["start"] else "$x^0$: the input"
-            title = f"{meas.architecture} ({where}): {meas.n_seeds} network(s)" + (
+            title = f"{meas.architecture} ($x^0$: {_start_text(meas)}): {meas.n_seeds} network(s)" + (
                 ", 95% CI over networks" if meas.n_seeds > 1 else "") + (
                 f", statistics of units over a batch of {meas.inputs['batch']}" if meas.unit_summary() else "")
             save_figure(run_out, measured_figure(rows, title), "measure")
             run_out.write("measure.md", markdown_report(
                 f"{meas.architecture} ({args.architecture}): measured", args.command_line,
                 {"networks": meas.n_seeds, "inputs": meas.inputs, "probes": meas.probes, "dtype": meas.dtype,
-                 "device": meas.device, "start": meas.meta["start"] or "the input",
+                 "device": meas.device, "start": _start_text(meas),
                  "observe": meas.meta["observe"], "pre": _pre_text(meas.meta),
                  "sigprop": __version__},
                 [("Per layer (means over networks, 95% intervals)", *layer_rows(meas))],
@@ -163,6 +162,13 @@ def run(args) -> None:
                                     "pre_modules": meas.meta["pre_modules"], "measurement": meas.cost(),
                                     "versions": {"sigprop": __version__, "torch": meas.meta["torch_version"]}})
         print("wrote " + ", ".join(files))
+
+
+def _start_text(meas) -> str:
+    """Where x^0 is, in words."""
+    if meas.inputs.get("x0"):
+        return f"the input {meas.inputs['x0']!r}"
+    return f"the output of module {meas.meta['start']!r}" if meas.meta["start"] else "the input"
 
 
 def layer_rows(meas) -> tuple:

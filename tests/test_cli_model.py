@@ -119,7 +119,7 @@ def test_token_ids_from_the_embedding_or_a_named_start(model_file, tmp_path, cap
     assert [line.split()[1] for line in tables[0][3:]] == ["0", "2", "4"] and "0 (x^0)" in tables[0][3]
     meta = json.loads((out / "measure.json").read_text())
     assert meta["start"] == "0" and meta["observe"] == ["2", "4"] and meta["inputs"] == {"batch": 4}
-    assert "- **start**: 0\n" in (out / "measure.md").read_text()
+    assert "- **start**: the output of module '0'\n" in (out / "measure.md").read_text()
     assert main(["measure", f"{model_file}:lm", "--seeds", "2", "--inputs", f"{model_file}:tokens", "--start", "2",
                  "--no-progress"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -20,7 +20,8 @@ logits first.
 
 Where x^0 starts (``start``): the model's input by default, or the output of the module named ``start``, whose
 output the gradients are then taken with respect to (and the found boundaries are those after it). Integer inputs
-(token ids) need one: without ``start``, the model's first ``nn.Embedding`` (or ``nn.EmbeddingBag``) is it.
+(token ids) need one: without ``start``, the model's first ``nn.Embedding`` (or ``nn.EmbeddingBag``) is it. Fed a
+mapping of keyword arguments, ``start`` may also name one of its floating-point tensors (``inputs_embeds``).
 
 Which pre-activations (``pre``): module names whose outputs are pre-activations, or by default the input of the
 last elementwise activation module (``nn.ReLU``, ``nn.Tanh``, …, or a parameter-free module of a class named
@@ -111,7 +112,7 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
         check_positive_int("seed_batch", seed_batch)
     began = time.perf_counter()
     first = factory(seed_list[0])
-    start_ = _start(first, start, inputs, observe)
+    start_ = model_inputs.keyword_start(first, start, inputs) or _start(first, start, inputs, observe)
     device = _placement(first)[1]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -147,15 +148,16 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
     record = {"q0": q0, "c0": c0, "m0": 0.0} if inputs is None else {"batch": batch}
     if isinstance(inputs, Mapping):
         record["keywords"] = list(inputs)
+    if isinstance(start_, model_inputs.Keyword):
+        record["x0"] = str(start_)
     if device.type == "cuda":
         info["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
     return Measurement(
         architecture=names["architecture"], width=int(raw["n"][0, 0]), seeds=seed_list, inputs=record,
         probes=probes_used(probes, int(raw["n"][0, -1]), batch, _coupled(first)), dtype=names["dtype"],
-        device=names["device"],
-        pre_layers=per_seed[0]["pre_layers"], raw=raw,
-        meta={"start": start_, "observe": names["observe"], "pre": names["pre"], "pre_modules": names["pre_modules"],
-              "sigprop_version": __version__,
+        device=names["device"], pre_layers=per_seed[0]["pre_layers"], raw=raw,
+        meta={"start": None if start_ is None else str(start_), "observe": names["observe"], "pre": names["pre"],
+              "pre_modules": names["pre_modules"], "sigprop_version": __version__,
               "torch_version": torch.__version__, "seconds": time.perf_counter() - began, **info})
 
 
@@ -217,20 +219,33 @@ def _coupled(net) -> bool:
 
 def _seed_inputs(net, seed, inputs, start, q0, c0) -> tuple:
     """(x0, the generator the seed's probes are drawn from next, what the model is fed) of one network: x0 is
-    what it is fed, or the start module's output there."""
+    what it is fed, the keyword input ``start`` names, or the start module's output there."""
     dtype, device = _placement(net)
     if inputs is None:
         return (*seed_inputs(_input_width(net), seed, q0, c0, 2, dtype, device), None)
     source = model_inputs.placed(inputs, dtype, device)
     if start is None:
         return source, input_generator(seed), source
+    if isinstance(start, model_inputs.Keyword):
+        return source[start], input_generator(seed), source
     return start_output(net, (start, net.get_submodule(start)), source), input_generator(seed), source
 
 
 def _blocks(net, observe, start) -> list:
     """The observed modules: as named, or the found boundaries after the start module."""
     blocks = observed_modules(net, observe)
-    return after_start(blocks, start) if observe is None and start is not None else blocks
+    return after_start(blocks, start) if observe is None and _module(start) is not None else blocks
+
+
+def _module(start):
+    """The name of the module x^0 is the output of (None: x^0 is an input)."""
+    return None if isinstance(start, model_inputs.Keyword) else start
+
+
+def _entry(run, source, start):
+    """What runs the model on x^0 where x^0 is a keyword input (``run``: the model, or a function that runs it),
+    else None (the model runs on x^0 itself or on ``source``)."""
+    return model_inputs.bind(run, source, start) if isinstance(start, model_inputs.Keyword) else None
 
 
 def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, shapes=None):
@@ -240,12 +255,13 @@ def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, sha
     x0, gen, source = _seed_inputs(net, seed, inputs, start, q0, c0)
     blocks = _blocks(net, observe, start)
     pre_modules = find_pre_modules(net, pre)
-    at = None if start is None else (start, net.get_submodule(start), source)
+    at = None if _module(start) is None else (start, net.get_submodule(start), source)
+    call = _entry(net, source, start)
     buffers = [(b, b.detach().clone()) for b in net.buffers()]     # batchnorm's running statistics, e.g.
     fired, seen, sources = [], [], []
 
     def forward(x, taps):
-        trace, out, names = traced_forward(net, x, blocks, pre_modules, pre is None, taps, start=at)
+        trace, out, names = traced_forward(net, x, blocks, pre_modules, pre is None, taps, call, start=at)
         fired[:], seen[:], sources[:] = names, [_structure(trace)], trace.pre_sources
         return out, trace
     try:
@@ -285,18 +301,21 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
     exact = check_probes(probes, out[0].numel()) == "exact"
     params, buffers = torch.func.stack_module_state(list(nets))
     params = {k: p.detach() for k, p in params.items()}
-    shared = inputs is not None and start is None       # every network sees the same x0
+    shared = inputs is not None and _module(start) is None      # every network sees the same x0
     x0 = draws[0][0] if shared else torch.stack([d[0] for d in draws])
     v = draws[0][1] if exact else torch.stack([d[1] for d in draws])
     blocks, pre_modules = _blocks(template, observe, start), find_pre_modules(template, pre)
-    at = None if start is None else (start, template.get_submodule(start), source)    # source: the same for all
+    at = None if _module(start) is None else (start, template.get_submodule(start), source)   # source: the same
     appended = len(shapes.xs) == len(names["observe"]) + 2
     fired, seen = [], []
 
     def one(p, b, x, v_):
+        def run(*args, **kwargs):
+            return torch.func.functional_call(template, (p, b), args, kwargs)
+
         def forward(x, taps):
             trace, y, ran = traced_forward(template, x, blocks, pre_modules, pre is None, taps, appended=appended,
-                                           call=lambda *a, **k: torch.func.functional_call(template, (p, b), a, k),
+                                           call=_entry(run, source, start) or run,
                                            start=at)
             fired[:], seen[:] = ran, [_structure(trace)]
             return y, trace

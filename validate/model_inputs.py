@@ -4,8 +4,10 @@ Either one tensor [batch, ...], the model's positional input (``model(inputs)``)
 arguments (``model(**inputs)``): a tokenizer's ``input_ids`` with its ``attention_mask``, a decoder's inputs beside
 the encoder's. A mapping's tensors share their first dimension, the batch (a tensor whose first dimension is 1,
 broadcast over the batch, may sit beside them); its other values (``use_cache=False``) are passed on as they are.
-Fed a mapping, x^0 is a module's output (``start``, or the first embedding where token ids are among them), since
-gradients are taken with respect to one tensor.
+Fed a mapping, x^0 is one tensor, since gradients are taken with respect to one: a module's output (``start``, or
+the first embedding where token ids are among them), or one of the mapping's floating-point tensors, named by
+``start`` (:class:`Keyword`; a model's ``inputs_embeds`` beside its ``attention_mask``), which the model is then fed
+in place of it.
 
 Example
 -------
@@ -64,6 +66,37 @@ def _check_mapping(inputs) -> int:
         raise ValueError(f"inputs with tensors of shapes {shapes} are not allowed: give a batch of at least 2 inputs "
                          "(tensors [batch, ...])")
     return next(iter(sizes.values()))
+
+
+class Keyword(str):
+    """The key of the keyword input that is x^0 (where ``start`` names one of the mapping's keys)."""
+
+
+def keyword_start(net, start, inputs):
+    """``start`` as a :class:`Keyword` where it names one of the mapping ``inputs``' keys (the tensor there must be
+    floating-point [batch, ...]), else None."""
+    if not isinstance(inputs, Mapping) or not isinstance(start, str) or start not in inputs:
+        return None
+    if start in dict(net.named_modules()):
+        raise ValueError(f"start={start!r} names both a module and one of the inputs: rename one")
+    x = inputs[start]
+    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+        raise ValueError(f"start={start!r} names inputs[{start!r}], a {_kind(x)}: x^0 is what gradients are taken "
+                         "with respect to, so name a floating-point tensor [batch, ...] or a module")
+    try:
+        check_model_inputs(x)
+    except ValueError as exc:
+        raise ValueError(f"start={start!r}: inputs[{start!r}]: {exc}") from None
+    return Keyword(start)
+
+
+def bind(fn, inputs, key):
+    """``fn`` as a function of x^0 alone, the mapping's keyword input ``key``: x -> fn(**inputs with x at key)."""
+    return lambda x: fn(**{**inputs, key: x})
+
+
+def _kind(x) -> str:
+    return f"tensor of dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
 def has_token_ids(inputs) -> bool:

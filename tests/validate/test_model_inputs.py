@@ -93,3 +93,33 @@ def test_bad_keyword_inputs_are_named(inputs, mentions):
     with pytest.raises(ValueError) as err:
         measure_model(lambda s: Padded().double(), inputs, seeds=2)
     assert mentions in str(err.value)
+
+
+@pytest.mark.parametrize("seed_batch", [None, 1])
+def test_x0_a_keyword_input_named_by_start(seed_batch):
+    """``start`` naming one of the mapping's keys: x^0 is that input (embedded tokens beside their mask), which the
+    model is fed in its place; the same numbers as the model fed it positionally with the mask held."""
+    class Embedded(Padded):
+        def forward(self, embedded, padding):
+            return self.encoder(embedded, src_key_padding_mask=padding)
+    embedded = torch.linspace(-2, 2, 4 * 8 * 16, dtype=torch.float64).reshape(4, 8, 16).sin()
+    meas = measure_model(lambda s: Embedded().double(), {"embedded": embedded, "padding": PADDING}, start="embedded",
+                         seeds=3, seed_batch=seed_batch)
+    ref = measure_model(lambda s: Holding(Embedded().double(), "embedded", padding=PADDING), embedded, seeds=3,
+                        seed_batch=seed_batch)
+    _same(meas, ref)
+    assert meas.meta["start"] == "embedded" and meas.meta["observe"] == ["encoder.layers.0", "encoder.layers.1"]
+    assert meas.inputs == {"batch": 4, "keywords": ["embedded", "padding"], "x0": "embedded"}
+    assert meas.meta["stacked"] is (seed_batch is None)
+
+
+@pytest.mark.parametrize("feed, mentions", [
+    ({"ids": IDS, "padding": PADDING}, "start='padding' names inputs['padding'], a tensor of dtype torch.bool"),
+    ({"ids": IDS, "padding": PADDING.double()[:1]}, "inputs['padding']: inputs of shape (1, 8) are not allowed"),
+    ({"ids": IDS, "padding": PADDING, "tok": IDS.double()}, "start='tok' names both a module and one of the inputs"),
+])
+def test_a_keyword_start_must_be_a_floating_point_batch(feed, mentions):
+    start = "tok" if "tok" in feed else "padding"
+    with pytest.raises(ValueError) as err:
+        measure_model(lambda s: Padded().double(), feed, start=start, seeds=2)
+    assert mentions in str(err.value)

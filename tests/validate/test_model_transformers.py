@@ -72,6 +72,11 @@ def test_a_tokenizers_ids_and_attention_mask_by_keyword(make):
                                rtol=1e-10)
     unmasked = measure_model(model, ids, probes="exact")
     assert not np.allclose(unmasked.raw["grad_sq"][0, 0], meas.raw["grad_sq"][0, 0], rtol=1e-6)
+    fed = measure_model(model, {"inputs_embeds": embedded, "attention_mask": mask}, start="inputs_embeds",
+                        probes="exact")                  # x^0 the keyword input, the embedding run beforehand
+    assert fed.inputs["x0"] == "inputs_embeds"
+    for k, v in meas.raw.items():
+        np.testing.assert_allclose(fed.raw[k], v, rtol=1e-13, atol=0, err_msg=k)
 
 
 @pytest.mark.parametrize("make", [gpt2, llama])
