@@ -83,6 +83,7 @@ from .hooks import after_start, observed_modules, pre_modules as find_pre_module
 from .measure import Measurement, input_generator, seed_inputs
 from .pullback import check_probes, default_probes, draw_probes, probes_used, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
+from .stacking import stackable
 
 
 def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, seeds=10, q0: float = 1.0,
@@ -289,8 +290,9 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
     """The raw arrays of networks of ``template``'s structure at once: their parameters and buffers stacked,
     ``template``'s code run on each with ``torch.func.functional_call`` under one ``torch.func.vmap``, each with
     the inputs and probes it gets alone. Raises RuntimeError where the networks differ in anything else
-    (:func:`_stackable`) or vmap refuses the model (e.g. a random operation in its forward pass)."""
-    if not all(_stackable(template, net) for net in nets):
+    (:func:`~sigprop.validate.stacking.stackable`) or vmap refuses the model (e.g. a random operation in its
+    forward pass)."""
+    if not all(stackable(template, net) for net in nets):
         raise RuntimeError("the networks differ in more than their parameters and buffers")
     dtype, device = _placement(template)
     out = shapes.xs[-1]
@@ -328,50 +330,6 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
                          f"seeds {seeds} observe {fired}")
     pre_layers = np.array(shapes.pre_layers, dtype=int)
     return [{**{k: a[i] for k, a in raw.items()}, "pre_layers": pre_layers} for i in range(len(nets))]
-
-
-_MISSING = object()
-
-
-def _stackable(template, net) -> bool:
-    """Whether ``net`` is ``template`` with other parameter and buffer values: the same module classes and
-    names, parameters and buffers of the same names, shapes, dtypes and devices, and every other attribute of
-    every module equal (hooks included), so that ``template``'s code with ``net``'s tensors is ``net``."""
-    ours, theirs = list(template.named_modules()), list(net.named_modules())
-    if [(n, type(m)) for n, m in ours] != [(n, type(m)) for n, m in theirs]:
-        return False
-    for (_, a), (_, b) in zip(ours, theirs):
-        keys = (a.__dict__.keys() | b.__dict__.keys()) - {"_parameters", "_buffers", "_modules"}
-        if not all(_equal(a.__dict__.get(k, _MISSING), b.__dict__.get(k, _MISSING)) for k in keys):
-            return False
-
-    def spec(m):
-        return [(n, t.shape, t.dtype, t.device) for n, t in (*m.named_parameters(), *m.named_buffers())]
-    return spec(template) == spec(net)
-
-
-def _equal(a, b, depth=0) -> bool:
-    """Attribute values equal (tensors: same shape, dtype, device and entries; dicts, lists and tuples entry by
-    entry; modules held outside the module tree, as a library keeps wrapped functions in a dict, of one class with
-    equal attributes); False where unsure."""
-    if a is b:
-        return True
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
-                and a.dtype == b.dtype and a.device == b.device and bool(torch.equal(a, b)))
-    if isinstance(a, (dict, list, tuple, nn.Module)) and depth < 8:
-        if type(a) is not type(b):
-            return False
-        if isinstance(a, nn.Module):
-            a, b = vars(a), vars(b)
-        if isinstance(a, dict):
-            return a.keys() == b.keys() and all(_equal(a[k], b[k], depth + 1) for k in a)
-        return len(a) == len(b) and all(_equal(x, y, depth + 1) for x, y in zip(a, b))
-    try:
-        same = a == b
-    except Exception:
-        return False
-    return same if isinstance(same, bool) else False
 
 
 def _structure(trace) -> tuple:
