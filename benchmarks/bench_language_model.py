@@ -10,12 +10,15 @@ the gradient correlation across inputs (Balduzzi et al. 2017), means over --seed
 Post-LN normalizes after every residual addition, pre-LN keeps an identity path from every layer to the last
 (Xiong et al. 2020, On Layer Normalization in the Transformer Architecture, compare the two at initialization).
 
+``--padding K``: the last K positions of every other sequence are padding, masked in attention; the model is then
+fed ``{"ids": ids, "padding": mask}`` by keyword, as a tokenizer's output is.
+
 Cost: the seconds ``measure_model`` takes (every layer, the default 8 Hutchinson probes) against the plain way:
 make the same networks, embed the same ids and pull 8 probes back to the embedding's output with
 ``torch.func.vmap`` over ``torch.func.vjp``; medians of --repeats runs after a warm-up run, on --device.
 
 Run: python benchmarks/bench_language_model.py [--depth 6] [--width 128] [--length 32] [--batch 8] [--seeds 6]
-[--repeats 3] [--device cpu]
+[--repeats 3] [--padding 0] [--device cpu]
 """
 import argparse
 
@@ -36,14 +39,14 @@ class LanguageModel(nn.Module):
                                              enable_nested_tensor=False)
         self.head = nn.Linear(width, vocab)
 
-    def from_embedding(self, e):
-        return self.head(self.encoder(e + self.pos[:e.shape[-2]]))
+    def from_embedding(self, e, padding=None):
+        return self.head(self.encoder(e + self.pos[:e.shape[-2]], src_key_padding_mask=padding))
 
-    def forward(self, ids):
-        return self.from_embedding(self.tok(ids))
+    def forward(self, ids, padding=None):
+        return self.from_embedding(self.tok(ids), padding)
 
 
-def plain(factory, ids, seeds, probes):
+def plain(factory, feed, seeds, probes):
     """Make each network, embed the ids, pull ``probes`` Gaussian probes back to the embedding with vmap over vjp
     (the probes drawn on the CPU, as sigprop draws them, and moved)."""
     total = 0.0
@@ -51,8 +54,8 @@ def plain(factory, ids, seeds, probes):
         torch.manual_seed(seed)
         net = factory(seed)
         with torch.no_grad():
-            e = net.tok(ids)
-        out, pull = torch.func.vjp(net.from_embedding, e)
+            e = net.tok(feed["ids"])
+        out, pull = torch.func.vjp(lambda x: net.from_embedding(x, feed.get("padding")), e)
         v = torch.randn((probes, *out.shape), generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
         (g,) = torch.func.vmap(pull)(v.to(out.device))
         total += float((g * g).sum().detach())
@@ -68,21 +71,28 @@ def main():
     ap.add_argument("--vocab", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--padding", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     ids = torch.randint(args.vocab, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
     ids = ids.to(args.device)
-    print(f"{args.depth} layers, width {args.width}, {args.batch} sequences of {args.length} tokens, "
+    feed = {"ids": ids}
+    if args.padding:
+        feed["padding"] = torch.zeros(ids.shape, dtype=torch.bool, device=args.device)
+        feed["padding"][::2, args.length - args.padding:] = True
+    inputs = feed if args.padding else ids
+    print(f"{args.depth} layers, width {args.width}, {args.batch} sequences of {args.length} tokens"
+          f"{f' (every other one with {args.padding} padded)' if args.padding else ''}, "
           f"{args.seeds} networks, float64, on {args.device} ({torch.get_num_threads()} CPU threads)")
     rows = {}
     for name, pre_ln in (("pre-LN", True), ("post-LN", False)):
         factory = lambda seed, pre_ln=pre_ln: LanguageModel(args.vocab, args.width, args.depth, args.length,
                                                             pre_ln).to(args.device)
-        meas = measure_model(factory, ids, seeds=args.seeds)
+        meas = measure_model(factory, inputs, seeds=args.seeds)
         assert meas.meta["observe"] == [f"encoder.layers.{i}" for i in range(args.depth)], meas.meta["observe"]
-        t_model = timed(lambda: measure_model(factory, ids, seeds=args.seeds), args.device, args.repeats)
-        t_plain = timed(lambda: plain(factory, ids, args.seeds, 8), args.device, args.repeats)
+        t_model = timed(lambda: measure_model(factory, inputs, seeds=args.seeds), args.device, args.repeats)
+        t_plain = timed(lambda: plain(factory, feed, args.seeds, 8), args.device, args.repeats)
         print(f"{name}: start {meas.meta['start']!r}, measure_model {t_model:.2f} s ({meas.meta['seeds_per_batch']} "
               f"per batch, {meas.meta['bytes_per_seed'] / 2**20:.0f} MiB per network), plain {t_plain:.2f} s, "
               f"ratio {t_model / t_plain:.2f}")
