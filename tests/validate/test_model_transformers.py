@@ -1,7 +1,9 @@
 """Language models from the transformers library measured as they are (runs where transformers is installed; it is
 not a dependency of sigprop): fed token ids, x^0 is the token embedding's output, the layers are found in the
 model's stack of layers, the output is the model output's logits. ‖∂x^L/∂x^0‖_F² per input (exact probes) against
-torch.func.jacrev of the model fed ``inputs_embeds``, the library's own way in past the token embedding."""
+torch.func.jacrev of the model fed ``inputs_embeds``, the library's own way in past the token embedding; the same
+fed a tokenizer's ids and padding attention mask by keyword, and fed ``inputs_embeds`` by keyword (x^0 that
+input); a factory's networks stacked against one at a time."""
 import numpy as np
 import pytest
 import torch
