@@ -15,7 +15,9 @@ fed ``{"ids": ids, "padding": mask}`` by keyword, as a tokenizer's output is.
 
 Cost: the seconds ``measure_model`` takes (every layer, the default 8 Hutchinson probes) against the plain way:
 make the same networks, embed the same ids and pull 8 probes back to the embedding's output with
-``torch.func.vmap`` over ``torch.func.vjp``; medians of --repeats runs after a warm-up run, on --device.
+``torch.func.vmap`` over ``torch.func.vjp``, timed with torch's default attention kernels and with its math
+implementation (which ``measure_model`` runs: the fused kernels' backward has no batching rule, so under vmap it
+runs once per probe), the ratio taken to the faster; medians of --repeats runs after a warm-up run, on --device.
 
 Run: python benchmarks/bench_language_model.py [--depth 6] [--width 128] [--length 32] [--batch 8] [--seeds 6]
 [--repeats 3] [--padding 0] [--device cpu]
@@ -24,6 +26,7 @@ import argparse
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from bench_measure import timed
 from sigprop.validate import measure_model
@@ -46,9 +49,13 @@ class LanguageModel(nn.Module):
         return self.from_embedding(self.tok(ids), padding)
 
 
-def plain(factory, feed, seeds, probes):
+def plain(factory, feed, seeds, probes, attention=None):
     """Make each network, embed the ids, pull ``probes`` Gaussian probes back to the embedding with vmap over vjp
-    (the probes drawn on the CPU, as sigprop draws them, and moved)."""
+    (the probes drawn on the CPU, as sigprop draws them, and moved); ``attention``: the one
+    ``scaled_dot_product_attention`` implementation to run (None: torch's choice)."""
+    if attention is not None:
+        with sdpa_kernel(attention):
+            return plain(factory, feed, seeds, probes)
     total = 0.0
     for seed in range(seeds):
         torch.manual_seed(seed)
@@ -93,9 +100,10 @@ def main():
         assert meas.meta["observe"] == [f"encoder.layers.{i}" for i in range(args.depth)], meas.meta["observe"]
         t_model = timed(lambda: measure_model(factory, inputs, seeds=args.seeds), args.device, args.repeats)
         t_plain = timed(lambda: plain(factory, feed, args.seeds, 8), args.device, args.repeats)
+        t_math = timed(lambda: plain(factory, feed, args.seeds, 8, SDPBackend.MATH), args.device, args.repeats)
         print(f"{name}: start {meas.meta['start']!r}, measure_model {t_model:.2f} s ({meas.meta['seeds_per_batch']} "
-              f"per batch, {meas.meta['bytes_per_seed'] / 2**20:.0f} MiB per network), plain {t_plain:.2f} s, "
-              f"ratio {t_model / t_plain:.2f}")
+              f"per batch, {meas.meta['bytes_per_seed'] / 2**20:.0f} MiB per network), plain {t_plain:.2f} s "
+              f"(math attention {t_math:.2f} s), ratio {t_model / min(t_plain, t_math):.2f}")
         rows[name] = meas.summary()
     print(f"\n{'layer':>5s}  " + "  ".join(f"{n + ' log GSC(l, L)':>30s}  {n + ' grad corr':>26s}" for n in rows))
     for layer in range(args.depth + 2):
