@@ -3,11 +3,13 @@ gives; the batch follows the memory budget."""
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sigprop.theory import parse
 from sigprop.validate import build, measure
 from sigprop.validate import seed_batch as sb
-from sigprop.validate.measure import measure_seed
+from sigprop.validate.measure import measure_seed, seed_inputs
+from sigprop.validate.pullback import draw_probes
 
 CASES = [  # (architecture, width, probes, batch): every block kind, exact and Hutchinson probes, a data batch
     ("5*dense(tanh,sw2=2.5,sb2=0.05)", 24, "exact", None),
@@ -112,3 +114,49 @@ def test_networks_drawn_ahead_are_the_networks_of_their_seeds():
     stream = sb.drawn_networks(net, 8, range(50), "float64", "cpu", ahead=3)
     next(stream)
     stream.close()                                            # stops drawing: the pending networks are cancelled
+
+
+class Ops(TorchDispatchMode):
+    """Counts the operations that reach the kernels (on a GPU, each is a kernel launch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def dispatched(fn) -> int:
+    """The operations one run of ``fn`` dispatches, after a first run (torch.func's set-up)."""
+    fn()
+    with Ops() as ops:
+        fn()
+    return ops.count
+
+
+def test_the_operations_of_a_measurement_do_not_grow_with_probes_or_width():
+    """The probes are pulled back under one vmap with a batching rule for every operation: a per-probe fallback (as
+    autograd's legacy batched gradients take for tanh's backward) would launch kernels per probe on a GPU."""
+    net = parse("6*dense(tanh,sw2=2.5,sb2=0.05)")
+    counts = {(width, probes): dispatched(lambda: measure(net, width=width, seeds=4, probes=probes))
+              for width, probes in ((8, "exact"), (16, "exact"), (16, 2), (16, 12))}
+    assert len(set(counts.values())) == 1, counts
+    batch = {probes: dispatched(lambda: measure(net, width=16, seeds=4, probes=probes, batch=6)) for probes in (2, 12)}
+    assert batch[2] == batch[12], batch
+
+
+def test_stacked_seeds_share_one_measurement_and_add_only_their_own_draws():
+    """Beyond drawing each seed's weights, inputs and probes, a batch of stacked seeds dispatches the operations of
+    one measurement, whatever its size; one seed at a time repeats them per seed."""
+    net, width = parse("6*dense(tanh,sw2=2.5,sb2=0.05)"), 16
+
+    def draw_one():
+        x0, gen = seed_inputs(width, 3, 1.0, 0.5, 2, torch.float64, "cpu")
+        return build(net, width, seed=3), x0, draw_probes("exact", 2, width, gen, torch.float64, "cpu", False)
+    draw = dispatched(draw_one)
+    stacked = {s: dispatched(lambda: measure(net, width=width, seeds=s, seed_batch=s)) - s * draw for s in (2, 8)}
+    assert stacked[2] == stacked[8], stacked
+    alone = {s: dispatched(lambda: measure(net, width=width, seeds=s, seed_batch=1)) - s * draw for s in (2, 8)}
+    assert alone[8] - alone[2] >= 6 * stacked[2] / 2, (alone, stacked)
