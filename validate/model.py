@@ -296,11 +296,11 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
         raise RuntimeError("the networks differ in more than their parameters and buffers")
     dtype, device = _placement(template)
     out = shapes.xs[-1]
-    draws = []
+    draws, exact = [], check_probes(probes, out[0].numel()) == "exact"
     for net, seed in zip(nets, seeds):
         x0, gen, source = _seed_inputs(net, seed, inputs, start, q0, c0)
-        draws.append((x0, *draw_probes(probes, out.shape[0], out[0].numel(), gen, dtype, device, False)))
-    exact = check_probes(probes, out[0].numel()) == "exact"
+        v, _, norm = draw_probes(probes, out.shape[0], out[0].numel(), gen, dtype, device, False)
+        draws.append((x0, None if exact and draws else v, None, norm))   # one identity [n_out, n_out] serves all
     params, buffers = torch.func.stack_module_state(list(nets))
     params = {k: p.detach() for k, p in params.items()}
     shared = inputs is not None and _module(start) is None      # every network sees the same x0

@@ -170,11 +170,11 @@ def measure_group(nets, seeds, stacked, single, info: dict, device) -> list:
 def _stacked(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled) -> list:
     """raw_tensors of every network at once: their parameters stacked, vmap over the stack, the inputs and probes
     of each seed (drawn as for one seed) beside its network; exact probes, the same for all, are not copied."""
-    draws = []
+    draws, exact = [], check_probes(probes, nets[0].n_out) == "exact"
     for net, seed in zip(nets, seeds):
         x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, dev)
-        draws.append((x0, *draw_probes(probes, batch, net.n_out, gen, dt, dev, coupled)))
-    exact = check_probes(probes, nets[0].n_out) == "exact"
+        v, w_, norm = draw_probes(probes, batch, net.n_out, gen, dt, dev, coupled)
+        draws.append((x0, None if exact and draws else v, w_, norm))   # one identity [n_out, n_out] serves all
     params, buffers = torch.func.stack_module_state(list(nets))
     params = {k: p.detach() for k, p in params.items()}
     template, norm = nets[0], draws[0][3]
