@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from sigprop.validate import measure_model
 
@@ -203,28 +202,11 @@ def test_a_stack_of_layers_in_a_module_list_is_found():
         measure_model(Stacked(mixed=True), ids)
 
 
-class Ops(TorchDispatchMode):
-    """Counts the operations that reach the kernels."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-def test_attention_costs_the_same_operations_for_any_number_of_probes():
+def test_attention_costs_the_same_operations_for_any_number_of_probes(dispatched):
     """The fused attention kernels have no batching rule, so their backward pass ran once per probe (thousands of
     kernel launches on a GPU for exact probes); in its math implementation vmap batches it: 2 probes and 32 dispatch
     the same operations."""
     model = _seeded(lambda seed: TinyLM().double(), 0)
     ids = torch.randint(50, (3, 6), generator=torch.Generator().manual_seed(2))
-    counts = []
-    for probes in (2, 32):
-        measure_model(model, ids, probes=probes)
-        with Ops() as ops:
-            measure_model(model, ids, probes=probes)
-        counts.append(ops.count)
+    counts = [dispatched(lambda: measure_model(model, ids, probes=probes)) for probes in (2, 32)]
     assert counts[0] == counts[1], counts

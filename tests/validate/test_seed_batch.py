@@ -3,7 +3,6 @@ gives; the batch follows the memory budget."""
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from sigprop.theory import parse
 from sigprop.validate import build, measure
@@ -116,27 +115,7 @@ def test_networks_drawn_ahead_are_the_networks_of_their_seeds():
     stream.close()                                            # stops drawing: the pending networks are cancelled
 
 
-class Ops(TorchDispatchMode):
-    """Counts the operations that reach the kernels (on a GPU, each is a kernel launch)."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-def dispatched(fn) -> int:
-    """The operations one run of ``fn`` dispatches, after a first run (torch.func's set-up)."""
-    fn()
-    with Ops() as ops:
-        fn()
-    return ops.count
-
-
-def test_the_operations_of_a_measurement_do_not_grow_with_probes_or_width():
+def test_the_operations_of_a_measurement_do_not_grow_with_probes_or_width(dispatched):
     """The probes are pulled back under one vmap with a batching rule for every operation: a per-probe fallback (as
     autograd's legacy batched gradients take for tanh's backward) would launch kernels per probe on a GPU."""
     net = parse("6*dense(tanh,sw2=2.5,sb2=0.05)")
@@ -147,7 +126,7 @@ def test_the_operations_of_a_measurement_do_not_grow_with_probes_or_width():
     assert batch[2] == batch[12], batch
 
 
-def test_stacked_seeds_share_one_measurement_and_add_only_their_own_draws():
+def test_stacked_seeds_share_one_measurement_and_add_only_their_own_draws(dispatched):
     """Beyond drawing each seed's weights, inputs and probes, a batch of stacked seeds dispatches the operations of
     one measurement, whatever its size; one seed at a time repeats them per seed."""
     net, width = parse("6*dense(tanh,sw2=2.5,sb2=0.05)"), 16
