@@ -8,7 +8,7 @@ from torch import nn
 
 from sigprop.theory import parse
 from sigprop.validate import build, measure, measure_model
-from sigprop.validate.measure import measure_seed
+from sigprop.validate.measure import measure_seed, seed_inputs
 
 RAW = ("q", "c", "p", "m", "n", "jac_qm2", "grad_cross", "grad_sq")
 
@@ -159,6 +159,22 @@ def test_a_factorys_networks_measured_at_once_give_what_one_at_a_time_gives(fact
 
 def _double(factory):
     return lambda seed: factory(seed).double()
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_a_stacked_network_adds_little_beyond_its_building(given, dispatched):
+    """Each network the factory builds beyond the first adds, stacked, the operations of its building and of its
+    inputs' (the default pair) and probes' draws, not those of a measurement (which one at a time repeats: on a
+    GPU, its kernels)."""
+    factory = _double(lambda seed: nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(16, 16), nn.Tanh())]))
+    x = torch.randn(2, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) if given else None
+    building = dispatched(lambda: (factory(0), given or seed_inputs(16, 0, 1.0, 0.5, 2, torch.float64, "cpu")))
+
+    def per_network(seed_batch):
+        few, many = (dispatched(lambda: measure_model(factory, x, seeds=s, seed_batch=seed_batch)) for s in (3, 8))
+        return (many - few) / 5 - building
+    stacked, alone = per_network(None), per_network(1)
+    assert 0 <= stacked < alone / 10, (stacked, alone)
 
 
 @pytest.mark.parametrize("factory", [
