@@ -32,6 +32,11 @@ mapping of the model's keyword arguments (``model(**inputs)``: a tokenizer's ids
 [B, ...]; x^0 is then a start module's output), or by default two inputs with mean square q0 and correlation c0
 made exactly as for a description (the input width read from the first ``nn.Linear``).
 
+The first dimension of x^0 and of every representation is the batch of independent inputs: a model that mixes
+them (attention or recurrent layers built with ``batch_first=False``, PyTorch's default, take it as the sequence)
+is refused, naming those modules (:func:`sigprop.validate.independence.check_independent`; training-mode
+batchnorm, which mixes the batch by design, is measured as such).
+
 A factory's networks: the first is measured alone, and its shapes serve the rest, which are measured as
 :func:`sigprop.validate.measure` measures seeds: stacked (``torch.func.stack_module_state``) and run as the first
 network's code with their own weights (``torch.func.functional_call``) under one ``torch.func.vmap``, as many at
@@ -80,6 +85,7 @@ from . import model_inputs
 from .build import Trace
 from .hooks import after_start, observed_modules, pre_modules as find_pre_modules, start_module, start_output, \
     traced_forward
+from .independence import check_independent
 from .measure import Measurement, input_generator, seed_inputs
 from .pullback import check_probes, default_probes, draw_probes, probes_used, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
@@ -269,6 +275,8 @@ def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, sha
         if shapes is None:
             with torch.no_grad():
                 _, trace0 = forward(x0, None)
+            if not _coupled(net):
+                check_independent(lambda x: forward(x, None)[1].xs[-1], x0, net)
             shapes = Trace([x.new_zeros(()).expand(x.shape) for x in trace0.xs], [], trace0.pre_layers)
         try:
             raw = raw_arrays(forward, x0, probes, gen, _coupled(net), shapes)

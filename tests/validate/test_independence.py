@@ -1,0 +1,79 @@
+"""A model that mixes the inputs of its batch is refused, naming its sequence-first modules; one that does not, with
+dropout or in float32, is measured."""
+import pytest
+import torch
+from torch import nn
+
+from sigprop.validate import measure_model
+from sigprop.validate.independence import check_independent
+
+
+class Encoder(nn.Module):
+    def __init__(self, batch_first):
+        super().__init__()
+        self.tok = nn.Embedding(50, 16)
+        layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=batch_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, ids):
+        return self.encoder(self.tok(ids))
+
+
+class Recurrent(nn.Module):
+    def __init__(self, batch_first):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 8, batch_first=batch_first)
+        self.out = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.out(self.lstm(x)[0])
+
+
+class Centred(nn.Module):
+    """Subtracts the batch mean: mixes the batch without a sequence-first module."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh())
+
+    def forward(self, x):
+        return self.body(x - x.mean(dim=0))
+
+
+IDS = torch.randint(50, (6, 4), generator=torch.Generator().manual_seed(0))
+X = torch.randn(5, 3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+
+def test_sequence_first_attention_is_refused_and_named():
+    with pytest.raises(ValueError, match="the model mixes the inputs of its batch: changing input 0 changes the other "
+                                         "inputs' outputs by up to .* where 'encoder.layers.0.self_attn', "
+                                         "'encoder.layers.1.self_attn' take it as the sequence \\(built with "
+                                         "batch_first=False"):
+        measure_model(lambda seed: Encoder(False).double(), IDS, seeds=2)
+    meas = measure_model(lambda seed: Encoder(True).double(), IDS, seeds=2)       # the same, batch first
+    assert meas.inputs["batch"] == 6
+
+
+def test_a_sequence_first_lstm_is_refused_and_a_batch_first_one_measured():
+    with pytest.raises(ValueError, match="where 'lstm' take it as the sequence"):
+        measure_model(lambda seed: Recurrent(False).double(), X, seeds=2, observe=["lstm"])
+    assert measure_model(lambda seed: Recurrent(True).double(), X, seeds=2, observe=["lstm"]).depth == 2
+
+
+def test_mixing_without_a_sequence_first_module_is_refused_in_general_terms():
+    x = torch.randn(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with pytest.raises(ValueError, match="mixes the inputs of its batch.*: modules built with batch_first=False "
+                                         "\\(PyTorch's default for attention and recurrent layers\\) take it as the "
+                                         "sequence; build them with batch_first=True"):
+        measure_model(lambda seed: Centred().double(), x, seeds=2)
+
+
+def test_independent_inputs_pass_with_dropout_and_in_float32():
+    """Dropout draws new masks on every run: both runs draw the same ones. In float32 rows agree to rounding."""
+    dropped = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Dropout(0.3), nn.Linear(8, 8)).double().train()
+    x = torch.randn(4, 8, dtype=torch.float64)
+    state = torch.random.get_rng_state()
+    check_independent(dropped, x)
+    assert torch.equal(torch.random.get_rng_state(), state)          # the global random state as found
+    wide = nn.Sequential(nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 256))
+    check_independent(wide, torch.randn(64, 256))

@@ -1,0 +1,70 @@
+"""Whether a model treats the first dimension of its input as a batch of independent inputs.
+
+:func:`sigprop.validate.measure_model` takes the first dimension of x^0 and of every representation as the batch:
+each input's Jacobian ‖∂x^L_b/∂x^l_b‖ and its statistics are read from its own row. A model that mixes the rows
+would be measured wrongly without a sign, and PyTorch's default does: ``nn.MultiheadAttention``,
+``nn.TransformerEncoderLayer``, ``nn.LSTM``, ``nn.GRU`` and ``nn.RNN`` take the first dimension as the sequence unless
+built with ``batch_first=True``. :func:`check_independent` runs the model twice, changing input 0 only, and
+raises where another input's output moves. Training-mode batchnorm, which mixes the batch by design, is measured
+as such (the batch's Jacobian, Hutchinson probes independent across the inputs) and not checked here.
+
+Example
+-------
+>>> import torch
+>>> from torch import nn
+>>> x0 = torch.randn(5, 3, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+>>> batch_first = nn.LSTM(8, 8, batch_first=True).double()
+>>> check_independent(lambda x: batch_first(x)[0], x0)
+>>> lstm = nn.LSTM(8, 8).double()                       # sequence first: rows are time steps
+>>> try:
+...     check_independent(lambda x: lstm(x)[0], x0, lstm)
+... except ValueError as e:
+...     print(str(e)[:69])
+the model mixes the inputs of its batch: changing input 0 changes the
+"""
+from __future__ import annotations
+
+import torch
+
+#: the largest change of the other inputs' outputs, relative to their largest magnitude, in units of the dtype's
+#: machine epsilon, that counts as none: a row of a matrix product does not depend on the other rows, so
+#: independent inputs give the same numbers to a few roundings at most
+TOLERANCE_EPS = 64
+
+
+def check_independent(run, x0: torch.Tensor, model=None) -> None:
+    """Raise a ValueError where ``run(x0)`` (the output, [batch, ...]) mixes the batch: where changing input 0
+    (x0[0] → 2 x0[0] + x0[1]) moves another input's output by more than :data:`TOLERANCE_EPS` roundings of the
+    largest. Both runs draw the same random numbers (a forked random state, seeded alike: dropout masks agree), and
+    the global random state is left as found. ``model``: named in the message, with its sequence-first modules."""
+    if x0.shape[0] < 2:
+        return
+    moved = x0.clone()
+    moved[0] = 2 * x0[0] + x0[1]
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    outs = []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        for x in (x0, moved):
+            torch.manual_seed(0)
+            outs.append(run(x))
+    before, after = (o[1:].detach().double() for o in outs)
+    scale = before.abs().max()
+    change = (after - before).abs().max()
+    if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(outs[0].dtype).eps * scale:
+        where = _sequence_first(model) or (": modules built with batch_first=False (PyTorch's default for attention "
+                                           "and recurrent layers) take it as the sequence")
+        raise ValueError(f"the model mixes the inputs of its batch: changing input 0 changes the other inputs' outputs "
+                         f"by up to {float(change / scale):.2g} of their largest magnitude. measure_model takes the "
+                         f"first dimension of x^0 and of every representation as the batch of independent inputs"
+                         f"{where}; build them with batch_first=True and feed [batch, sequence, ...]")
+
+
+def _sequence_first(model) -> str:
+    """Where ``model`` has modules that take the first dimension as the sequence, a clause naming them."""
+    if model is None:
+        return ""
+    names = [n for n, m in model.named_modules() if getattr(m, "batch_first", True) is False]
+    if not names:
+        return ""
+    shown = ", ".join(repr(n) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return f", where {shown} take it as the sequence (built with batch_first=False, PyTorch's default)"
