@@ -1,12 +1,13 @@
-"""Whether a model treats the first dimension of its input as a batch of independent inputs.
+"""Whether a model's representations keep the inputs of its batch, their first dimension, independent.
 
 :func:`sigprop.validate.measure_model` takes the first dimension of x^0 and of every representation as the batch:
 each input's Jacobian ‖∂x^L_b/∂x^l_b‖ and its statistics are read from its own row. A model that mixes the rows
 would be measured wrongly without a sign, and PyTorch's default does: ``nn.MultiheadAttention``,
 ``nn.TransformerEncoderLayer``, ``nn.LSTM``, ``nn.GRU`` and ``nn.RNN`` take the first dimension as the sequence unless
 built with ``batch_first=True``. :func:`check_independent` runs the model twice, changing input 0 only, and
-raises where another input's output moves. Training-mode batchnorm, which mixes the batch by design, is measured
-as such (the batch's Jacobian, Hutchinson probes independent across the inputs) and not checked here.
+raises where another input's row of a representation moves (also where a layer's output is sequence first
+inside a model whose output is batch first). Training-mode batchnorm, which mixes the batch by design, is
+measured as such (the batch's Jacobian, Hutchinson probes independent across the inputs) and not checked here.
 
 Example
 -------
@@ -19,8 +20,8 @@ Example
 >>> try:
 ...     check_independent(lambda x: lstm(x)[0], x0, lstm)
 ... except ValueError as e:
-...     print(str(e)[:69])
-the model mixes the inputs of its batch: changing input 0 changes the
+...     print(str(e)[:80])
+the inputs of the batch are mixed: changing input 0 alone moves the other inputs
 """
 from __future__ import annotations
 
@@ -33,30 +34,34 @@ TOLERANCE_EPS = 64
 
 
 def check_independent(run, x0: torch.Tensor, model=None) -> None:
-    """Raise a ValueError where ``run(x0)`` (the output, [batch, ...]) mixes the batch: where changing input 0
-    (x0[0] → 2 x0[0] + x0[1]) moves another input's output by more than :data:`TOLERANCE_EPS` roundings of the
-    largest. Both runs draw the same random numbers (a forked random state, seeded alike: dropout masks agree), and
-    the global random state is left as found. ``model``: named in the message, with its sequence-first modules."""
+    """Raise a ValueError where ``run`` mixes the batch. ``run(x)`` returns the representations of a forward pass
+    from x^0 = x as ``(label, tensor [batch, ...])`` pairs (a bare tensor stands for the output): input 0 is changed
+    alone (x0[0] → 2 x0[0] + x0[1]), and where another input's row of a representation moves by more than
+    :data:`TOLERANCE_EPS` roundings of that representation's largest magnitude, the first such one is named. Both
+    runs draw the same random numbers (a forked random state, seeded alike: dropout masks agree); the global
+    random state is left as found. ``model``: its sequence-first modules are named in the message."""
     if x0.shape[0] < 2:
         return
     moved = x0.clone()
     moved[0] = 2 * x0[0] + x0[1]
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    outs = []
+    runs = []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
         for x in (x0, moved):
             torch.manual_seed(0)
-            outs.append(run(x))
-    before, after = (o[1:].detach().double() for o in outs)
-    scale = before.abs().max()
-    change = (after - before).abs().max()
-    if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(outs[0].dtype).eps * scale:
-        where = _sequence_first(model) or (": modules built with batch_first=False (PyTorch's default for attention "
-                                           "and recurrent layers) take it as the sequence")
-        raise ValueError(f"the model mixes the inputs of its batch: changing input 0 changes the other inputs' outputs "
-                         f"by up to {float(change / scale):.2g} of their largest magnitude. measure_model takes the "
-                         f"first dimension of x^0 and of every representation as the batch of independent inputs"
-                         f"{where}; build them with batch_first=True and feed [batch, sequence, ...]")
+            out = run(x)
+            runs.append([("the output", out)] if isinstance(out, torch.Tensor) else list(out))
+    for (label, before), (_, after) in zip(*runs):
+        rows, moved_rows = before[1:].detach().double(), after[1:].detach().double()
+        scale, change = rows.abs().max(), (moved_rows - rows).abs().max()
+        if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(before.dtype).eps * scale:
+            where = _sequence_first(model) or (": attention and recurrent layers built with batch_first=False "
+                                               "(PyTorch's default) take it as the sequence")
+            raise ValueError(f"the inputs of the batch are mixed: changing input 0 alone moves the other inputs' rows "
+                             f"of {label} by up to {float(change / scale):.2g} of its largest magnitude. measure_model "
+                             "reads each input from its row of the first dimension of every representation, so the "
+                             f"rows must be independent{where}; build them with batch_first=True and feed "
+                             "[batch, sequence, ...], and observe modules whose outputs are batch first")
 
 
 def _sequence_first(model) -> str:
@@ -67,4 +72,4 @@ def _sequence_first(model) -> str:
     if not names:
         return ""
     shown = ", ".join(repr(n) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    return f", where {shown} take it as the sequence (built with batch_first=False, PyTorch's default)"
+    return f": {shown} take it as the sequence (built with batch_first=False, PyTorch's default)"

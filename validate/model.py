@@ -32,10 +32,11 @@ mapping of the model's keyword arguments (``model(**inputs)``: a tokenizer's ids
 [B, ...]; x^0 is then a start module's output), or by default two inputs with mean square q0 and correlation c0
 made exactly as for a description (the input width read from the first ``nn.Linear``).
 
-The first dimension of x^0 and of every representation is the batch of independent inputs: a model that mixes
-them (attention or recurrent layers built with ``batch_first=False``, PyTorch's default, take it as the sequence)
-is refused, naming those modules (:func:`sigprop.validate.independence.check_independent`; training-mode
-batchnorm, which mixes the batch by design, is measured as such).
+The first dimension of x^0 and of every representation is the batch of independent inputs: a model whose
+representations mix them (attention or recurrent layers built with ``batch_first=False``, PyTorch's default,
+take it as the sequence) is refused, naming the first such representation and those modules
+(:func:`sigprop.validate.independence.check_independent`; training-mode batchnorm, which mixes the batch by
+design, is measured as such).
 
 A factory's networks: the first is measured alone, and its shapes serve the rest, which are measured as
 :func:`sigprop.validate.measure` measures seeds: stacked (``torch.func.stack_module_state``) and run as the first
@@ -276,7 +277,7 @@ def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, sha
             with torch.no_grad():
                 _, trace0 = forward(x0, None)
             if not _coupled(net):
-                check_independent(lambda x: forward(x, None)[1].xs[-1], x0, net)
+                check_independent(lambda x: _labelled(forward(x, None)[1], fired), x0, net)
             shapes = Trace([x.new_zeros(()).expand(x.shape) for x in trace0.xs], [], trace0.pre_layers)
         try:
             raw = raw_arrays(forward, x0, probes, gen, _coupled(net), shapes)
@@ -338,6 +339,12 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
                          f"seeds {seeds} observe {fired}")
     pre_layers = np.array(shapes.pre_layers, dtype=int)
     return [{**{k: a[i] for k, a in raw.items()}, "pre_layers": pre_layers} for i in range(len(nets))]
+
+
+def _labelled(trace, fired) -> list:
+    """(label, tensor) of each representation of a trace after x^0, labelled by the module it is the output of."""
+    names = [f"x^{l} (the output of {n!r})" for l, n in enumerate(fired, 1)]
+    return list(zip(names + [f"x^{len(fired) + 1} (the model's output)"], trace.xs[1:]))
 
 
 def _structure(trace) -> tuple:

@@ -1,5 +1,5 @@
-"""A model that mixes the inputs of its batch is refused, naming its sequence-first modules; one that does not, with
-dropout or in float32, is measured."""
+"""A model whose representations mix the inputs of its batch is refused, naming where and its sequence-first modules;
+one that does not, with dropout or in float32, is measured."""
 import pytest
 import torch
 from torch import nn
@@ -45,27 +45,50 @@ X = torch.randn(5, 3, 8, dtype=torch.float64, generator=torch.Generator().manual
 
 
 def test_sequence_first_attention_is_refused_and_named():
-    with pytest.raises(ValueError, match="the model mixes the inputs of its batch: changing input 0 changes the other "
-                                         "inputs' outputs by up to .* where 'encoder.layers.0.self_attn', "
-                                         "'encoder.layers.1.self_attn' take it as the sequence \\(built with "
-                                         "batch_first=False"):
+    with pytest.raises(ValueError, match="the inputs of the batch are mixed: changing input 0 alone moves the other "
+                                         "inputs' rows of x\\^1 \\(the output of 'encoder.layers.0'\\) by up to .*: "
+                                         "'encoder.layers.0.self_attn', 'encoder.layers.1.self_attn' take it as the "
+                                         "sequence \\(built with batch_first=False"):
         measure_model(lambda seed: Encoder(False).double(), IDS, seeds=2)
     meas = measure_model(lambda seed: Encoder(True).double(), IDS, seeds=2)       # the same, batch first
     assert meas.inputs["batch"] == 6
 
 
 def test_a_sequence_first_lstm_is_refused_and_a_batch_first_one_measured():
-    with pytest.raises(ValueError, match="where 'lstm' take it as the sequence"):
+    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'lstm'\\).*: 'lstm' take it as the sequence"):
         measure_model(lambda seed: Recurrent(False).double(), X, seeds=2, observe=["lstm"])
     assert measure_model(lambda seed: Recurrent(True).double(), X, seeds=2, observe=["lstm"]).depth == 2
 
 
 def test_mixing_without_a_sequence_first_module_is_refused_in_general_terms():
     x = torch.randn(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    with pytest.raises(ValueError, match="mixes the inputs of its batch.*: modules built with batch_first=False "
-                                         "\\(PyTorch's default for attention and recurrent layers\\) take it as the "
-                                         "sequence; build them with batch_first=True"):
+    with pytest.raises(ValueError, match="batch are mixed.*rows of x\\^1 \\(the output of 'body.1'\\).*: attention "
+                                         "and recurrent layers built with batch_first=False \\(PyTorch's default\\) "
+                                         "take it as the sequence; build them with batch_first=True"):
         measure_model(lambda seed: Centred().double(), x, seeds=2)
+
+
+class Transposed(nn.Module):
+    """Batch first outside, sequence first inside: its layers' outputs are [sequence, batch, width]."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok = nn.Embedding(50, 16)
+        self.layers = nn.ModuleList(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0) for _ in range(2))
+
+    def forward(self, ids):
+        x = self.tok(ids).transpose(0, 1)
+        for layer in self.layers:
+            x = layer(x)
+        return x.transpose(0, 1)
+
+
+def test_a_sequence_first_representation_inside_a_batch_first_model_is_refused():
+    """The model's output does not mix the batch, but its layers' rows are positions: with as many positions as
+    inputs the shapes cannot tell, the rows can."""
+    ids = IDS[:4]                                         # 4 sequences of 4 tokens
+    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'layers.0'\\)"):
+        measure_model(lambda seed: Transposed().double(), ids, seeds=2)
 
 
 def test_independent_inputs_pass_with_dropout_and_in_float32():
