@@ -55,21 +55,21 @@ def check_independent(run, x0: torch.Tensor, model=None) -> None:
         rows, moved_rows = before[1:].detach().double(), after[1:].detach().double()
         scale, change = rows.abs().max(), (moved_rows - rows).abs().max()
         if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(before.dtype).eps * scale:
-            where = _sequence_first(model) or (": attention and recurrent layers built with batch_first=False "
-                                               "(PyTorch's default) take it as the sequence")
             raise ValueError(f"the inputs of the batch are mixed: changing input 0 alone moves the other inputs' rows "
                              f"of {label} by up to {float(change / scale):.2g} of its largest magnitude. measure_model "
                              "reads each input from its row of the first dimension of every representation, so the "
-                             f"rows must be independent{where}; build them with batch_first=True and feed "
-                             "[batch, sequence, ...], and observe modules whose outputs are batch first")
+                             f"rows must be independent. {_advice(model)}")
 
 
-def _sequence_first(model) -> str:
-    """Where ``model`` has modules that take the first dimension as the sequence, a clause naming them."""
-    if model is None:
-        return ""
-    names = [n for n, m in model.named_modules() if getattr(m, "batch_first", True) is False]
+def _advice(model) -> str:
+    """What to do: name ``model``'s modules that take the first dimension as the sequence, if it has any."""
+    names = [] if model is None else [n for n, m in model.named_modules() if getattr(m, "batch_first", 1) is False]
     if not names:
-        return ""
+        return ("A layer that computes across that dimension mixes them: attention or recurrence over it (layers "
+                "built with batch_first=False, PyTorch's default), or statistics over the batch (torch's batchnorm "
+                "alone is measured as the batch's Jacobian). Build such layers batch first, or observe modules whose "
+                "outputs are [batch, ...] with rows computed apart.")
     shown = ", ".join(repr(n) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    return f": {shown} take it as the sequence (built with batch_first=False, PyTorch's default)"
+    return (f"{shown} take that dimension as the sequence (built with batch_first=False, PyTorch's default): build "
+            "them with batch_first=True, feed [batch, sequence, ...] and observe modules whose outputs are batch "
+            "first.")

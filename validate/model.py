@@ -35,8 +35,8 @@ made exactly as for a description (the input width read from the first ``nn.Line
 The first dimension of x^0 and of every representation is the batch of independent inputs: a model whose
 representations mix them (attention or recurrent layers built with ``batch_first=False``, PyTorch's default,
 take it as the sequence) is refused, naming the first such representation and those modules
-(:func:`sigprop.validate.independence.check_independent`; training-mode batchnorm, which mixes the batch by
-design, is measured as such).
+(:func:`sigprop.validate.independence.check_independent`; batchnorm that normalizes by the batch, in training
+mode or without running statistics, mixes it by design and is measured as such).
 
 A factory's networks: the first is measured alone, and its shapes serve the rest, which are measured as
 :func:`sigprop.validate.measure` measures seeds: stacked (``torch.func.stack_module_state``) and run as the first
@@ -221,8 +221,10 @@ def _placement(net) -> tuple:
 
 
 def _coupled(net) -> bool:
-    """Whether the network mixes the inputs of a batch (training-mode batchnorm)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
+    """Whether the network mixes the inputs of a batch: batchnorm normalizing by the batch's statistics (in training
+    mode, or in any mode without running statistics, ``track_running_stats=False``)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
+               for m in net.modules())
 
 
 def _seed_inputs(net, seed, inputs, start, q0, c0) -> tuple:

@@ -1,5 +1,6 @@
 """A model whose representations mix the inputs of its batch is refused, naming where and its sequence-first modules;
 one that does not, with dropout or in float32, is measured."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -46,25 +47,25 @@ X = torch.randn(5, 3, 8, dtype=torch.float64, generator=torch.Generator().manual
 
 def test_sequence_first_attention_is_refused_and_named():
     with pytest.raises(ValueError, match="the inputs of the batch are mixed: changing input 0 alone moves the other "
-                                         "inputs' rows of x\\^1 \\(the output of 'encoder.layers.0'\\) by up to .*: "
-                                         "'encoder.layers.0.self_attn', 'encoder.layers.1.self_attn' take it as the "
-                                         "sequence \\(built with batch_first=False"):
+                                         "inputs' rows of x\\^1 \\(the output of 'encoder.layers.0'\\) by up to .* "
+                                         "'encoder.layers.0.self_attn', 'encoder.layers.1.self_attn' take that "
+                                         "dimension as the sequence \\(built with batch_first=False"):
         measure_model(lambda seed: Encoder(False).double(), IDS, seeds=2)
     meas = measure_model(lambda seed: Encoder(True).double(), IDS, seeds=2)       # the same, batch first
     assert meas.inputs["batch"] == 6
 
 
 def test_a_sequence_first_lstm_is_refused_and_a_batch_first_one_measured():
-    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'lstm'\\).*: 'lstm' take it as the sequence"):
+    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'lstm'\\).* 'lstm' take that dimension as the sequence"):
         measure_model(lambda seed: Recurrent(False).double(), X, seeds=2, observe=["lstm"])
     assert measure_model(lambda seed: Recurrent(True).double(), X, seeds=2, observe=["lstm"]).depth == 2
 
 
 def test_mixing_without_a_sequence_first_module_is_refused_in_general_terms():
     x = torch.randn(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    with pytest.raises(ValueError, match="batch are mixed.*rows of x\\^1 \\(the output of 'body.1'\\).*: attention "
-                                         "and recurrent layers built with batch_first=False \\(PyTorch's default\\) "
-                                         "take it as the sequence; build them with batch_first=True"):
+    with pytest.raises(ValueError, match="batch are mixed.*rows of x\\^1 \\(the output of 'body.1'\\).* A layer "
+                                         "that computes across that dimension mixes them: attention or recurrence "
+                                         "over it \\(layers built with batch_first=False"):
         measure_model(lambda seed: Centred().double(), x, seeds=2)
 
 
@@ -100,3 +101,18 @@ def test_independent_inputs_pass_with_dropout_and_in_float32():
     assert torch.equal(torch.random.get_rng_state(), state)          # the global random state as found
     wide = nn.Sequential(nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 256))
     check_independent(wide, torch.randn(64, 256))
+
+
+def test_batchnorm_without_running_statistics_is_measured_as_the_batch_it_mixes():
+    """Without running statistics batchnorm normalizes by the batch in eval mode too: the same numbers as in
+    training mode (the batch's Jacobian), where the per-input reading would be wrong."""
+    def factory(train):
+        def make(seed):
+            net = nn.Sequential(nn.Linear(12, 12), nn.BatchNorm1d(12, track_running_stats=False), nn.ReLU(),
+                                nn.Linear(12, 12), nn.Tanh()).double()
+            return net.train(train)
+        return make
+    x = torch.randn(6, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    evaluated, trained = (measure_model(factory(train), x, seeds=2, probes=4) for train in (False, True))
+    for k, v in trained.raw.items():
+        np.testing.assert_array_equal(evaluated.raw[k], v, err_msg=k)
