@@ -56,7 +56,8 @@ def test_sequence_first_attention_is_refused_and_named():
 
 
 def test_a_sequence_first_lstm_is_refused_and_a_batch_first_one_measured():
-    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'lstm'\\).* 'lstm' take that dimension as the sequence"):
+    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'lstm'\\).* 'lstm' take that dimension as "
+                                         "the sequence"):
         measure_model(lambda seed: Recurrent(False).double(), X, seeds=2, observe=["lstm"])
     assert measure_model(lambda seed: Recurrent(True).double(), X, seeds=2, observe=["lstm"]).depth == 2
 
