@@ -34,10 +34,10 @@ TOLERANCE_EPS = 64
 
 
 def check_independent(run, x0: torch.Tensor, model=None) -> None:
-    """Raise a ValueError where ``run`` mixes the batch. ``run(x)`` returns the representations of a forward pass
-    from x^0 = x as ``(label, tensor [batch, ...])`` pairs (a bare tensor stands for the output): input 0 is changed
-    alone (x0[0] → 2 x0[0] + x0[1]), and where another input's row of a representation moves by more than
-    :data:`TOLERANCE_EPS` roundings of that representation's largest magnitude, the first such one is named. Both
+    """Raise a ValueError where ``run`` mixes the batch. ``run(x)`` returns the representations (and pre-activations)
+    of a forward pass from x^0 = x as ``(label, tensor [batch, ...])`` pairs (a bare tensor stands for the output):
+    input 0 is changed alone (x0[0] → 2 x0[0] + x0[1]), and where another input's row of one of them moves by more
+    than :data:`TOLERANCE_EPS` roundings of its largest magnitude, the first such one is named. Both
     runs draw the same random numbers (a forked random state, seeded alike: dropout masks agree); the global
     random state is left as found. ``model``: its sequence-first modules are named in the message."""
     if x0.shape[0] < 2:
@@ -57,8 +57,8 @@ def check_independent(run, x0: torch.Tensor, model=None) -> None:
         if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(before.dtype).eps * scale:
             raise ValueError(f"the inputs of the batch are mixed: changing input 0 alone moves the other inputs' rows "
                              f"of {label} by up to {float(change / scale):.2g} of its largest magnitude. measure_model "
-                             "reads each input from its row of the first dimension of every representation, so the "
-                             f"rows must be independent. {_advice(model)}")
+                             "reads each input from its row of the first dimension of every representation and "
+                             f"pre-activation, so the rows must be independent. {_advice(model)}")
 
 
 def _advice(model) -> str:
@@ -67,9 +67,9 @@ def _advice(model) -> str:
     if not names:
         return ("A layer that computes across that dimension mixes them: attention or recurrence over it (layers "
                 "built with batch_first=False, PyTorch's default), or statistics over the batch (torch's batchnorm "
-                "alone is measured as the batch's Jacobian). Build such layers batch first, or observe modules whose "
-                "outputs are [batch, ...] with rows computed apart.")
+                "alone is measured as the batch's Jacobian). Build such layers batch first, or observe (observe=[...]) "
+                "and read pre-activations at (pre=[...]) modules whose outputs are [batch, ...] with rows computed "
+                "apart.")
     shown = ", ".join(repr(n) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     return (f"{shown} take that dimension as the sequence (built with batch_first=False, PyTorch's default): build "
-            "them with batch_first=True, feed [batch, sequence, ...] and observe modules whose outputs are batch "
-            "first.")
+            "them with batch_first=True and feed [batch, sequence, ...].")

@@ -344,9 +344,11 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
 
 
 def _labelled(trace, fired) -> list:
-    """(label, tensor) of each representation of a trace after x^0, labelled by the module it is the output of."""
+    """(label, tensor) of each representation of a trace after x^0, labelled by the module it is the output of, and
+    of each pre-activation, by the module it was read at."""
     names = [f"x^{l} (the output of {n!r})" for l, n in enumerate(fired, 1)]
-    return list(zip(names + [f"x^{len(fired) + 1} (the model's output)"], trace.xs[1:]))
+    pre = [f"the pre-activations of layer {l} (read at {n!r})" for l, n in zip(trace.pre_layers, trace.pre_sources)]
+    return list(zip(names + [f"x^{len(fired) + 1} (the model's output)"], trace.xs[1:])) + list(zip(pre, trace.pre))
 
 
 def _structure(trace) -> tuple:

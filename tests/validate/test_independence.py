@@ -117,3 +117,24 @@ def test_batchnorm_without_running_statistics_is_measured_as_the_batch_it_mixes(
     evaluated, trained = (measure_model(factory(train), x, seeds=2, probes=4) for train in (False, True))
     for k, v in trained.raw.items():
         np.testing.assert_array_equal(evaluated.raw[k], v, err_msg=k)
+
+
+class Inside(nn.Module):
+    """A batch-first block whose MLP runs on [sequence, batch, width]: its output rows are inputs, its
+    pre-activations' rows positions."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.act, self.down = nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8)
+
+    def forward(self, x):
+        h = self.up(x.transpose(0, 1))
+        return x + self.down(self.act(h)).transpose(0, 1)
+
+
+def test_sequence_first_pre_activations_inside_a_batch_first_block_are_refused():
+    x = torch.randn(4, 4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))   # 4 inputs, 4 positions
+    with pytest.raises(ValueError, match="rows of the pre-activations of layer 1 \\(read at '0.act'\\) .* read "
+                                         "pre-activations at \\(pre=\\[...\\]\\) modules whose outputs are"):
+        measure_model(lambda seed: nn.Sequential(Inside(), Inside()).double(), x, seeds=2, observe=["0", "1"],
+                      pre=None)
