@@ -4,10 +4,11 @@
 each input's Jacobian ‖∂x^L_b/∂x^l_b‖ and its statistics are read from its own row. A model that mixes the rows
 would be measured wrongly without a sign, and PyTorch's default does: ``nn.MultiheadAttention``,
 ``nn.TransformerEncoderLayer``, ``nn.LSTM``, ``nn.GRU`` and ``nn.RNN`` take the first dimension as the sequence unless
-built with ``batch_first=True``. :func:`check_independent` runs the model twice, changing input 0 only, and
-raises where another input's row of a representation moves (also where a layer's output is sequence first
-inside a model whose output is batch first). Training-mode batchnorm, which mixes the batch by design, is
-measured as such (the batch's Jacobian, Hutchinson probes independent across the inputs) and not checked here.
+built with ``batch_first=True``. :func:`check_independent` runs the model three times, changing the first input
+alone, then the last, and raises where another input's row of a representation moves (also where a layer's
+output is sequence first inside a model whose output is batch first). Batchnorm that normalizes by the batch (in
+training mode, or without running statistics) mixes it by design: it is measured as such (the batch's Jacobian,
+Hutchinson probes independent across the inputs) and not checked here.
 
 Example
 -------
@@ -35,30 +36,38 @@ TOLERANCE_EPS = 64
 
 def check_independent(run, x0: torch.Tensor, model=None) -> None:
     """Raise a ValueError where ``run`` mixes the batch. ``run(x)`` returns the representations (and pre-activations)
-    of a forward pass from x^0 = x as ``(label, tensor [batch, ...])`` pairs (a bare tensor stands for the output):
-    input 0 is changed alone (x0[0] → 2 x0[0] + x0[1]), and where another input's row of one of them moves by more
-    than :data:`TOLERANCE_EPS` roundings of its largest magnitude, the first such one is named. Both
-    runs draw the same random numbers (a forked random state, seeded alike: dropout masks agree); the global
-    random state is left as found. ``model``: its sequence-first modules are named in the message."""
-    if x0.shape[0] < 2:
+    of a forward pass from x^0 = x as ``(label, tensor [batch, ...])`` pairs (a bare tensor stands for the output).
+    The first input is changed alone (x0[0] → 2 x0[0] + x0[1]), then the last (so that mixing in either direction
+    along the batch, causal or anti-causal, shows), and where another input's row of one of them moves by more than
+    :data:`TOLERANCE_EPS` roundings of its largest magnitude, the first such one is named. Every run draws the same
+    random numbers (a forked random state, seeded alike: dropout masks agree); the global random state is left as
+    found. ``model``: its sequence-first modules are named in the message."""
+    batch = x0.shape[0]
+    if batch < 2:
         return
-    moved = x0.clone()
-    moved[0] = 2 * x0[0] + x0[1]
+    changes = []
+    for i, j in ((0, 1), (batch - 1, batch - 2)):
+        moved = x0.clone()
+        moved[i] = 2 * x0[i] + x0[j]
+        changes.append((i, moved))
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     runs = []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):
-        for x in (x0, moved):
+        for x in (x0, *(moved for _, moved in changes)):
             torch.manual_seed(0)
             out = run(x)
             runs.append([("the output", out)] if isinstance(out, torch.Tensor) else list(out))
-    for (label, before), (_, after) in zip(*runs):
-        rows, moved_rows = before[1:].detach().double(), after[1:].detach().double()
-        scale, change = rows.abs().max(), (moved_rows - rows).abs().max()
-        if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(before.dtype).eps * scale:
-            raise ValueError(f"the inputs of the batch are mixed: changing input 0 alone moves the other inputs' rows "
-                             f"of {label} by up to {float(change / scale):.2g} of its largest magnitude. measure_model "
-                             "reads each input from its row of the first dimension of every representation and "
-                             f"pre-activation, so the rows must be independent. {_advice(model)}")
+    for (i, _), moved_run in zip(changes, runs[1:]):
+        others = [k for k in range(batch) if k != i]
+        for (label, before), (_, after) in zip(runs[0], moved_run):
+            rows, moved_rows = before[others].detach().double(), after[others].detach().double()
+            scale, change = rows.abs().max(), (moved_rows - rows).abs().max()
+            if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(before.dtype).eps * scale:
+                raise ValueError(f"the inputs of the batch are mixed: changing input {i} alone moves the other inputs' "
+                                 f"rows of {label} by up to {float(change / scale):.2g} of its largest magnitude. "
+                                 "measure_model reads each input from its row of the first dimension of every "
+                                 "representation and pre-activation, so the rows must be independent. "
+                                 f"{_advice(model)}")
 
 
 def _advice(model) -> str:

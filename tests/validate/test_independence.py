@@ -70,6 +70,24 @@ def test_mixing_without_a_sequence_first_module_is_refused_in_general_terms():
         measure_model(lambda seed: Centred().double(), x, seeds=2)
 
 
+class Backwards(nn.Module):
+    """Each row the sum of the rows after it (anti-causal along the batch): changing the first input moves no
+    other row, changing the last moves them all."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh())
+
+    def forward(self, x):
+        return self.body(x.flip(0).cumsum(0).flip(0))
+
+
+def test_mixing_from_the_end_of_the_batch_is_refused_too():
+    x = torch.randn(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    with pytest.raises(ValueError, match="changing input 3 alone moves the other inputs' rows of x\\^1"):
+        measure_model(lambda seed: Backwards().double(), x, seeds=2)
+
+
 class Transposed(nn.Module):
     """Batch first outside, sequence first inside: its layers' outputs are [sequence, batch, width]."""
 
