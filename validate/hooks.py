@@ -214,8 +214,9 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
     the same structure (by default found by comparing it with the last observed one: not possible under vmap);
     ``start``: ``(name, module, source)`` where x^0 is a module's output: the model is fed ``source`` (a tensor or a
     mapping of keyword arguments) and that module's output is replaced by ``x0``, so that everything after it is a
-    function of x0. Scaled dot-product attention runs in its math implementation (the fused kernels' numbers to
-    rounding), whose backward pass vmap batches over the probes."""
+    function of x0; otherwise the model is fed a copy of x0, which it may change in place. Scaled dot-product
+    attention runs in its math implementation (the fused kernels' numbers to rounding), whose backward pass vmap
+    batches over the probes."""
     xs, pres, pending, layers, hooks, fired = [x0], [], [None, None], [], [], []
     started = [start is None]
     where = {id(m): n for n, m in blocks}
@@ -281,7 +282,7 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
         # where the fused kernels have no batching rule and their backward would run once per probe
         with torch.enable_grad(), torch.random.fork_rng(devices=[x0.device] if x0.device.type == "cuda" else []), \
                 sdpa_kernel(SDPBackend.MATH):
-            returned = feed(call or net, x0 if start is None else start[2])
+            returned = feed(call or net, x0.clone() if start is None else start[2])
     finally:
         for h in hooks:
             h.remove()

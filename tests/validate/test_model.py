@@ -296,6 +296,29 @@ def test_the_model_and_the_global_state_are_left_as_found():
     np.testing.assert_array_equal(first, measure_model(factory, seeds=[4, 7]).raw["p"])   # seeded: reproducible
 
 
+class Scaling(nn.Module):
+    """Doubles its input, in place (``x.mul_(2)``, as some models normalize theirs) or not."""
+
+    def __init__(self, in_place):
+        super().__init__()
+        self.in_place = in_place
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh())
+
+    def forward(self, x):
+        return self.body(x.mul_(2) if self.in_place else x * 2)
+
+
+def test_a_model_that_changes_its_input_in_place_is_measured_and_the_callers_tensor_kept():
+    """Each forward pass feeds the model a copy of x^0: the numbers of the out-of-place twin, and the tensor given
+    unchanged (the passes would otherwise double it again each time, and autograd refuse the in-place change)."""
+    x = torch.randn(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    given = x.clone()
+    in_place, twin = (measure_model(lambda seed: Scaling(flag).double(), x, seeds=3) for flag in (True, False))
+    assert torch.equal(x, given)
+    for k, v in twin.raw.items():
+        np.testing.assert_array_equal(in_place.raw[k], v, err_msg=k)
+
+
 class Plain(nn.Module):
     def __init__(self):
         super().__init__()
