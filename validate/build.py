@@ -53,6 +53,12 @@ def resolve_device(device) -> torch.device:
     return dev
 
 
+def cuda_devices() -> list:
+    """Every CUDA device (none without CUDA): those whose random state ``torch.manual_seed`` also sets, so that a
+    forked random state (``torch.random.fork_rng(devices=cuda_devices())``) leaves them all as found."""
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
 def resolve_placement(dtype, device) -> tuple:
     """(torch dtype, torch device), or a ValueError naming what is not allowed (before any work is done)."""
     dt, dev = resolve_dtype(dtype), resolve_device(device)

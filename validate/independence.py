@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import torch
 
+from .build import cuda_devices
+
 #: the largest change of the other inputs' outputs, relative to their largest magnitude, in units of the dtype's
 #: machine epsilon, that counts as none: a row of a matrix product does not depend on the other rows, so
 #: independent inputs give the same numbers to a few roundings at most
@@ -50,9 +52,8 @@ def check_independent(run, x0: torch.Tensor, model=None) -> None:
         moved = x0.clone()
         moved[i] = 2 * x0[i] + x0[j]
         changes.append((i, moved))
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     runs = []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices()):
         for x in (x0, *(moved for _, moved in changes)):
             torch.manual_seed(0)
             out = run(x)

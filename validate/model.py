@@ -83,7 +83,7 @@ from torch import nn
 from .. import __version__
 from ..checks import check_inputs, check_positive_int
 from . import model_inputs
-from .build import Trace
+from .build import Trace, cuda_devices
 from .hooks import after_start, observed_modules, pre_modules as find_pre_modules, start_module, start_output, \
     traced_forward
 from .independence import check_independent
@@ -182,7 +182,7 @@ def _networks(model, seeds):
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
 
     def factory(seed):
-        with torch.random.fork_rng(devices=_cuda_devices()):     # torch.manual_seed seeds every CUDA device too
+        with torch.random.fork_rng(devices=cuda_devices()):     # torch.manual_seed seeds every CUDA device too
             torch.manual_seed(seed)
             net = model(seed)
         if not isinstance(net, nn.Module):
@@ -190,11 +190,6 @@ def _networks(model, seeds):
                              "torch.nn.Module")
         return net
     return factory, seed_list
-
-
-def _cuda_devices() -> list:
-    """Every CUDA device, whose random state a seeded factory must leave as found (none without CUDA)."""
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
 def _start(net, start, inputs, observe):
