@@ -42,7 +42,7 @@ A factory's networks: the first is measured alone, and its shapes serve the rest
 :func:`sigprop.validate.measure` measures seeds: stacked (``torch.func.stack_module_state``) and run as the first
 network's code with their own weights (``torch.func.functional_call``) under one ``torch.func.vmap``, as many at
 once as fit in memory, with the numbers each gives alone. Networks that differ from the first in more than their
-parameters' and buffers' values (a constant of their own, hooks), that couple the batch (training-mode batchnorm)
+parameters' and buffers' values (a constant of their own, hooks), that couple the batch (batchnorm normalizing by it)
 or that vmap refuses (a random operation such as dropout) are measured one at a time.
 
 The model is left as found: hooks removed, its training/eval mode, its parameters' ``.grad`` and its buffers
@@ -99,7 +99,7 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
     n -> seeds 0..n-1, or a list of at least 2 seeds). See the module docstring for ``observe``, ``pre``,
     ``start`` and ``inputs``; ``probes``: 'exact', a number of Hutchinson probes or None, as in
     :func:`sigprop.validate.measure` (None: exact for a pair of inputs, 8 Hutchinson probes for a data batch of
-    B > 2; a model with training-mode batchnorm mixes its batch, so there GSC takes P Hutchinson probes whatever P,
+    B > 2; a model whose batchnorm normalizes by the batch mixes it, so there GSC takes P Hutchinson probes whatever P,
     and 'exact' is refused). ``seed_batch``: how many of the factory's networks to measure at once (default: as
     many as fit, as for :func:`sigprop.validate.measure`; 1: one at a time).
 
