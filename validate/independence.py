@@ -4,9 +4,10 @@
 each input's Jacobian ‖∂x^L_b/∂x^l_b‖ and its statistics are read from its own row. A model that mixes the rows
 would be measured wrongly without a sign, and PyTorch's default does: ``nn.MultiheadAttention``,
 ``nn.TransformerEncoderLayer``, ``nn.LSTM``, ``nn.GRU`` and ``nn.RNN`` take the first dimension as the sequence unless
-built with ``batch_first=True``. :func:`check_independent` runs the model three times, changing the first input
-alone, then the last, and raises where another input's row of a representation moves (also where a layer's
-output is sequence first inside a model whose output is batch first). Batchnorm that normalizes by the batch (in
+built with ``batch_first=True``. :func:`check_independent` runs the model again with some inputs changed, the others
+as they were, in a few passes (about log2 of the batch) chosen so that every input is changed in one where every
+other is not, and raises where an unchanged input's row of a representation moves (also where a layer's output is
+sequence first inside a model whose output is batch first). Batchnorm that normalizes by the batch (in
 training mode, or without running statistics) mixes it by design: it is measured as such (the batch's Jacobian,
 Hutchinson probes independent across the inputs) and not checked here.
 
@@ -21,10 +22,13 @@ Example
 >>> try:
 ...     check_independent(lambda x: lstm(x)[0], x0, lstm)
 ... except ValueError as e:
-...     print(str(e)[:80])
-the inputs of the batch are mixed: changing input 0 alone moves the other inputs
+...     print(str(e)[:76])
+the inputs of the batch are mixed: changing inputs 0, 1 and 2 (the others as
 """
 from __future__ import annotations
+
+from itertools import combinations, islice
+from math import comb
 
 import torch
 
@@ -39,36 +43,62 @@ TOLERANCE_EPS = 64
 def check_independent(run, x0: torch.Tensor, model=None) -> None:
     """Raise a ValueError where ``run`` mixes the batch. ``run(x)`` returns the representations (and pre-activations)
     of a forward pass from x^0 = x as ``(label, tensor [batch, ...])`` pairs (a bare tensor stands for the output).
-    The first input is changed alone (x0[0] → 2 x0[0] + x0[1]), then the last (so that mixing in either direction
-    along the batch, causal or anti-causal, shows), and where another input's row of one of them moves by more than
-    :data:`TOLERANCE_EPS` roundings of its largest magnitude, the first such one is named. Every run draws the same
-    random numbers (a forked random state, seeded alike: dropout masks agree); the global random state is left as
-    found. ``model``: its sequence-first modules are named in the message."""
+    Each pass of :func:`changed_sets` changes its inputs (x0[i] → 2 x0[i] + x0[i + 1], cyclically) and keeps the
+    others; where an unchanged input's row of a representation moves by more than :data:`TOLERANCE_EPS` roundings
+    of the largest magnitude of the unchanged rows, the first such representation is named. Every input is changed
+    in some pass where any other is not, so mixing between any two inputs, in either direction, shows. Every run
+    draws the same random numbers (a forked random state, seeded alike: dropout masks agree); the global random
+    state is left as found. ``model``: its sequence-first modules are named in the message."""
     batch = x0.shape[0]
     if batch < 2:
         return
-    changes = []
-    for i, j in ((0, 1), (batch - 1, batch - 2)):
-        moved = x0.clone()
-        moved[i] = 2 * x0[i] + x0[j]
-        changes.append((i, moved))
-    runs = []
+    following = x0.roll(-1, dims=0)
     with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices()):
-        for x in (x0, *(moved for _, moved in changes)):
-            torch.manual_seed(0)
-            out = run(x)
-            runs.append([("the output", out)] if isinstance(out, torch.Tensor) else list(out))
-    for (i, _), moved_run in zip(changes, runs[1:]):
-        others = [k for k in range(batch) if k != i]
-        for (label, before), (_, after) in zip(runs[0], moved_run):
-            rows, moved_rows = before[others].detach().double(), after[others].detach().double()
-            scale, change = rows.abs().max(), (moved_rows - rows).abs().max()
-            if torch.isfinite(change) and change > TOLERANCE_EPS * torch.finfo(before.dtype).eps * scale:
-                raise ValueError(f"the inputs of the batch are mixed: changing input {i} alone moves the other inputs' "
-                                 f"rows of {label} by up to {float(change / scale):.2g} of its largest magnitude. "
-                                 "measure_model reads each input from its row of the first dimension of every "
-                                 "representation and pre-activation, so the rows must be independent. "
-                                 f"{_advice(model)}")
+        before = _run(run, x0)
+        for changed in changed_sets(batch):
+            moved = x0.clone()
+            moved[changed] = 2 * x0[changed] + following[changed]
+            kept = [k for k in range(batch) if k not in changed]
+            for (label, given), (_, after) in zip(before, _run(run, moved)):
+                rows, after = given[kept].detach().double(), after[kept].detach().double()
+                change = (after - rows).abs().flatten(1).amax(1)
+                scale, worst = rows.abs().max(), int(change.argmax())
+                allowed = TOLERANCE_EPS * torch.finfo(given.dtype).eps * scale
+                if torch.isfinite(change[worst]) and change[worst] > allowed:
+                    raise ValueError(f"the inputs of the batch are mixed: changing inputs {_listed(changed)} (the "
+                                     f"others as they were) moves input {kept[worst]}'s row of {label} by up to "
+                                     f"{float(change[worst] / scale):.2g} of its largest magnitude. measure_model "
+                                     "reads each input from its row of the first dimension of every representation "
+                                     f"and pre-activation, so the rows must be independent. {_advice(model)}")
+
+
+def changed_sets(batch: int) -> list[list[int]]:
+    """The inputs each pass changes: input i gets the i-th of the ⌊k/2⌋-subsets of k passes (k the fewest with
+    C(k, ⌊k/2⌋) >= batch) and is changed in the passes its subset names. Distinct subsets of one size never contain
+    one another (Sperner), so for any two inputs i ≠ j some pass changes i and keeps j. k grows as about log2 of the
+    batch: 2 passes for 2 inputs, 4 for 6, 8 for 64.
+
+    >>> changed_sets(4)
+    [[0, 1, 2], [0, 3], [1, 3], [2]]
+    """
+    k = 2
+    while comb(k, k // 2) < batch:
+        k += 1
+    subsets = list(islice(combinations(range(k), k // 2), batch))
+    return [[i for i, s in enumerate(subsets) if b in s] for b in range(k)]
+
+
+def _run(run, x):
+    """``run``'s ``(label, tensor)`` pairs on x, with the random state seeded as for every other run."""
+    torch.manual_seed(0)
+    out = run(x)
+    return [("the output", out)] if isinstance(out, torch.Tensor) else list(out)
+
+
+def _listed(indices) -> str:
+    """``0``, ``0 and 3``, ``0, 1 and 2``."""
+    words = [str(i) for i in indices]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _advice(model) -> str:

@@ -1,12 +1,14 @@
 """A model whose representations mix the inputs of its batch is refused, naming where and its sequence-first modules;
 one that does not, with dropout or in float32, is measured."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from sigprop.validate import measure_model
-from sigprop.validate.independence import check_independent
+from sigprop.validate.independence import changed_sets, check_independent
 
 
 class Encoder(nn.Module):
@@ -46,8 +48,9 @@ X = torch.randn(5, 3, 8, dtype=torch.float64, generator=torch.Generator().manual
 
 
 def test_sequence_first_attention_is_refused_and_named():
-    with pytest.raises(ValueError, match="the inputs of the batch are mixed: changing input 0 alone moves the other "
-                                         "inputs' rows of x\\^1 \\(the output of 'encoder.layers.0'\\) by up to .* "
+    with pytest.raises(ValueError, match="the inputs of the batch are mixed: changing inputs 0, 1 and 2 \\(the "
+                                         "others as they were\\) moves input 3's row of x\\^1 \\(the output of "
+                                         "'encoder.layers.0'\\) by up to .* "
                                          "'encoder.layers.0.self_attn', 'encoder.layers.1.self_attn' take that "
                                          "dimension as the sequence \\(built with batch_first=False"):
         measure_model(lambda seed: Encoder(False).double(), IDS, seeds=2)
@@ -56,7 +59,7 @@ def test_sequence_first_attention_is_refused_and_named():
 
 
 def test_a_sequence_first_lstm_is_refused_and_a_batch_first_one_measured():
-    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'lstm'\\).* 'lstm' take that dimension as "
+    with pytest.raises(ValueError, match="row of x\\^1 \\(the output of 'lstm'\\).* 'lstm' take that dimension as "
                                          "the sequence"):
         measure_model(lambda seed: Recurrent(False).double(), X, seeds=2, observe=["lstm"])
     assert measure_model(lambda seed: Recurrent(True).double(), X, seeds=2, observe=["lstm"]).depth == 2
@@ -64,28 +67,39 @@ def test_a_sequence_first_lstm_is_refused_and_a_batch_first_one_measured():
 
 def test_mixing_without_a_sequence_first_module_is_refused_in_general_terms():
     x = torch.randn(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    with pytest.raises(ValueError, match="batch are mixed.*rows of x\\^1 \\(the output of 'body.1'\\).* A layer "
+    with pytest.raises(ValueError, match="batch are mixed.*row of x\\^1 \\(the output of 'body.1'\\).* A layer "
                                          "that computes across that dimension mixes them: attention or recurrence "
                                          "over it \\(layers built with batch_first=False"):
         measure_model(lambda seed: Centred().double(), x, seeds=2)
 
 
-class Backwards(nn.Module):
-    """Each row the sum of the rows after it (anti-causal along the batch): changing the first input moves no
-    other row, changing the last moves them all."""
+class Mixing(nn.Module):
+    """Adds row ``source`` of its input to row ``target`` (and nothing else across the batch)."""
 
-    def __init__(self):
+    def __init__(self, source, target):
         super().__init__()
+        self.source, self.target = source, target
         self.body = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh())
 
     def forward(self, x):
-        return self.body(x.flip(0).cumsum(0).flip(0))
+        return self.body(x + torch.zeros_like(x).index_copy(0, torch.tensor([self.target]), x[[self.source]]))
 
 
-def test_mixing_from_the_end_of_the_batch_is_refused_too():
-    x = torch.randn(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
-    with pytest.raises(ValueError, match="changing input 3 alone moves the other inputs' rows of x\\^1"):
-        measure_model(lambda seed: Backwards().double(), x, seeds=2)
+def test_every_input_is_changed_in_a_pass_that_keeps_any_other():
+    for batch in range(2, 130):
+        passes = changed_sets(batch)
+        for i, j in itertools.permutations(range(batch), 2):
+            assert any(i in p and j not in p for p in passes), (batch, i, j)
+    assert [len(changed_sets(b)) for b in (2, 6, 64, 126, 127)] == [2, 4, 8, 9, 10]     # about log2 of the batch
+
+
+@pytest.mark.parametrize("source,target", [(1, 0), (4, 5), (5, 4), (2, 3), (3, 2), (0, 5)])
+def test_mixing_between_any_two_inputs_is_refused(source, target):
+    """From the end of the batch to its start (anti-causal), between two inputs in the middle either way: every
+    pair is caught, naming the input that moved."""
+    x = torch.randn(6, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    with pytest.raises(ValueError, match=f"\\(the others as they were\\) moves input {target}'s row of x\\^1"):
+        measure_model(lambda seed: Mixing(source, target).double(), x, seeds=2)
 
 
 class Transposed(nn.Module):
@@ -107,7 +121,7 @@ def test_a_sequence_first_representation_inside_a_batch_first_model_is_refused()
     """The model's output does not mix the batch, but its layers' rows are positions: with as many positions as
     inputs the shapes cannot tell, the rows can."""
     ids = IDS[:4]                                         # 4 sequences of 4 tokens
-    with pytest.raises(ValueError, match="rows of x\\^1 \\(the output of 'layers.0'\\)"):
+    with pytest.raises(ValueError, match="row of x\\^1 \\(the output of 'layers.0'\\)"):
         measure_model(lambda seed: Transposed().double(), ids, seeds=2)
 
 
@@ -152,6 +166,6 @@ class Inside(nn.Module):
 
 def test_sequence_first_pre_activations_inside_a_batch_first_block_are_refused():
     x = torch.randn(4, 4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))   # 4 inputs, 4 positions
-    with pytest.raises(ValueError, match="rows of the pre-activations of layer 1 \\(read at '0.act'\\) .* read "
+    with pytest.raises(ValueError, match="row of the pre-activations of layer 1 \\(read at '0.act'\\) .* read "
                                          "pre-activations at \\(pre=\\[...\\]\\) modules whose outputs are"):
         measure_model(lambda seed: nn.Sequential(Inside(), Inside()).double(), x, seeds=2)
