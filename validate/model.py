@@ -88,7 +88,7 @@ from .hooks import after_start, observed_modules, pre_modules as find_pre_module
     traced_forward
 from .independence import check_independent
 from .measure import Measurement, input_generator, seed_inputs
-from .pullback import check_probes, default_probes, draw_probes, probes_used, raw_arrays, raw_tensors, to_host
+from .pullback import check_probes, default_probes, draw_stacked, probes_used, raw_arrays, raw_tensors, to_host
 from .seed_batch import measure_group, memory_per_seed, seeds_per_batch
 from .stacking import stackable
 
@@ -302,16 +302,12 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
         raise RuntimeError("the networks differ in more than their parameters and buffers")
     dtype, device = _placement(template)
     out = shapes.xs[-1]
-    draws, exact = [], check_probes(probes, out[0].numel()) == "exact"
-    for net, seed in zip(nets, seeds):
-        x0, gen, source = _seed_inputs(net, seed, inputs, start, q0, c0)
-        v, _, norm = draw_probes(probes, out.shape[0], out[0].numel(), gen, dtype, device, False)
-        draws.append((x0, None if exact and draws else v, None, norm))   # one identity [n_out, n_out] serves all
+    x0, gens, sources = zip(*(_seed_inputs(net, seed, inputs, start, q0, c0) for net, seed in zip(nets, seeds)))
+    v, _, norm, v_dim = draw_stacked(probes, out.shape[0], out[0].numel(), gens, dtype, device, False)
     params, buffers = torch.func.stack_module_state(list(nets))
     params = {k: p.detach() for k, p in params.items()}
     shared = inputs is not None and _module(start) is None      # every network sees the same x0
-    x0 = draws[0][0] if shared else torch.stack([d[0] for d in draws])
-    v = draws[0][1] if exact else torch.stack([d[1] for d in draws])
+    x0, source = x0[0] if shared else torch.stack(x0), sources[0]
     blocks, pre_modules = _blocks(template, observe, start), find_pre_modules(template, pre)
     at = None if _module(start) is None else (start, template.get_submodule(start), source)   # source: the same
     appended = len(shapes.xs) == len(names["observe"]) + 2
@@ -327,8 +323,8 @@ def _measure_stacked(template, nets, seeds, inputs, observe, pre, start, q0, c0,
                                            start=at)
             fired[:], seen[:] = ran, [_structure(trace)]
             return y, trace
-        return raw_tensors(forward, x, v_, None, draws[0][3], shapes)
-    raw = to_host(torch.func.vmap(one, in_dims=(0, 0, None if shared else 0, None if exact else 0))(
+        return raw_tensors(forward, x, v_, None, norm, shapes)
+    raw = to_host(torch.func.vmap(one, in_dims=(0, 0, None if shared else 0, v_dim))(
         params, buffers, x0, v))
     _check_structure(seen, shapes, seeds[0])
     if fired != names["observe"]:

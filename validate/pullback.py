@@ -90,6 +90,22 @@ def draw_probes(probes, batch: int, n_out: int, generator, dtype, device, couple
     return v, w, norm
 
 
+def draw_stacked(probes, batch: int, n_out: int, generators, dtype, device, coupled: bool) -> tuple:
+    """(v, w, norm, v_dim) for networks measured at once (stacked under one ``torch.func.vmap``), each network's
+    probes drawn from its own generator as :func:`draw_probes` draws them for it alone: v and w (None unless
+    ``coupled``) stacked along a new first dimension, except exact probes, the same basis vectors for every network,
+    kept once [n_out, n_out]; ``v_dim``: the dimension of v to map over (None where kept once)."""
+    exact = check_probes(probes, n_out) == "exact"
+    vs, ws = [], []
+    for gen in generators:
+        v, w, norm = draw_probes(probes, batch, n_out, gen, dtype, device, coupled)
+        if not (exact and vs):                          # one identity [n_out, n_out] serves all
+            vs.append(v)
+        ws.append(w)
+    w = None if ws[0] is None else torch.stack(ws)
+    return (vs[0], w, norm, None) if exact else (torch.stack(vs), w, norm, 0)
+
+
 def raw_arrays(forward, x0, probes, generator, coupled: bool, trace0=None) -> dict:
     """The raw per-layer arrays of one network. ``forward(x, taps)`` returns ``(x^L, Trace)`` (the representations
     x^0..x^L, each [batch, ...], and the pre-activations) and adds ``taps[l − 1]`` to x^l for l = 1..L−1 when taps

@@ -34,7 +34,7 @@ from ..theory.blocks.batchnorm import training_batchnorms
 from .build import build, resolve_placement
 from .measure import seed_inputs
 from .modules import output_width
-from .pullback import check_batch_probes, check_probes, draw_probes, raw_arrays, raw_tensors, to_host
+from .pullback import check_batch_probes, check_probes, draw_stacked, raw_arrays, raw_tensors, to_host
 
 #: the share of a GPU's free memory, and the bytes on other devices, that one batch of seeds may use
 GPU_SHARE = 0.5
@@ -170,17 +170,11 @@ def measure_group(nets, seeds, stacked, single, info: dict, device) -> list:
 def _stacked(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled) -> list:
     """raw_tensors of every network at once: their parameters stacked, vmap over the stack, the inputs and probes
     of each seed (drawn as for one seed) beside its network; exact probes, the same for all, are not copied."""
-    draws, exact = [], check_probes(probes, nets[0].n_out) == "exact"
-    for net, seed in zip(nets, seeds):
-        x0, gen = seed_inputs(width, seed, q0, c0, batch, dt, dev)
-        v, w_, norm = draw_probes(probes, batch, net.n_out, gen, dt, dev, coupled)
-        draws.append((x0, None if exact and draws else v, w_, norm))   # one identity [n_out, n_out] serves all
+    x0, gens = zip(*(seed_inputs(width, seed, q0, c0, batch, dt, dev) for seed in seeds))
+    v, w, norm, v_dim = draw_stacked(probes, batch, nets[0].n_out, gens, dt, dev, coupled)
     params, buffers = torch.func.stack_module_state(list(nets))
     params = {k: p.detach() for k, p in params.items()}
-    template, norm = nets[0], draws[0][3]
-    x0 = torch.stack([d[0] for d in draws])
-    v = draws[0][1] if exact else torch.stack([d[1] for d in draws])
-    w = None if draws[0][2] is None else torch.stack([d[2] for d in draws])
+    template, x0 = nets[0], torch.stack(x0)
     layers = []
 
     def one(p, b, x, v_, w_):
@@ -189,7 +183,7 @@ def _stacked(nets, width, seeds, q0, c0, probes, dt, dev, batch, coupled) -> lis
             layers[:] = trace.pre_layers
             return out, trace
         return raw_tensors(forward, x, v_, w_, norm)
-    raw = to_host(torch.func.vmap(one, in_dims=(0, 0, 0, None if exact else 0, None if w is None else 0))(
+    raw = to_host(torch.func.vmap(one, in_dims=(0, 0, 0, v_dim, None if w is None else 0))(
         params, buffers, x0, v, w))
     pre_layers = np.array(layers, dtype=int)
     return [{**{k: a[i] for k, a in raw.items()}, "pre_layers": pre_layers} for i in range(len(nets))]
