@@ -172,6 +172,7 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
 def _networks(model, seeds):
     """(seed -> module, the seeds) for a module or a factory."""
     if isinstance(model, nn.Module):
+        _check_eager(model)
         return (lambda seed: model), [0]
     if not callable(model):
         raise ValueError(f"model={model!r} is not allowed: give a torch.nn.Module or a factory seed -> module")
@@ -188,6 +189,7 @@ def _networks(model, seeds):
         if not isinstance(net, nn.Module):
             raise ValueError(f"the factory returned {type(net).__name__} for seed {seed}: it must return a "
                              "torch.nn.Module")
+        _check_eager(net)
         return net
     return factory, seed_list
 
@@ -220,6 +222,18 @@ def _coupled(net) -> bool:
     mode, or in any mode without running statistics, ``track_running_stats=False``)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
                for m in net.modules())
+
+
+def _check_eager(module, name=None) -> None:
+    """Raise a ValueError where ``module`` (the model, or its module ``name`` that a hook would read) is a TorchScript
+    module: forward hooks, which read the representations, are not supported on those."""
+    if isinstance(module, torch.jit.ScriptModule):
+        what = "the model" if name is None else f"module {name!r}"
+        raise ValueError(f"{what} is a TorchScript module ({type(module).__name__}, from torch.jit.script or "
+                         "torch.jit.trace): measure_model reads representations with forward hooks, which TorchScript "
+                         "modules do not support. Give the eager torch.nn.Module, the one scripted or traced"
+                         + ("." if name is None else ", or observe (observe=[...]) and read pre-activations at "
+                            "(pre=[...]) eager modules."))
 
 
 def _seed_inputs(net, seed, inputs, start, q0, c0) -> tuple:
@@ -257,9 +271,11 @@ def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, sha
     """(raw arrays, names, shapes) of one network; ``shapes``: the shapes of a network of the factory measured
     before (a Trace of zero-stride tensors), which spare this one the forward pass that finds them."""
     dtype, device = _placement(net)
-    x0, gen, source = _seed_inputs(net, seed, inputs, start, q0, c0)
     blocks = _blocks(net, observe, start)
     pre_modules = find_pre_modules(net, pre)
+    for name, module in blocks + pre_modules + ([] if _module(start) is None else [(start, net.get_submodule(start))]):
+        _check_eager(module, name)
+    x0, gen, source = _seed_inputs(net, seed, inputs, start, q0, c0)
     at = None if _module(start) is None else (start, net.get_submodule(start), source)
     call = _entry(net, source, start)
     buffers = [(b, b.detach().clone()) for b in net.buffers()]     # batchnorm's running statistics, e.g.

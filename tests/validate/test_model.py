@@ -399,3 +399,21 @@ def test_observe_by_name_and_errors():
         measure(Plain(), width=16)
     with pytest.raises(ValueError, match="c0=2"):
         measure_model(Plain(), observe=["a"], c0=2)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.(script|trace|trace_method)` is deprecated:DeprecationWarning")
+def test_torchscript_modules_are_refused_by_name():
+    """Forward hooks, which read the representations, are not supported on TorchScript modules: the model, or a
+    module a hook would read, scripted or traced, is refused with what to give instead; a scripted module that no
+    hook reads is measured."""
+    net = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh())
+    x = torch.randn(4, 8)
+    with pytest.raises(ValueError, match="the model is a TorchScript module \\(RecursiveScriptModule, from "
+                                         "torch.jit.script or torch.jit.trace\\): .* Give the eager torch.nn.Module"):
+        measure_model(torch.jit.script(net), x)
+    with pytest.raises(ValueError, match="the model is a TorchScript module \\(TopLevelTracedModule"):
+        measure_model(lambda seed: torch.jit.trace(net, x), x, seeds=2)
+    inner = nn.Sequential(nn.Linear(8, 8), torch.jit.script(nn.Tanh()), nn.Linear(8, 8), nn.Tanh())
+    with pytest.raises(ValueError, match="module '1' is a TorchScript module .* or observe \\(observe=\\[...\\]\\)"):
+        measure_model(inner, x, observe=["1", "3"])
+    assert measure_model(inner, x, observe=["0", "3"], pre=["2"]).depth == 2
