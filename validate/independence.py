@@ -9,7 +9,8 @@ as they were, in a few passes (about log2 of the batch) chosen so that every inp
 other is not, and raises where an unchanged input's row of a representation moves (also where a layer's output is
 sequence first inside a model whose output is batch first). A forward pass that is not bit-reproducible (a GPU
 kernel summing with atomics, amplified by a chaotic deep network) is allowed as much movement as a repeated pass
-of the same inputs shows, :data:`REPEAT_FACTOR` times over. Batchnorm that normalizes by the batch (in
+of the same inputs shows, :data:`REPEAT_FACTOR` times over; every pass starts from the model's buffers as given
+(state a forward pass updates, as a training-mode spectral norm's power iteration does). Batchnorm that normalizes by the batch (in
 training mode, or without running statistics) mixes it by design: it is measured as such (the batch's Jacobian,
 Hutchinson probes independent across the inputs) and not checked here.
 
@@ -29,6 +30,7 @@ the inputs of the batch are mixed: changing inputs 0, 1 and 2 (the others as
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from itertools import combinations, islice
 from math import comb
 
@@ -56,20 +58,23 @@ def check_independent(run, x0: torch.Tensor, model=None) -> None:
     twice: where the two differ (a forward pass that is not bit-reproducible), a kept row may also move by
     :data:`REPEAT_FACTOR` times their largest difference in that representation. Every input is changed
     in some pass where any other is not, so mixing between any two inputs, in either direction, shows. Every run
-    draws the same random numbers (a forked random state, seeded alike: dropout masks agree); the global random
-    state is left as found. ``model``: its sequence-first modules are named in the message."""
+    draws the same random numbers (a forked random state, seeded alike: dropout masks agree) and starts from
+    ``model``'s buffers as given (a training-mode spectral norm's power iteration, which updates them, starts alike);
+    the global random state and the buffers are left as found. ``model``: its buffers are restored before every pass
+    and its sequence-first modules are named in the message."""
     batch = x0.shape[0]
     if batch < 2:
         return
     following = x0.roll(-1, dims=0)
-    with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices()):
-        before = _run(run, x0)
-        repeat = [_largest(_difference(a, b)) for (_, a), (_, b) in zip(before, _run(run, x0))]
+    buffers = [] if model is None else [(b, b.detach().clone()) for b in model.buffers()]
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices()), _restored(buffers):
+        before = _run(run, x0, buffers)
+        repeat = [_largest(_difference(a, b)) for (_, a), (_, b) in zip(before, _run(run, x0, buffers))]
         for changed in changed_sets(batch):
             moved = x0.clone()
             moved[changed] = 2 * x0[changed] + following[changed]
             kept = [k for k in range(batch) if k not in changed]
-            for (label, given), (_, after), noise in zip(before, _run(run, moved), repeat):
+            for (label, given), (_, after), noise in zip(before, _run(run, moved, buffers), repeat):
                 change = _difference(given[kept], after[kept]).flatten(1).amax(1)
                 scale, worst = given[kept].detach().double().abs().max(), int(change.argmax())
                 allowed = max(TOLERANCE_EPS * torch.finfo(given.dtype).eps * scale, REPEAT_FACTOR * noise)
@@ -98,11 +103,28 @@ def changed_sets(batch: int) -> list[list[int]]:
     return [[i for i, s in enumerate(subsets) if b in s] for b in range(k)]
 
 
-def _run(run, x):
-    """``run``'s ``(label, tensor)`` pairs on x, with the random state seeded as for every other run."""
+def _run(run, x, buffers):
+    """``run``'s ``(label, tensor)`` pairs on x, with the random state seeded and the ``(buffer, saved value)``
+    pairs restored as for every other run."""
+    _restore(buffers)
     torch.manual_seed(0)
     out = run(x)
     return [("the output", out)] if isinstance(out, torch.Tensor) else list(out)
+
+
+def _restore(buffers) -> None:
+    for buffer, saved in buffers:
+        buffer.copy_(saved)
+
+
+@contextmanager
+def _restored(buffers):
+    """Restore the ``(buffer, saved value)`` pairs on leaving."""
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            _restore(buffers)
 
 
 def _difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -181,6 +181,22 @@ def test_a_forward_pass_that_is_not_bit_reproducible_is_allowed_its_own_noise(mo
         check_independent(_reordered(mix=False), x)
 
 
+def test_every_pass_starts_from_the_models_buffers(monkeypatch):
+    """A training-mode spectral norm runs a step of power iteration on every pass, updating its vectors (buffers),
+    which moves every row: each pass starts from the buffers as given, so the rows agree bit for bit (no allowance
+    for a repeat's noise needed), and the buffers are left as found. Without the model its state runs on."""
+    monkeypatch.setattr("sigprop.validate.independence.REPEAT_FACTOR", 0)
+    torch.manual_seed(9)
+    net = nn.Sequential(*[m for _ in range(3) for m in (nn.utils.parametrizations.spectral_norm(nn.Linear(16, 16)),
+                                                         nn.Tanh())]).double().train()
+    x = torch.randn(6, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    given = [b.clone() for b in net.buffers()]
+    check_independent(net, x, net)
+    assert len(given) == 6 and all(torch.equal(a, b) for a, b in zip(given, net.buffers()))
+    with pytest.raises(ValueError, match="the inputs of the batch are mixed"):
+        check_independent(net, x)
+
+
 def test_batchnorm_without_running_statistics_is_measured_as_the_batch_it_mixes():
     """Without running statistics batchnorm normalizes by the batch in eval mode too: the same numbers as in
     training mode (the batch's Jacobian), where the per-input reading would be wrong."""
