@@ -10,9 +10,9 @@ other is not, and raises where an unchanged input's row of a representation move
 sequence first inside a model whose output is batch first). A forward pass that is not bit-reproducible (a GPU
 kernel summing with atomics, amplified by a chaotic deep network) is allowed as much movement as a repeated pass
 of the same inputs shows, :data:`REPEAT_FACTOR` times over; every pass starts from the model's buffers as given
-(state a forward pass updates, as a training-mode spectral norm's power iteration does). Batchnorm that normalizes by the batch (in
-training mode, or without running statistics) mixes it by design: it is measured as such (the batch's Jacobian,
-Hutchinson probes independent across the inputs) and not checked here.
+(state a forward pass updates, as a training-mode spectral norm's power iteration does). Batchnorm that normalizes
+by the batch (in training mode, or without running statistics) mixes it by design: it is measured as such (the
+batch's Jacobian, Hutchinson probes independent across the inputs) and not checked here.
 
 Example
 -------
@@ -113,6 +113,7 @@ def _run(run, x, buffers):
 
 
 def _restore(buffers) -> None:
+    """Copy each saved value back into its buffer."""
     for buffer, saved in buffers:
         buffer.copy_(saved)
 
