@@ -190,13 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     mea = sub.add_parser("measure", formatter_class=argparse.RawDescriptionHelpFormatter, help=COMMANDS["measure"],
                          description="Predict and measure one architecture; print GSC(0, L) and the fraction of "
                                      "predictions inside the measured 95% intervals, and write the comparison "
-                                     "table, a figure and measure.json when --out is given. Given your own torch "
-                                     "model (FILE.py:NAME), measure it: print the per-layer table, and write "
-                                     "measure.csv and measure.json when --out is given.")
+                                     "table (measure.csv), a figure (measure.png/pdf), a report (measure.md) and "
+                                     "measure.json when --out is given. Given your own torch model (FILE.py:NAME), "
+                                     "measure it: print the per-layer table, and write the same files when --out "
+                                     "is given.")
     mea.epilog_parts = (grammar_text,)
     mea.add_argument("architecture", help="architecture in the grammar below, or your own torch model: FILE.py:NAME "
                                           "or package.module:NAME, a torch.nn.Module or a factory seed -> module "
-                                          "(measured only: per-layer table, measure.csv and measure.json)")
+                                          "(measured only: per-layer table; with --out measure.csv, .json, "
+                                          ".png/.pdf and .md)")
     mea.add_argument("--width", type=_positive_int, default=None, help="network width (default 256)")
     mea.add_argument("--q0", type=_q0, default=1.0,
                      help="mean square of each input, or qa,qb for inputs of different norms (default 1)")
@@ -226,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     mea.add_argument("--chains", type=_positive_int, default=1000,
                      help="sampled forward paths behind --finite-width (default 1000)")
     mea.add_argument("--seed-batch", type=_positive_int, default=None, metavar="K",
-                     help="networks measured at once, stacked (default: as many as fit in memory; 1: one at a time)")
+                     help="networks measured at once, stacked (default: as many as fit in half a GPU's free "
+                          "memory, or on a CPU in 1 GiB where one network takes under 64 MiB, else one; 1: one at a "
+                          "time)")
     _measure_options(mea, seeds=10)
     _extension_options(mea)
 
@@ -234,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="For every (sw2, sb2) of an N x N grid: the attracting length fixed point q*, "
                                      "its slope chi_q and depth scale xi_q, chi_1, the stable correlation fixed "
                                      "point c*, chi_c and xi_c, and the phase (Poole et al. 2016; Schoenholz et al. "
-                                     "2017). Writes phase_<activation>.csv, a PNG/PDF phase diagram (xi_c with "
+                                     "2017). Writes phase_<activation>.csv, the critical line as "
+                                     "phase_<activation>_critical_line.csv, a PNG/PDF phase diagram (xi_c with "
                                      "contours and the critical line chi_1 = 1) and phase_<activation>.json.")
     pha.add_argument("activation_name", metavar="ACTIVATION",
                      help="activation name, e.g. tanh, erf, selu, or leaky_relu(a=0.1)")
@@ -307,7 +312,7 @@ def _cmd_reproduce(args):
 
 
 def _cmd_measure(args):
-    from .checks import check_inputs
+    from .checks import check_batch_inputs, check_inputs
     from .io import RunOutput, check_output_folder, rows_to_csv
     from .numerics import predict
     from .theory import parse
@@ -337,7 +342,9 @@ def _cmd_measure(args):
     net, batch = resolve_batch(net, args.batch)
     if args.probes is None:
         args.probes = default_probes(batch)
-    check_measurement([args.width], args.seeds, args.probes, args.dtype, args.device)
+    check_measurement([args.width], args.seeds, args.probes, args.dtype, args.device, batch)
+    if batch > 2:
+        check_batch_inputs(args.q0, args.c0, batch)
     if args.out:
         check_output_folder(args.out)
     coupled = bool(training_batchnorms(net.blocks))
@@ -356,6 +363,8 @@ def _cmd_measure(args):
     if bar:
         bar.close()
     print(measurement_line(meas))
+    if "Monte Carlo" in pred.meta["method"]:
+        print(f"prediction: {pred.meta['method']}")
     rows = compare(pred, meas, experiment="measure")
     labels = {net.describe(): net.describe()}
     agree = {q: agreement(rows, quantity=q) for q in HEADLINE}

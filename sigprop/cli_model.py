@@ -29,7 +29,8 @@ def is_model_target(text: str) -> bool:
 
 
 def import_target(target: str):
-    """Import a Python file (FILE.py or a path) or a module by name; any failure is one ValueError."""
+    """Import a Python file (FILE.py or a path) or a module by name, found in the current folder too (as
+    ``python -m`` finds it; the ``sigprop`` command alone would not); any failure is one ValueError."""
     try:
         if target.endswith(".py") or os.sep in target:
             name = "sigprop_extension_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(target))[0])
@@ -40,6 +41,8 @@ def import_target(target: str):
             sys.modules[name] = module
             spec.loader.exec_module(module)
             return module
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
         return importlib.import_module(target)
     except Exception as exc:  # noqa: BLE001 - any failure of the user's module is reported in one line
         raise ValueError(f"import={target!r} failed: {type(exc).__name__}: {exc}") from None

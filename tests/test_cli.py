@@ -240,6 +240,10 @@ CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CU
     (["measure", "2*dense(tanh)", "--width", "4", "--seeds", "2", "--c0", "2", "--no-progress"], "c0"),
     (["measure", "2*dense(tanh)", "--width", "2", "--seeds", "2", "--no-progress"], "width"),
     (["measure", "2*dense(tanh)", "--width", "1", "--seeds", "2", "--no-progress"], "width"),
+    (["measure", "2*dense(tanh)", "--width", "32", "--batch", "64", "--finite-width", "--no-progress"],
+     "width >= batch + 1 = 65"),                                        # before the prediction, as the others
+    (["measure", "2*dense(tanh)", "--width", "32", "--batch", "8", "--c0", "-0.5", "--no-progress"],
+     "-1/(batch - 1)"),
     pytest.param(["measure", "2*dense(tanh)", "--device", "cuda"], "CUDA", marks=CUDA),
     (["measure", "2*dense(tanh)", "--device", "tpu"], "device"),
     (["measure", "2*dense(tanh)", "--device", "nonsense"], "device"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 
 import pytest
@@ -83,7 +84,10 @@ def test_factory_from_a_file(model_file, tmp_path, capsys):
 
 
 def test_module_by_name_with_saved_inputs(model_file, tmp_path, capsys, monkeypatch):
-    monkeypatch.syspath_prepend(str(model_file.parent))
+    """A module in the current folder is found by name, as python -m finds it, though the sigprop command does
+    not put that folder on sys.path."""
+    monkeypatch.chdir(model_file.parent)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
     torch.save(torch.randn(6, 16), tmp_path / "x.pt")
     assert main(["measure", "mymodel:model", "--inputs", str(tmp_path / "x.pt"), "--observe", "2,4",
                  "--pre", "2.fc1,4.fc1"]) == 0

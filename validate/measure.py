@@ -79,9 +79,7 @@ def make_inputs(width: int, q0, c0: float, generator: torch.Generator, dtype, de
 
 def _exchangeable_inputs(width, q0, c0, batch, generator):
     """X = C^½ E √(q0 n): E has orthonormal zero-mean rows, C = (1 − c0)I + c0 11ᵀ the batch's correlation."""
-    if width < batch + 1:
-        raise ValueError(f"width={width} is not allowed for a batch of {batch} inputs: exact inputs need "
-                         f"width >= batch + 1 = {batch + 1}")
+    check_batch_width(width, batch)
     check_batch_inputs(q0, c0, batch)
     u = torch.randn(width, batch, generator=generator, dtype=torch.float64)
     u = u - u.mean(dim=0, keepdim=True)
@@ -93,13 +91,21 @@ def _exchangeable_inputs(width, q0, c0, batch, generator):
     return root @ e.T * math.sqrt(q0 * width)
 
 
-def check_measurement(widths, seeds, probes, dtype, device) -> list:
-    """The settings of a measurement, checked before any work; returns the widths as a list."""
+def check_batch_width(width: int, batch: int) -> None:
+    """A batch of B > 2 exact inputs (every pair at correlation c0, zero unit mean) needs width >= B + 1."""
+    if batch > 2 and width < batch + 1:
+        raise ValueError(f"width={width} is not allowed for a batch of {batch} inputs: exact inputs need "
+                         f"width >= batch + 1 = {batch + 1}")
+
+
+def check_measurement(widths, seeds, probes, dtype, device, batch: int = 2) -> list:
+    """The settings of a measurement of ``batch`` inputs, checked before any work; returns the widths as a list."""
     widths = list(widths)
     if not widths:
         raise ValueError("widths=[] is not allowed: give at least one width")
     for w in widths:
         check_width(w)
+        check_batch_width(w, batch)
         check_probes(probes, w)
     if check_positive_int("seeds", seeds) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
@@ -243,8 +249,10 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     if len(seed_list) < 2:
         raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
     check_inputs(q0, c0)
+    if batch > 2:
+        check_batch_inputs(q0, c0, batch)
     probes = default_probes(batch) if probes is None else probes
-    check_measurement([width], len(seed_list), probes, dtype, device)
+    check_measurement([width], len(seed_list), probes, dtype, device, batch)
     from .seed_batch import measure_seeds
     start = time.perf_counter()
     per_seed, info = measure_seeds(net, width, seed_list, q0, c0, probes, dtype, device, batch, seed_batch, progress)

@@ -46,7 +46,7 @@ from ..io import write_atomic
 from ..numerics import predict
 from ..theory import parse
 from .compare import agreement, compare
-from .measure import RAW, Measurement, check_measurement, resolve_batch
+from .measure import RAW, Measurement, check_batch_width, check_measurement, resolve_batch
 from .seed_batch import measure_seeds
 
 
@@ -148,6 +148,7 @@ def sweep_tasks(architectures, widths, depths, seeds, q0, c0, probes, dtype, dev
             net, batch = resolve_batch(net, None)
             nets[(label, depth)] = (net, batch)
             for width in widths:
+                check_batch_width(width, batch)
                 for seed in seed_list:
                     spec = {"architecture": net.describe(), "width": width, "seed": seed, "q0": q0, "c0": c0,
                             "probes": probes, "dtype": dtype, "batch": batch, "sigprop": __version__}

@@ -135,6 +135,8 @@ def test_dask_cluster_executor():
     (dict(widths=[]), "widths=[]"),
     (dict(widths=[2]), "width=2"),
     (dict(c0=1.5), "c0"),
+    (dict(architectures={"bn": "{L}*(dense(linear),batchnorm(batch=16),act(tanh))"}, widths=[8]),
+     "width=8 is not allowed for a batch of 16 inputs"),
 ])
 def test_bad_settings_fail_before_any_work(kwargs, mentions):
     settings = {"architectures": ARCHS, **SETTINGS, **kwargs}
