@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 
 from .. import __version__
-from ..checks import check_batch, check_batch_inputs, check_inputs, input_norms
+from ..checks import check_batch, check_batch_inputs, check_inputs, check_progress, check_seed, input_norms
 from ..theory import as_network, gsc_squared
 from ..theory.blocks.batchnorm import training_batchnorms, with_batch
 from ..theory.blocks.params import format_number
@@ -79,6 +79,9 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
     """
     net = as_network(network)
     check_inputs(q0, c0, m0)
+    check_progress(progress)
+    if width is not None:
+        check_seed(seed)
     batch = check_batch(batch)
     if width is not None and batch is not None:
         raise ValueError(f"width={width!r} with batch={batch!r} is not allowed: the finite-width prediction is for "

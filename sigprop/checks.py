@@ -12,6 +12,43 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def check_seed(seed) -> int:
+    """A random seed: an integer >= 0."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed: it must be an integer >= 0")
+    return int(seed)
+
+
+def check_progress(progress) -> None:
+    """A progress callback: None or a callable of no arguments (e.g. a tqdm bar's ``update``)."""
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress={progress!r} is not allowed: give a callable of no arguments, invoked as work "
+                         "is done (e.g. a tqdm bar's update), or None")
+
+
+def check_seeds(seeds) -> list[int]:
+    """The seeds of a measurement, one independent network each: a number n >= 2 (seeds 0..n-1) or a list of at
+    least 2 distinct integers >= 0.
+
+    >>> check_seeds(3), check_seeds([4, 7])
+    ([0, 1, 2], [4, 7])
+    """
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        seed_list = list(range(check_positive_int("seeds", seeds)))
+    elif isinstance(seeds, (list, tuple, range)):
+        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
+            raise ValueError(f"seeds={seeds!r} is not allowed: seeds are integers >= 0")
+        seed_list = [int(s) for s in seeds]
+        if len(set(seed_list)) < len(seed_list):
+            raise ValueError(f"seeds={seeds!r} is not allowed: a seed given twice is the same network twice, and "
+                             "intervals need independent networks; give distinct seeds")
+    else:
+        raise ValueError(f"seeds={seeds!r} is not allowed: give a number of seeds or a list of seeds")
+    if len(seed_list) < 2:
+        raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
+    return seed_list
+
+
 def input_norms(q0) -> tuple[float, float]:
     """(q_a, q_b) from ``q0``: one mean square for both inputs, or a pair (inputs of different norms)."""
     if isinstance(q0, (tuple, list)):

@@ -51,6 +51,8 @@ def import_target(target: str):
 def load_model(text: str, dtype, device):
     """The module, or a factory wrapped to move each network to dtype and device, named by FILE.py:NAME."""
     from torch import nn
+
+    from .validate.model import check_factory
     match = TARGET.fullmatch(text)
     module = import_target(match["where"])
     obj = getattr(module, match["name"], None)
@@ -60,6 +62,7 @@ def load_model(text: str, dtype, device):
         return obj.to(device=device, dtype=dtype)
     if not callable(obj):
         raise ValueError(f"{text} is a {type(obj).__name__}: give a torch.nn.Module or a factory seed -> module")
+    check_factory(obj)
 
     def factory(seed):
         net = obj(seed)

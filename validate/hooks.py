@@ -240,10 +240,10 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
             raise ValueError(f"observed module {name!r} runs before the start module {start[0]!r}: observe modules "
                              "that run after it")
         tensor, put = split_output(output)
-        if tensor is None or tensor.dim() < 1 or tensor.shape[0] != x0.shape[0]:
+        if not _batched(tensor, x0):
             raise ValueError(f"observed module {name!r} returns {_described(output)}: observe modules that return a "
-                             f"tensor [batch, ...] (batch = {x0.shape[0]}) or a tuple or mapping whose first "
-                             "element is one, or wrap one in a module that returns the tensor you mean")
+                             f"real floating-point tensor [batch, ...] (batch = {x0.shape[0]}) or a tuple or mapping "
+                             "whose first element is one, or wrap one in a module that returns the tensor you mean")
         if name in fired:
             raise ValueError(f"observed module {name!r} runs more than once per forward pass: observe modules that "
                              "run once")
@@ -289,10 +289,10 @@ def traced_forward(net, x0, blocks, pre_modules, pre_is_input, taps=None, call=N
     if not started[0]:
         raise ValueError(f"the start module {start[0]!r} did not run in the forward pass")
     out = split_output(returned)[0]
-    if out is None or out.dim() < 1 or out.shape[0] != x0.shape[0]:
-        raise ValueError(f"{type(net).__name__} returns {_described(returned)}: measurement needs a tensor "
-                         f"[batch, ...] (batch = {x0.shape[0]}) or a tuple or mapping whose first element is one; "
-                         "wrap the model in a module that returns the tensor you mean")
+    if not _batched(out, x0):
+        raise ValueError(f"{type(net).__name__} returns {_described(returned)}: measurement needs a real "
+                         f"floating-point tensor [batch, ...] (batch = {x0.shape[0]}) or a tuple or mapping whose "
+                         "first element is one; wrap the model in a module that returns the tensor you mean")
     idle = [n for n, _ in blocks if n not in fired]
     if idle:
         raise ValueError(f"observed modules {idle} did not run in the forward pass")
@@ -331,6 +331,12 @@ def split_output(value) -> tuple:
     return None, None
 
 
+def _batched(tensor, x0) -> bool:
+    """Whether ``tensor`` is a representation: real floating point (gradients flow through it), [batch, ...]."""
+    return (tensor is not None and tensor.is_floating_point() and tensor.dim() >= 1
+            and tensor.shape[0] == x0.shape[0])
+
+
 def _same(a, b) -> bool:
     return a.shape == b.shape and bool(torch.equal(a.detach(), b.detach()))
 
@@ -338,5 +344,5 @@ def _same(a, b) -> bool:
 def _described(value) -> str:
     """A module's output in an error message: a tensor by its shape, anything else by its type."""
     if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
+        return f"a tensor of shape {tuple(value.shape)}" + ("" if value.is_floating_point() else f" and {value.dtype}")
     return f"a {type(value).__name__}"

@@ -75,7 +75,7 @@ def check_independent(run, x0: torch.Tensor, model=None) -> None:
             moved[changed] = 2 * x0[changed] + following[changed]
             kept = [k for k in range(batch) if k not in changed]
             for (label, given), (_, after), noise in zip(before, _run(run, moved, buffers), repeat):
-                change = _difference(given[kept], after[kept]).flatten(1).amax(1)
+                change = _difference(given[kept], after[kept]).reshape(len(kept), -1).amax(1)
                 scale, worst = given[kept].detach().double().abs().max(), int(change.argmax())
                 allowed = max(TOLERANCE_EPS * torch.finfo(given.dtype).eps * scale, REPEAT_FACTOR * noise)
                 if torch.isfinite(change[worst]) and change[worst] > allowed:

@@ -39,7 +39,8 @@ import sympy as sp
 import torch
 
 from .. import __version__
-from ..checks import check_batch, check_batch_inputs, check_inputs, check_positive_int, input_norms
+from ..checks import (check_batch, check_batch_inputs, check_inputs, check_positive_int, check_progress, check_seeds,
+                      input_norms)
 from ..quantities import QUANTITIES, log_gsc_per_input
 from ..theory import as_network
 from ..theory.blocks.batchnorm import training_batchnorms
@@ -160,8 +161,10 @@ class Measurement:
             if len(layers) and np.any(s["n"] == 0):
                 bad = int(layers[np.argmax(s["n"] == 0)])
                 raise ValueError(f"{name} at layer {bad} is undefined for all {self.n_seeds} sampled networks of "
-                                 f"{self.architecture} at width {self.width} (e.g. every unit died, so the "
-                                 "output is 0): use a larger width")
+                                 f"{self.architecture} at width {self.width}: a representation or gradient is 0 or "
+                                 "not finite there. Every unit died (a larger width helps), the inputs are 0, the "
+                                 "output does not depend on x^0 (computed without gradients, detached, or through "
+                                 "a step), or the forward pass overflowed (a smaller variance or float64 helps)")
             out[name] = {"layers": layers, **s}
         return out
 
@@ -243,12 +246,9 @@ def measure(network, width: int = 256, seeds=10, q0: float = 1.0, c0: float = 0.
     net = as_network(network)
     net, batch = resolve_batch(net, batch)
     check_positive_int("width", width)
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple, range)):
-        raise ValueError(f"seeds={seeds!r} is not allowed: give a number of seeds or a list of seeds")
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if len(seed_list) < 2:
-        raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
+    seed_list = check_seeds(seeds)
     check_inputs(q0, c0)
+    check_progress(progress)
     if batch > 2:
         check_batch_inputs(q0, c0, batch)
     probes = default_probes(batch) if probes is None else probes

@@ -73,6 +73,7 @@ A language model fed token ids [batch, sequence] is measured from its embedding'
 """
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Mapping
 
@@ -81,7 +82,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..checks import check_inputs, check_positive_int
+from ..checks import check_inputs, check_positive_int, check_progress, check_seeds
 from . import model_inputs
 from .build import Trace, cuda_devices
 from .hooks import after_start, observed_modules, pre_modules as find_pre_modules, start_module, start_output, \
@@ -110,6 +111,7 @@ def measure_model(model, inputs=None, *, observe=None, pre=None, start=None, see
     ``unit_std`` and ``sign_diversity`` [seed, pre-activation layer, unit].
     """
     factory, seed_list = _networks(model, seeds)
+    check_progress(progress)
     if inputs is None:
         check_inputs(q0, c0)
     batch = 2 if inputs is None else model_inputs.check_model_inputs(inputs)
@@ -174,13 +176,8 @@ def _networks(model, seeds):
     if isinstance(model, nn.Module):
         _check_eager(model)
         return (lambda seed: model), [0]
-    if not callable(model):
-        raise ValueError(f"model={model!r} is not allowed: give a torch.nn.Module or a factory seed -> module")
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, list, tuple, range)):
-        raise ValueError(f"seeds={seeds!r} is not allowed: give a number of seeds or a list of seeds")
-    seed_list = list(range(check_positive_int("seeds", seeds))) if isinstance(seeds, int) else list(seeds)
-    if len(seed_list) < 2:
-        raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
+    check_factory(model)
+    seed_list = check_seeds(seeds)
 
     def factory(seed):
         with torch.random.fork_rng(devices=cuda_devices()):     # torch.manual_seed seeds every CUDA device too
@@ -222,6 +219,38 @@ def _coupled(net) -> bool:
     mode, or in any mode without running statistics, ``track_running_stats=False``)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
                for m in net.modules())
+
+
+def check_factory(model) -> None:
+    """Raise a ValueError where ``model``, not a module, is not a factory ``seed -> module``: not callable, a class
+    (whose instances are modules), or a callable that does not take one argument."""
+    name = getattr(model, "__name__", repr(model))
+    if isinstance(model, type):
+        raise ValueError(f"model={name} is a class: give a module, {name}(...), or a factory seed -> module, "
+                         f"lambda seed: {name}(...)")
+    if not callable(model):
+        raise ValueError(f"model={model!r} is not allowed: give a torch.nn.Module or a factory seed -> module")
+    try:
+        signature = inspect.signature(model)
+    except (TypeError, ValueError):             # a builtin without a signature: called as it is
+        return
+    try:
+        signature.bind(0)
+    except TypeError:
+        advice = f"; give lambda seed: {name}()" if not signature.parameters else ""
+        raise ValueError(f"model={name} is not allowed: a factory is called with one argument, the seed, and "
+                         f"{name}{signature} cannot be called so{advice}") from None
+
+
+def _first_pass(forward, x0, source, net):
+    """``forward(x0, None)``, where the model's own failure on its inputs (a shape or a keyword it does not take)
+    is a ValueError that names the model and what it was fed; sigprop's refusals pass unchanged."""
+    try:
+        return forward(x0, None)
+    except (RuntimeError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        fed = model_inputs.describe(x0 if source is None else source)
+        raise ValueError(f"{type(net).__name__}'s forward pass failed on the inputs ({fed}): {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
 def _check_eager(module, name=None) -> None:
@@ -288,7 +317,7 @@ def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, sha
     try:
         if shapes is None:
             with torch.no_grad():
-                _, trace0 = forward(x0, None)
+                _, trace0 = _first_pass(forward, x0, source, net)
             if not _coupled(net):
                 check_independent(lambda x: _labelled(forward(x, None)[1], fired), x0, net)
             shapes = Trace([x.new_zeros(()).expand(x.shape) for x in trace0.xs], [], trace0.pre_layers)

@@ -99,6 +99,19 @@ def _kind(x) -> str:
     return f"tensor of dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
+def describe(inputs) -> str:
+    """Inputs in a message: a tensor by its shape and dtype, a mapping by its keys and theirs.
+
+    >>> describe({"input_ids": torch.zeros(2, 5, dtype=torch.long), "use_cache": False})
+    'input_ids: [2, 5] torch.int64, use_cache: bool'
+    """
+    def one(x):
+        return f"{list(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+    if isinstance(inputs, Mapping):
+        return ", ".join(f"{k}: {one(v)}" for k, v in inputs.items())
+    return one(inputs)
+
+
 def has_token_ids(inputs) -> bool:
     """Whether integer tensors (token ids) are among ``inputs``: then x^0 is an embedding's output."""
     tensors = inputs.values() if isinstance(inputs, Mapping) else [inputs]

@@ -41,7 +41,7 @@ from multiprocessing import get_context
 import numpy as np
 
 from .. import __version__
-from ..checks import check_inputs, check_positive_int
+from ..checks import check_inputs, check_positive_int, check_progress, check_seeds
 from ..io import write_atomic
 from ..numerics import predict
 from ..theory import parse
@@ -65,6 +65,14 @@ class Sweep:
         rows of :func:`~sigprop.validate.agreement`) and the least-squares slope of log |Δ| against log width over
         the widths where the deviation is resolved (the prediction outside the measured 95% interval); None with
         fewer than two such widths."""
+        held = {}
+        for r in self.rows:
+            held.setdefault(r["quantity"], set()).add(r["layer"])
+        if quantity not in held:
+            raise ValueError(f"quantity={quantity!r} is not allowed: the sweep's rows hold {sorted(held)}")
+        if layer not in held[quantity]:
+            raise ValueError(f"layer={layer!r} is not allowed for {quantity}: the sweep's rows hold layers "
+                             f"{sorted(held[quantity])}")
         out = []
         for (label, depth), arch in self.architectures.items():
             points = sorted(agreement([r for r in self.rows if r["label"] == label and r["depth"] == depth],
@@ -94,6 +102,7 @@ def sweep(architectures, widths, depths=None, seeds=10, q0: float = 1.0, c0: flo
     ``update``); an exception it raises (KeyboardInterrupt) stops the sweep, keeping the cache.
     """
     tasks, nets = sweep_tasks(architectures, widths, depths, seeds, q0, c0, probes, dtype, device)
+    check_progress(progress)
     on_cpu = str(device).split(":")[0] == "cpu"
     if seeds_per_task is not None:
         check_positive_int("seeds_per_task", seeds_per_task)
@@ -134,9 +143,7 @@ def sweep_tasks(architectures, widths, depths, seeds, q0, c0, probes, dtype, dev
     depth_list = [None] if depths is None else [check_positive_int("depths", d) for d in depths]
     if not depth_list:
         raise ValueError("depths=[] is not allowed: give at least one depth, or None")
-    seed_list = list(range(check_positive_int("seeds", seeds))) if isinstance(seeds, int) else list(seeds)
-    if len(seed_list) < 2:
-        raise ValueError(f"seeds={seeds!r} is not allowed: intervals need at least 2 seeds")
+    seed_list = check_seeds(seeds)
     widths = check_measurement(widths, len(seed_list), probes, dtype, device)
     check_inputs(q0, c0)
     tasks, nets = [], {}

@@ -401,6 +401,47 @@ def test_observe_by_name_and_errors():
         measure_model(Plain(), observe=["a"], c0=2)
 
 
+class Squeezed(nn.Module):
+    """One value per input: a head of width 1 squeezed to [batch]."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh())
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x)).squeeze(-1)
+
+
+def test_what_users_get_wrong_is_refused_by_name():
+    """A class or a factory without the seed for a factory, the same seed twice, a progress flag for a callback,
+    an integer output, inputs the model cannot take: each refused saying what to give, before any measurement."""
+    x = torch.randn(4, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"model=Plain is a class: give a module, Plain\(...\), or a factory"):
+        measure_model(Plain, seeds=2, observe=["a"])
+    with pytest.raises(ValueError, match=r"called with one argument, the seed, and made\(\) cannot be called so; "
+                                         r"give lambda seed: made\(\)"):
+        def made():
+            return Plain()
+        measure_model(made, seeds=2, observe=["a"])
+    with pytest.raises(ValueError, match=r"seeds=\[3, 3\] is not allowed: a seed given twice is the same network"):
+        measure_model(lambda seed: Plain(), seeds=[3, 3], observe=["a"])
+    with pytest.raises(ValueError, match="progress=True is not allowed: give a callable"):
+        measure_model(lambda seed: Plain(), seeds=2, observe=["a"], progress=True)
+    with pytest.raises(ValueError, match=r"returns a tensor of shape \(4,\) and torch.int64: measurement needs a "
+                                         "real floating-point tensor"):
+        measure_model(nn.Sequential(nn.Linear(8, 8), nn.Tanh(), Argmax()).double(), x, observe=["1"])
+    with pytest.raises(ValueError, match=r"Plain's forward pass failed on the inputs \(\[4, 5\] torch.float64\): "
+                                         "RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
+        measure_model(Plain().double(), torch.randn(4, 5, dtype=torch.float64), observe=["a"])
+    assert measure_model(lambda seed: Squeezed().double(), x, seeds=2).depth == 3     # [batch]: one value each
+
+
+class Argmax(nn.Module):
+    def forward(self, x):
+        return x.argmax(-1)
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.(script|trace|trace_method)` is deprecated:DeprecationWarning")
 def test_torchscript_modules_are_refused_by_name():
     """Forward hooks, which read the representations, are not supported on TorchScript modules: the model, or a

@@ -146,8 +146,8 @@ def test_start_errors():
     with pytest.raises(ValueError, match="the start module 'emb' runs more than once per forward pass"):
         measure_model(Tied(), ids, observe=["lin"])
     ident = nn.Sequential(nn.Identity(), nn.Embedding(10, 4), nn.Linear(4, 4), nn.Tanh())
-    with pytest.raises(ValueError, match="the start module '0' returns a tensor of shape \\(3, 5\\): x\\^0 must be "
-                                         "a floating-point tensor"):
+    with pytest.raises(ValueError, match="the start module '0' returns a tensor of shape \\(3, 5\\) and torch.int64: "
+                                         "x\\^0 must be a floating-point tensor"):
         measure_model(ident, ids, start="0")
 
 
