@@ -37,6 +37,7 @@ from ..theory.blocks.batchnorm import training_batchnorms
 from ..theory.state import BlockMaps, PairState, as_tuple
 from .backward import gradient_pass
 from .compile import compile_array_step
+from .iterate import Q_TINY, VANISHED
 
 _INPUTS = ("q0", "q0b", "c0", "m0")
 #: log of the largest mean square a block without a degree is evaluated at (float64's range, with room)
@@ -309,14 +310,15 @@ def _check(maps, failed, reasons, layer, block):
     values = np.stack([np.broadcast_to(v, np.shape(out.p_a)) for v in maps.flatten()])
     bound = 1 + 1e-9
     with np.errstate(invalid="ignore", over="ignore"):
-        over = np.abs(out.p_ab) > np.sqrt(out.p_a * out.p_b) * bound
+        over = np.abs(out.p_ab) > np.sqrt(out.p_a) * np.sqrt(out.p_b) * bound      # products of roots: no underflow
         if pre is not None:
-            over |= np.abs(pre.q_ab) > np.sqrt(pre.q_a * pre.q_b) * bound
+            over |= np.abs(pre.q_ab) > np.sqrt(pre.q_a) * np.sqrt(pre.q_b) * bound
     zero = (np.minimum(out.p_a, out.p_b) <= 0) | ((np.minimum(pre.q_a, pre.q_b) <= 0) if pre is not None else False)
     problems = ((~np.all(np.isfinite(values), axis=0), "a mean-field quantity is not finite"),
                 (zero, "a mean square is 0, so correlations and GSC are undefined"),
                 (np.minimum(chi.chi_a, chi.chi_b) <= 0, "the gradient vanishes exactly (chi = 0), so GSC is undefined"),
-                (over, "a covariance exceeds its Cauchy-Schwarz bound"))
+                (over, "a covariance exceeds its Cauchy-Schwarz bound"),
+                ((np.minimum(pre.q_a, pre.q_b) < Q_TINY) if pre is not None else False, VANISHED))
     for where, why in problems:
         if np.any(where):
             _fail(failed, reasons, where, layer, f"layer {layer} ({block.describe()}): {why}")

@@ -45,6 +45,12 @@ from .prediction import Prediction
 
 #: the logarithms of float64's largest and smallest normal numbers
 LOG_MAX, LOG_TINY = math.log(np.finfo(float).max), math.log(np.finfo(float).tiny)
+#: pre-activation mean squares below this (1.5e-154) are out of range: the Gaussian integrals form products of two
+#: of them (q_a q_b − q_ab²), which then leave float64's normal range and lose their digits (correlations read 1)
+Q_TINY = math.sqrt(np.finfo(float).tiny)
+VANISHED = ("the pre-activations' mean square falls below 1.5e-154, where products of two mean squares, which the "
+            "Gaussian integrals form, leave float64: the signal has vanished (a network without bias in the ordered "
+            "phase)")
 
 
 class OutOfRangeError(ArithmeticError):
@@ -241,7 +247,9 @@ def _check_step(maps, layer, block):
     if min(chi.chi_a, chi.chi_b) <= 0:
         raise OutOfRangeError(f"layer {layer} ({block.describe()}): the gradient vanishes exactly (χ = 0), "
                               "so GSC is undefined")
+    if pre is not None and min(pre.q_a, pre.q_b) < Q_TINY:
+        raise OutOfRangeError(f"layer {layer} ({block.describe()}): {VANISHED}")
     bound = 1 + 1e-9
-    if abs(out.p_ab) > math.sqrt(out.p_a * out.p_b) * bound or (
-            pre is not None and abs(pre.q_ab) > math.sqrt(pre.q_a * pre.q_b) * bound):
+    if abs(out.p_ab) > math.sqrt(out.p_a) * math.sqrt(out.p_b) * bound or (     # products of roots: no underflow
+            pre is not None and abs(pre.q_ab) > math.sqrt(pre.q_a) * math.sqrt(pre.q_b) * bound):
         raise OutOfRangeError(f"layer {layer} ({block.describe()}): a covariance exceeds its Cauchy-Schwarz bound")

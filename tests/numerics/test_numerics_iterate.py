@@ -304,6 +304,20 @@ def test_relu_with_bias_beyond_intermediate_range_names_layer():
         predict(theory.parse("dense(relu,sw2=2,sb2=0.1)"), q0=1e160, c0=0.5)
 
 
+def test_a_vanishing_signal_is_refused_where_the_covariance_arithmetic_underflows():
+    """tanh without bias in the ordered phase: q shrinks by about 100 per layer. Where q < 1.5e-154 the Gaussian
+    integrals' q_a q_b leaves float64 and the correlation read 1 (a silent jump from 0.49998); that layer is refused.
+    Before it tanh is linear to q's precision, so the correlation is constant: an independent check of the small-q
+    arithmetic (q down to 1e-150 at layer 75)."""
+    with pytest.raises(OutOfRangeError, match=r"layer 77 .*falls below 1.5e-154, where products of two mean squares"):
+        predict(theory.parse("150*dense(tanh,sw2=0.01)"))
+    c = predict(theory.parse("75*dense(tanh,sw2=0.01)")).values["c"]
+    assert predict(theory.parse("75*dense(tanh,sw2=0.01)")).values["q"][-1] < 1e-145
+    np.testing.assert_allclose(c[20:], c[20], rtol=1e-12)
+    grid = predict_grid("150*dense(tanh,sw2=w)", w=np.array([0.01, 1.0]))
+    assert grid.out_of_range[0] == 77 and grid.out_of_range[1] == 0 and "falls below 1.5e-154" in grid.reasons[0]
+
+
 def test_homogeneous_scale_overflow_before_non_homogeneous_block():
     with pytest.raises(OutOfRangeError, match=r"layer 1001\b"):
         predict(theory.parse("1000*residual(dense(relu,sw2=2)),dense(tanh)"))
