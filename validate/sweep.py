@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import numbers
 import os
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -106,6 +107,13 @@ def sweep(architectures, widths, depths=None, seeds=10, q0: float = 1.0, c0: flo
     on_cpu = str(device).split(":")[0] == "cpu"
     if seeds_per_task is not None:
         check_positive_int("seeds_per_task", seeds_per_task)
+    if workers is not None:
+        check_positive_int("workers", workers)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise ValueError(f"executor={executor!r} is not allowed: give a concurrent.futures.Executor (anything with "
+                         "submit(fn, *args) returning a future), or None for a local process pool")
+    if cache is not None and os.path.exists(cache) and not os.path.isdir(cache):
+        raise ValueError(f"cache={cache!r} is not allowed: it is a file; give a folder (created if missing)")
     per_job = seeds_per_task or (1 if on_cpu else len(tasks))
     results = {}
     todo = []
@@ -140,6 +148,13 @@ def sweep_tasks(architectures, widths, depths, seeds, q0, c0, probes, dtype, dev
     labelled = dict(architectures) if isinstance(architectures, dict) else {a: a for a in architectures}
     if not labelled:
         raise ValueError("architectures is empty: give at least one architecture")
+    for label, template in labelled.items():
+        if not isinstance(template, str):
+            raise ValueError(f"architecture {label!r} = {template!r} is not allowed: give its grammar as a string "
+                             "(with {L} for the depth where depths are given), e.g. '{L}*dense(tanh)'")
+    for name, values in (("widths", widths), ("depths", depths)):
+        if isinstance(values, (str, numbers.Number)):
+            raise ValueError(f"{name}={values!r} is not allowed: give a list, e.g. {name}=[{values!r}]")
     depth_list = [None] if depths is None else [check_positive_int("depths", d) for d in depths]
     if not depth_list:
         raise ValueError("depths=[] is not allowed: give at least one depth, or None")

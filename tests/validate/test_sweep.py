@@ -135,12 +135,27 @@ def test_dask_cluster_executor():
     (dict(widths=[]), "widths=[]"),
     (dict(widths=[2]), "width=2"),
     (dict(c0=1.5), "c0"),
+    (dict(widths=8), "widths=8 is not allowed: give a list, e.g. widths=[8]"),
+    (dict(depths=3), "depths=3 is not allowed: give a list"),
+    (dict(architectures={"t": 3}), "architecture 't' = 3 is not allowed: give its grammar as a string"),
+    (dict(workers=0), "workers=0"),
+    (dict(progress=True), "progress=True is not allowed"),
     (dict(architectures={"bn": "{L}*(dense(linear),batchnorm(batch=16),act(tanh))"}, widths=[8]),
      "width=8 is not allowed for a batch of 16 inputs"),
 ])
 def test_bad_settings_fail_before_any_work(kwargs, mentions):
+    """Refused by name before a task is submitted (a sweep's widths and depths are lists, its architectures
+    grammars, its executor one with submit, its progress a callable)."""
     settings = {"architectures": ARCHS, **SETTINGS, **kwargs}
     with Counting() as pool, pytest.raises(ValueError, match=mentions.replace("[", r"\[").replace("]", r"\]")
                                            .replace("{", r"\{").replace("}", r"\}")):
         sweep(executor=pool, **settings)
     assert pool.submitted == 0
+
+
+def test_an_executor_without_submit_and_a_cache_that_is_a_file_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="executor='pool' is not allowed: give a concurrent.futures.Executor"):
+        sweep(ARCHS, executor="pool", **SETTINGS)
+    (tmp_path / "results.txt").write_text("")
+    with pytest.raises(ValueError, match="cache=.*results.txt' is not allowed: it is a file; give a folder"):
+        sweep(ARCHS, cache=str(tmp_path / "results.txt"), **SETTINGS)
