@@ -242,15 +242,25 @@ def check_factory(model) -> None:
                          f"{name}{signature} cannot be called so{advice}") from None
 
 
-def _first_pass(forward, x0, source, net):
+def _first_pass(forward, x0, source, net, named_pre):
     """``forward(x0, None)``, where the model's own failure on its inputs (a shape or a keyword it does not take)
-    is a ValueError that names the model and what it was fed; sigprop's refusals pass unchanged."""
+    is a ValueError that names the model and what it was fed; sigprop's refusals pass unchanged. ``named_pre``:
+    the ``(name, module)`` pairs the user named as pre-activations, each of which must run."""
+    ran = set()
+    hooks = [m.register_forward_hook(lambda module, args, output, name=name: ran.add(name)) for name, m in named_pre]
     try:
-        return forward(x0, None)
+        result = forward(x0, None)
     except (RuntimeError, TypeError, IndexError, KeyError, AttributeError) as exc:
         fed = model_inputs.describe(x0 if source is None else source)
         raise ValueError(f"{type(net).__name__}'s forward pass failed on the inputs ({fed}): {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    finally:
+        for hook in hooks:
+            hook.remove()
+    idle = [name for name, _ in named_pre if name not in ran]
+    if idle:
+        raise ValueError(f"pre names modules {idle}, which did not run in the forward pass: name modules that run")
+    return result
 
 
 def _check_eager(module, name=None) -> None:
@@ -317,7 +327,7 @@ def _measure_network(net, seed, inputs, observe, pre, start, q0, c0, probes, sha
     try:
         if shapes is None:
             with torch.no_grad():
-                _, trace0 = _first_pass(forward, x0, source, net)
+                _, trace0 = _first_pass(forward, x0, source, net, pre_modules if pre is not None else [])
             if not _coupled(net):
                 check_independent(lambda x: _labelled(forward(x, None)[1], fired), x0, net)
             shapes = Trace([x.new_zeros(()).expand(x.shape) for x in trace0.xs], [], trace0.pre_layers)

@@ -367,6 +367,8 @@ def test_observe_by_name_and_errors():
     idle.spare = nn.Linear(8, 8)
     with pytest.raises(ValueError, match=r"observed modules \['spare'\] did not run"):
         measure_model(idle, observe=["a", "spare"])
+    with pytest.raises(ValueError, match=r"pre names modules \['spare'\], which did not run in the forward pass"):
+        measure_model(idle, observe=["a", "b"], pre=["a", "spare"])
     with pytest.raises(ValueError, match="more than once in"):
         measure_model(Plain(), observe=["a", "b", "a"])
     with pytest.raises(ValueError, match="more than once"):
