@@ -33,7 +33,7 @@ from ..theory.gaussian import bivariate_normal_density, normal_density
 from ..theory.symbols import k as K, q as Q, q1 as Q1, q2 as Q2, x
 from .determinant import covariance_determinant
 from .quadrature import expect1, expect2, expect_given
-from .stable import stable_form
+from .stable import split_hyperbolic, stable_form
 
 #: functions the lambdified closed forms call, beyond numpy: the exact determinant, and a square root that
 #: reads a determinant rounded a hair below 0 as 0 (at |c| = 1)
@@ -64,8 +64,9 @@ class exact_covariance_determinant(sp.Function):  # noqa: N801 - the name lambdi
 
 
 def for_numerics(expr):
-    """``expr`` ready to lambdify: the covariance determinant replaced by its exact evaluation."""
-    return sp.sympify(expr).replace(theory_determinant, exact_covariance_determinant)
+    """``expr`` ready to lambdify: the covariance determinant replaced by its exact evaluation, products of
+    exponentials and sinh or cosh (sin's and cos's kernels) written as sums of exponentials that do not overflow."""
+    return split_hyperbolic(sp.sympify(expr).replace(theory_determinant, exact_covariance_determinant))
 
 
 @lru_cache(maxsize=None)
@@ -206,27 +207,36 @@ def closed_form_function(act, kind: str):
 
 @lru_cache(maxsize=None)
 def _sums_function(act, kind: str):
-    """The terms of every sum in the closed form, lambdified together (None where it has no sum): their
-    cancellation is what rounding turns into relative error."""
+    """The terms of every sum in the closed form, lambdified together, and for each whether it is an exponent
+    (None where the form has no sum): their cancellation is what rounding turns into relative error."""
     args = (Q,) if ARITY[kind] == 1 else (Q1, Q2, K)
-    adds = [node for node in sp.preorder_traversal(for_numerics(_closed_form(act, kind))) if isinstance(node, sp.Add)]
+    expr = for_numerics(_closed_form(act, kind))
+    adds = [node for node in sp.preorder_traversal(expr) if isinstance(node, sp.Add)]
     if not adds:
         return None
-    return sp.lambdify(args, [list(a.args) for a in adds], modules=modules(adds, NUMERIC_FUNCTIONS))
+    exponents = {e.args[0] for e in expr.atoms(sp.exp)}
+    fn = sp.lambdify(args, [list(a.args) for a in adds], modules=modules(adds, NUMERIC_FUNCTIONS))
+    return fn, [a in exponents for a in adds]
 
 
-def _condition(act, kind, args) -> float:
-    """Σ over the closed form's sums of Σ|terms| / |Σ terms|: relative rounding error ≈ this times 2⁻⁵³ (to first
-    order; inf where a sum cancels to exactly 0)."""
+def condition(act, kind, args) -> np.ndarray:
+    """Σ over the closed form's sums of Σ|terms| / |Σ terms|, per entry of the broadcast ``args``: relative
+    rounding error ≈ this times 2⁻⁵³ (to first order; inf where a sum cancels to exactly 0). A sum that is an
+    exponent counts Σ|terms| instead: its absolute rounding is the relative error of e^sum, however much it
+    cancels (e^(|k| − (q₁+q₂)/2) at c = 1 is exact)."""
+    shape = np.broadcast(*args).shape
+    total = np.zeros(shape)
     sums = _sums_function(act, kind)
     if sums is None:
-        return 0.0
-    total = 0.0
-    for terms in sums(*args):
-        terms = np.asarray(terms, dtype=float)
-        size, value = np.sum(np.abs(terms)), abs(np.sum(terms))
-        if size > 0:
-            total += size / value if value > 0 else np.inf
+        return total
+    fn, exponents = sums
+    for terms, exponent in zip(fn(*args), exponents):
+        terms = np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in terms])
+        size, value = np.sum(np.abs(terms), axis=0), np.abs(np.sum(terms, axis=0))
+        if exponent:
+            total += size
+        else:
+            total += np.where(size > 0, np.divide(size, value, out=np.full_like(size, np.inf), where=value > 0), 0.0)
     return total
 
 
@@ -263,7 +273,7 @@ def expectation(activation, kind: str, *args, error: bool = False):
     with np.errstate(all="ignore"):
         try:
             value = float(closed(*args))
-            cond = _condition(act, kind, args)
+            cond = float(condition(act, kind, args))
         except ZeroDivisionError:                # Python floats: a singular covariance (δ·δ of φ'' at |c| = 1)
             value, cond = np.inf, np.inf
     rounding = 4 * _EPS * (1 + cond)

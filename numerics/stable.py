@@ -12,6 +12,9 @@ variance. These rewrites change the evaluation, not the function:
 - a − a tanh²(y) → 4a e^(−2|y|)/(1 + e^(−2|y|))² (a sech²(y): the derivatives of tanh-like activations lose every
   digit in their tails otherwise);
 - A sign(A) → |A|;
+- a product eᴬ sinh B → −sign(B) e^(A+|B|) expm1(−2|B|)/2 and eᴬ cosh B → e^(A+|B|) (1 + e^(−2|B|))/2 (the
+  kernels of sin and cos, e^(−(q₁+q₂)/2) sinh k: at q = 900 the two factors are 0 and inf in float64, while
+  |k| ≤ (q₁+q₂)/2 keeps every exponent ≤ 0; expm1 keeps the digits of sinh at small k);
 - a sum of powers, |·| and sign whose terms cancel exactly over their common denominator → that one fraction
   (bent identity's φ'' = 1/(2√(x² + 1)) − x²/(2(x² + 1)^(3/2)) is 1/(2(x² + 1)^(3/2)); as written it lost x²
   rounding units, which put E[φφ''] 1.6e-13 off (relative) at q = 1e8, as large as its error estimate).
@@ -31,6 +34,8 @@ x**2/(2*(sqrt(x**2 + 1) + 1)) + x
 1/(2*(x**2 + 1)**(3/2))
 >>> stable_form(sp.Piecewise((sp.exp(x) - 1, x < 0), (x, True)))
 Piecewise((expm1(x), x < 0), (x, True))
+>>> split_hyperbolic(sp.exp(-x) * sp.cosh(x))
+(1 + exp(-2*Abs(x)))*exp(-x + Abs(x))/2
 """
 from __future__ import annotations
 
@@ -43,7 +48,29 @@ def stable_form(expr):
     expr = sp.sympify(expr).replace(lambda e: isinstance(e, sp.log) and _one_plus(e.args[0]) is not None,
                         lambda e: log1p(_one_plus(e.args[0])))
     expr = expr.replace(lambda e: e.is_Mul and _signed(e) is not None, _signed)
-    return expr.replace(lambda e: e.is_Add, lambda e: _combined(_pairs(e)))
+    return split_hyperbolic(expr.replace(lambda e: e.is_Add, lambda e: _combined(_pairs(e))))
+
+
+def split_hyperbolic(expr):
+    """``expr`` with each product of exponentials and one sinh or cosh written with exponents that stay ≤ 0 where
+    the product is bounded (the same function; see the module's docstring)."""
+    return sp.sympify(expr).replace(lambda e: e.is_Mul and _hyperbolic(e) is not None, _hyperbolic)
+
+
+def _hyperbolic(mul):
+    """eᴬ sinh B (or cosh B) times the other factors rewritten as in the module's docstring, else None."""
+    exps = [f for f in mul.args if isinstance(f, sp.exp)]
+    hyperbolic = [f for f in mul.args if isinstance(f, (sp.sinh, sp.cosh))]
+    if not exps or len(hyperbolic) != 1:
+        return None
+    (h,) = hyperbolic
+    rest = [f for f in mul.args if f is not h and not isinstance(f, sp.exp)]
+    a, b = sp.Add(*(f.args[0] for f in exps)), h.args[0]
+    if isinstance(h, sp.sinh):
+        tail = -sp.sign(b) * expm1(-2 * sp.Abs(b))
+    else:
+        tail = 1 + sp.exp(-2 * sp.Abs(b))
+    return sp.Mul(*rest) * sp.exp(a + sp.Abs(b)) * tail / 2
 
 
 def _one_plus(arg):

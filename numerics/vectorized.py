@@ -38,7 +38,7 @@ import numpy as np
 from ..theory import get_activation
 from ..theory.expectations import ARITY
 from . import hermite
-from .expectations import (_EPS, _sums_function, activation_functions, check_call, closed_form_function,
+from .expectations import (_EPS, activation_functions, check_call, closed_form_function, condition,
                            densities, expectation, second_derivative_functions)
 from .quadrature import expect1_array
 
@@ -109,24 +109,11 @@ def _closed(act, kind, flat):
     closed = closed_form_function(act, kind)
     with np.errstate(all="ignore"):
         value = np.array(np.broadcast_to(closed(*flat), flat[0].shape), dtype=float)
-        cond = _conditions(act, kind, flat)
+        cond = condition(act, kind, flat)
         rounding = 4 * _EPS * (1 + cond)
         err = rounding * np.abs(value)
     _scalar(act, kind, flat, ~np.isfinite(value) | ~(rounding <= 1e-13), value, err)
     return value, err
-
-
-def _conditions(act, kind, flat) -> np.ndarray:
-    """Per entry, the cancellation Σ|terms|/|Σ terms| summed over the closed form's sums (as in ``expectation``)."""
-    sums = _sums_function(act, kind)
-    total = np.zeros(flat[0].shape)
-    if sums is None:
-        return total
-    for terms in sums(*flat):
-        terms = np.stack([np.broadcast_to(np.asarray(t, dtype=float), flat[0].shape) for t in terms])
-        size, val = np.sum(np.abs(terms), axis=0), np.abs(np.sum(terms, axis=0))
-        total += np.where(size > 0, np.divide(size, val, out=np.full_like(size, np.inf), where=val > 0), 0.0)
-    return total
 
 
 def integrands(phi, dphi, s=None) -> dict:

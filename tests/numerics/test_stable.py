@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 from sigprop.numerics.expectations import activation_functions, second_derivative_functions
-from sigprop.numerics.stable import stable_form
+from sigprop.numerics.stable import split_hyperbolic, stable_form
 from sigprop.theory import get_activation
 from sigprop.theory.activations import ACTIVATIONS
 from sigprop.theory.symbols import x
@@ -110,3 +110,47 @@ def test_every_form_is_accurate_to_its_condition_number_from_tiny_to_huge_x(name
             with mp.workdps(60):
                 cond = 1 + abs(t * mp.diff(f, mp.mpf(t)) / ref)
             assert abs(value - ref) <= 32 * np.finfo(float).eps * cond * abs(ref), (name, form, t, value, ref)
+
+
+@pytest.mark.parametrize("kind", [sp.sinh, sp.cosh])
+def test_hyperbolic_products_are_the_same_function(kind):
+    a, b = sp.Symbol("a", real=True), sp.Symbol("b", real=True)
+    expr = 3 * sp.exp(a) * sp.exp(a / 2) * kind(b)
+    new = split_hyperbolic(expr)
+    assert not new.has(kind)
+    f, g = sp.lambdify((a, b), expr, "mpmath"), sp.lambdify((a, b), new, "mpmath")
+    with mp.workdps(50):
+        for ta, tb in [("-900", "450"), ("-2.5", "-1.1"), ("-1", "1e-12"), ("0.3", "0"), ("-40", "-39.9")]:
+            ref = f(mp.mpf(ta), mp.mpf(tb))
+            assert abs(g(mp.mpf(ta), mp.mpf(tb)) - ref) <= mp.mpf(10) ** -40 * abs(ref), (ta, tb)
+
+
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_trigonometric_networks_at_siren_scale(name):
+    """SIREN's first layer (ω₀ = 30, σ_w² = 900; Sitzmann et al. 2020) puts q = 900 into sin's kernel
+    e^(−(q₁+q₂)/2) sinh k, whose two factors are 0 and inf in float64. The compiled maps, layer by layer and on a
+    grid, against theory's own kernels evaluated at 40 digits from the same doubles."""
+    from sigprop.numerics import predict
+    from sigprop.numerics.grid import predict_grid
+    from sigprop.theory import parse
+    from sigprop.theory.symbols import k as K, q as Q, q1 as Q1, q2 as Q2
+
+    act = get_activation(name)
+
+    def exact(expr, values):
+        return sp.N(expr.subs({s: sp.Float(float(v), 60) for s, v in values.items()}), 40)
+
+    pred = predict(parse(f"5*dense({name},sw2=900)"), q0=1.0, c0=0.5)
+    grid = predict_grid(parse(f"5*dense({name},sw2=w)"), q0=1.0, c0=0.5, w=np.array([400.0, 900.0]))
+    q, k = 900.0, 450.0
+    for layer in range(5):
+        got_q, got_c = pred.values["q"][layer], pred.values["c"][layer]
+        assert got_q == pytest.approx(q, rel=1e-13), layer
+        assert abs(got_c - k / q) <= 1e-12 * abs(k / q) + 1e-300, (layer, got_c, k / q)
+        assert grid.values["q"][1, layer] == pytest.approx(got_q, rel=1e-13)
+        assert abs(grid.values["c"][1, layer] - got_c) <= 1e-12 * got_c + 1e-300
+        if 1 <= layer < 4:       # where q is constant, log GSC (of the root mean square) falls by log(χ)/2 a layer
+            chi = 900 * float(exact(act.dsecond_moment(Q), {Q: got_q}))
+            step = pred.values["log_gsc"][layer + 1] - pred.values["log_gsc"][layer + 2]
+            assert step == pytest.approx(np.log(chi) / 2, rel=1e-12)
+        q, k = (900 * float(exact(act.kernel(Q1, Q2, K), {Q1: got_q, Q2: got_q, K: g})) for g in (got_q, got_c * got_q))
