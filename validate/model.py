@@ -73,9 +73,12 @@ A language model fed token ids [batch, sequence] is measured from its embedding'
 """
 from __future__ import annotations
 
+import importlib
 import inspect
+import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -244,13 +247,16 @@ def check_factory(model) -> None:
 
 def _first_pass(forward, x0, source, net, named_pre):
     """``forward(x0, None)``, where the model's own failure on its inputs (a shape or a keyword it does not take)
-    is a ValueError that names the model and what it was fed; sigprop's refusals pass unchanged. ``named_pre``:
-    the ``(name, module)`` pairs the user named as pre-activations, each of which must run."""
+    is a ValueError that names the model and what it was fed; sigprop's refusals, and errors raised in sigprop's
+    own code that the model's forward pass calls (its hooks), pass unchanged. ``named_pre``: the ``(name, module)``
+    pairs the user named as pre-activations, each of which must run."""
     ran = set()
     hooks = [m.register_forward_hook(lambda module, args, output, name=name: ran.add(name)) for name, m in named_pre]
     try:
         result = forward(x0, None)
     except (RuntimeError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        if _raised_within_sigprop(exc):
+            raise
         fed = model_inputs.describe(x0 if source is None else source)
         raise ValueError(f"{type(net).__name__}'s forward pass failed on the inputs ({fed}): {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
@@ -261,6 +267,22 @@ def _first_pass(forward, x0, source, net, named_pre):
     if idle:
         raise ValueError(f"pre names modules {idle}, which did not run in the forward pass: name modules that run")
     return result
+
+
+def _raised_within_sigprop(exc) -> bool:
+    """Whether ``exc`` passed through sigprop's code called from within the model's forward pass (a hook), which
+    the frames of sigprop's own that start the forward pass precede."""
+    ours = tuple(str(Path(importlib.import_module(name).__file__).parent) + os.sep
+                 for name in ("sigprop", "sigprop.theory", "sigprop.numerics", "sigprop.validate"))
+    frames = [tb.tb_frame.f_code.co_filename for tb in _walk(exc.__traceback__)]
+    entered = next((i for i, f in enumerate(frames) if not f.startswith(ours)), len(frames))
+    return any(f.startswith(ours) for f in frames[entered:])
+
+
+def _walk(tb):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
 def _check_eager(module, name=None) -> None:

@@ -444,6 +444,20 @@ class Argmax(nn.Module):
         return x.argmax(-1)
 
 
+def test_an_error_in_sigprops_own_hooks_is_not_worded_as_the_models(monkeypatch):
+    """The model's failure on its inputs is a ValueError naming them; an error raised in sigprop's code that the
+    forward pass calls (a hook) is sigprop's and propagates as it was raised, in the same forward pass."""
+    import sigprop.validate.hooks as hooks
+
+    def broken(tensor, x0):
+        raise TypeError("an internal error")
+    monkeypatch.setattr(hooks, "_batched", broken)
+    with pytest.raises(TypeError, match="an internal error"):
+        measure_model(Plain().double(), torch.randn(4, 8, dtype=torch.float64), observe=["a"])
+    with pytest.raises(ValueError, match="Plain's forward pass failed on the inputs"):
+        measure_model(Plain().double(), torch.randn(4, 5, dtype=torch.float64), observe=["a"])
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.(script|trace|trace_method)` is deprecated:DeprecationWarning")
 def test_torchscript_modules_are_refused_by_name():
     """Forward hooks, which read the representations, are not supported on TorchScript modules: the model, or a
