@@ -67,6 +67,26 @@ def memory_per_seed(net, units: int, n_probes: int, batch: int) -> int:
     return 3 * weights + 2 * 8 * n_probes * batch * units
 
 
+def check_fits(sampled, per_seed: int, device) -> None:
+    """Raise a ValueError where one seed's estimated memory (:func:`bytes_per_seed`) exceeds all the memory of
+    ``device`` (a CUDA device's, else the host's physical memory): a width multiplier that compounds (``3*dense(relu,
+    width=100)``) asks for more than any machine holds, which the allocator would refuse deep inside torch."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        total = torch.cuda.mem_get_info(dev)[1]
+    else:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):    # no sysconf (Windows): let the allocator say it
+            return
+    if per_seed > total:
+        widest = max(sampled.parameters(), key=lambda t: t.numel())
+        raise ValueError(f"one network of {sampled.description} at width {sampled.width} needs about "
+                         f"{per_seed / 2**30:.3g} GiB to measure (its largest weight is {list(widest.shape)}), more "
+                         f"than the {total / 2**30:.3g} GiB of memory of {dev}: use a smaller width or width "
+                         "multiplier")
+
+
 def seeds_per_batch(per_seed: int, device, n_seeds: int) -> int:
     """How many seeds one batch holds: those whose estimated memory fits in the budget (:data:`GPU_SHARE` of the
     free memory of a CUDA device, :data:`HOST_BYTES` elsewhere, where a seed of :data:`HOST_STACK_BELOW` or more
@@ -120,6 +140,7 @@ def measure_seeds(network, width: int, seeds, q0=1.0, c0=0.5, probes="exact", dt
     shape = build(net, width, seeds[0], dtype, "meta")      # the estimate needs shapes only: nothing drawn yet
     check_batch_probes(probes, batch, coupled)
     per_seed = bytes_per_seed(shape, probes, batch)
+    check_fits(shape, per_seed, dev)
     chunk = seed_batch or seeds_per_batch(per_seed, dev, len(seeds))
     info = {"seeds_per_batch": min(chunk, len(seeds)), "bytes_per_seed": per_seed, "stacked": chunk > 1}
     # threads draw ahead while another device computes, the first batch's networks at once; on the CPU they would

@@ -95,6 +95,26 @@ def test_the_memory_estimate_covers_the_gradients_and_the_weights():
     assert sb.bytes_per_seed(sampled, 4, 8) >= 8 * 4 * 8 * sum(n) + 2 * weights
 
 
+def test_a_network_larger_than_the_machine_is_refused_before_any_draw(monkeypatch):
+    """Width multipliers compound: 3*dense(relu,width=100) at width 64 has a 64000000 x 640000 weight. Refused
+    naming it and the memory, from the shapes alone; a machine of 1 GiB refuses what it cannot hold either."""
+    with pytest.raises(ValueError, match=r"one network of 3\*dense\(relu,sw2=1,sb2=0,width=100\) at width 64 needs "
+                                         r"about .* GiB to measure \(its largest weight is \[64000000, 640000\]\), "
+                                         r"more than the .* GiB of memory of cpu"):
+        measure(parse("3*dense(relu,width=100)"), width=64, seeds=2)
+    sampled = build(parse("2*dense(tanh)"), 8192, 0, device="meta")
+    per_seed = sb.bytes_per_seed(sampled, "exact", 2)
+    assert 2 ** 33 < per_seed < 2 ** 34
+    for pages, fits in ((2 ** 24, True), (2 ** 18, False)):          # 64 GiB, 1 GiB
+        monkeypatch.setattr(sb.os, "sysconf", lambda name, pages=pages: {"SC_PAGE_SIZE": 4096,
+                                                                         "SC_PHYS_PAGES": pages}[name])
+        if fits:
+            sb.check_fits(sampled, per_seed, "cpu")
+        else:
+            with pytest.raises(ValueError, match=r"more than the 1 GiB of memory of cpu"):
+                sb.check_fits(sampled, per_seed, "cpu")
+
+
 @pytest.mark.parametrize("arch,width,probes,batch", CASES + [("2*dense(tanh,weights=orthogonal,width=0.5)", 16, 3, 4)])
 def test_the_estimate_needs_no_drawn_network(arch, width, probes, batch):
     """measure_seeds estimates from the network built on the meta device (its shapes, nothing drawn), so the
