@@ -7,7 +7,8 @@ the input's name as a subscript (``p_a``, ``q_b``); cross-input ones both (``p_a
 - ``q``: mean square of a dense layer's pre-activation h = Wx + b.
 - ``sigma_w2``, ``sigma_b2``: weight and bias variances σ_w², σ_b² (W_ij ~ N(0, σ_w²/n), b_i ~ N(0, σ_b²)).
 - ``alpha``, ``beta``: skip and branch weights of a residual block y = αx + βF(x).
-- ``delta``: gradient mean square ‖g‖²/n of the backward probe g = Jᵀv; ``G_ab`` its cross-input version.
+- ``delta``: gradient mean square ‖g‖²/n of the backward probe g = Jᵀv; ``G_ab`` its cross-input version,
+  ``G_aa``, ``G_bb`` the per-input ones where a block mixes them (batch normalization).
 """
 import sympy as sp
 from sympy.printing.pretty.stringpict import prettyForm
@@ -36,5 +37,6 @@ sigma_w2 = Symbol("sigma_w^2", positive=True)
 sigma_b2 = Symbol("sigma_b^2", nonnegative=True)
 alpha, beta = sp.symbols("alpha beta", real=True)
 delta, G_ab = sp.Symbol("delta", positive=True), sp.Symbol("G_ab", real=True)
+G_aa, G_bb = sp.symbols("G_aa G_bb", positive=True)
 #: the activation's argument
 x = sp.Symbol("x", real=True)

@@ -33,6 +33,21 @@ def test_properties_on_a_symbolic_state():
     assert BatchNorm().degree == 0 and BatchNorm(eps=0.1).degree is None
 
 
+@pytest.mark.parametrize("B", [4, 5, 8])
+def test_repl_formulas_keep_the_batch_mixing(B):
+    """The formulas a researcher prints: the input gradient of a batchnorm lies in the range of P, so the
+    gradient correlation of two members of the batch is −1/(B − 1) whatever it was at the output (Yang et al.
+    2019's centring, derived in docs/theory.md), and G_ab,in = −κ(G_aa − G_ab)/(B − 1) with κ = (B − 2)/(σ²(B − 3)),
+    σ² = p − p_ab. Both read the mixing terms, which the non-mixing forms (χ_ab ρ/√(χ_a χ_b)) drop."""
+    from sigprop.theory import symbols as S
+    bn = BatchNorm(batch=B)
+    assert bn.gradient_correlation_map().rhs == sp.Rational(-1, B - 1)
+    kappa = sp.Integer(B - 2) / ((S.p_a - S.p_ab) * (B - 3))
+    expected = -kappa * (S.G_aa - S.G_ab) / (B - 1)
+    assert sp.simplify(bn.gradient_covariance_map().rhs.subs({S.p_b: S.p_a, S.G_bb: S.G_aa}) - expected) == 0
+    assert "G_ab = 0 at the output" in bn.gsc_factor().name
+
+
 def _batch(B, n, c, gen):
     """n units of a batch of B exchangeable Gaussian inputs: unit mean square 1, pairwise correlation c."""
     shared = torch.randn(1, n, generator=gen, dtype=torch.float64)

@@ -414,19 +414,34 @@ class Block:
         return Formula(sp.Symbol("delta_in"), chi * S.delta, self.source, "gradient map")
 
     def gradient_covariance_map(self) -> Formula:
-        """G_ab,in = χ_ab G_ab,out: backward map of the cross-input gradient covariance."""
-        return Formula(sp.Symbol("G_ab,in"), self._pair().chi.chi_ab * S.G_ab, self.source,
+        """G_ab,in = χ_ab G_ab,out (+ ν (G_aa + G_bb)/2 where the block mixes the batch's gradients, as a
+        training-mode batchnorm does): backward map of the cross-input gradient covariance."""
+        chi = self._pair().chi
+        return Formula(sp.Symbol("G_ab,in"), sp.simplify(chi.apply(S.G_aa, S.G_bb, S.G_ab)[2]), self.source,
                        "gradient covariance map")
 
     def gradient_correlation_map(self) -> Formula:
-        """ρ_in = ρ_out χ_ab/√(χ_a χ_b): the cross-input gradient correlation through the block."""
-        chi = self._pair().chi
-        return Formula(sp.Symbol("rho_in"),
-                       gradient_correlation_factor(chi.chi_a, chi.chi_b, chi.chi_ab) * sp.Symbol("rho_out"),
-                       self.source, "gradient correlation map")
+        """ρ_in = ρ_out χ_ab/√(χ_a χ_b): the cross-input gradient correlation through the block. Where the block
+        mixes the batch's gradients (a training-mode batchnorm), ρ_in = (χ_ab ρ_out + ν)/√((χ_a + μ_a ρ_out)(χ_b +
+        μ_b ρ_out)), the two inputs members of an exchangeable batch (p_a = p_b, G_aa = G_bb) and ρ_out < 1 (at 1
+        the batchnorm's gradient vanishes: 0/0)."""
+        chi, rho = self._pair().chi, sp.Symbol("rho_out")
+        if not chi.mixes:
+            return Formula(sp.Symbol("rho_in"), gradient_correlation_factor(chi.chi_a, chi.chi_b, chi.chi_ab) * rho,
+                           self.source, "gradient correlation map")
+        g_aa, g_bb, g_ab = chi.apply(1, 1, rho)
+        # 1 − ρ_out > 0 and p_a − p_ab > 0 (distinct inputs), so that √((1 − ρ)²) = 1 − ρ and |p_a − p_ab| = p_a − p_ab
+        below_one, spread = sp.symbols("_below_one _spread", positive=True)
+        exchangeable = {S.p_b: S.p_a, S.m_b: S.m_a, S.p_ab: S.p_a - spread, rho: 1 - below_one}
+        rhs = sp.simplify((g_ab / sp.sqrt(g_aa * g_bb)).subs(exchangeable))
+        return Formula(sp.Symbol("rho_in"), rhs.subs({below_one: 1 - rho, spread: S.p_a - S.p_ab}), self.source,
+                       "gradient correlation map (exchangeable batch: p_a = p_b, G_aa = G_bb; rho_out < 1)")
 
     def gsc_factor(self) -> Formula:
-        """GSC² of the block, χ · p_in / p_out (unsquared GSC multiplies across blocks)."""
+        """GSC² of the block, χ · p_in / p_out (unsquared GSC multiplies across blocks). Where the block mixes the
+        batch's gradients (a training-mode batchnorm), it holds for probes independent across the batch (G_ab = 0
+        at the block's output), the GSC of Philipp, Song & Carbonell 2018."""
         b = self._single()
         rhs = sp.simplify(gsc_squared(b.chi.chi_a, S.p, b.out.p_a, self.width_ratio))
-        return Formula(S.Symbol("GSC^2"), rhs, f"{self.gsc_source}; {self.source}", "GSC factor")
+        name = "GSC factor" + (" (G_ab = 0 at the output)" if self._pair().chi.mixes else "")
+        return Formula(S.Symbol("GSC^2"), rhs, f"{self.gsc_source}; {self.source}", name)
