@@ -15,6 +15,7 @@ Example
 from __future__ import annotations
 
 import re
+import sys
 
 import sympy as sp
 from sympy.parsing.sympy_parser import auto_number, auto_symbol, parse_expr
@@ -30,13 +31,18 @@ MAX_NESTING = 50
 _TOKEN = re.compile(r"\s*(?:(?P<num>[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
                     r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|[*,()=/^+-]))", re.ASCII)
 
-#: functions a VALUE expression may use
-_VALUE_FUNCTIONS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log}
+#: functions (and the constant π) a VALUE expression may use
+_VALUE_FUNCTIONS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "pi": sp.pi}
+#: names a VALUE may not use as a parameter's symbol: the quantities of sigprop's formulas (a parameter m would be
+#: the input's mean m in the maps), and SymPy's E and I
+RESERVED = frozenset({"p", "q", "m", "c", "k", "x", "p_a", "p_b", "p_ab", "q_a", "q_b", "q_ab", "m_a", "m_b", "q_1",
+                      "q_2", "delta", "G_ab", "G_aa", "G_bb", "rho_out", "E", "I"})
 #: in a VALUE, the number of top-level blocks whose parameters use it (β = 1/√L in a depth-L ResNet)
 DEPTH_SYMBOL = sp.Symbol("L", real=True)
 
 
 _TRANSFORMATIONS = (auto_symbol, auto_number)
+_FLOAT_MAX = sp.Float(sys.float_info.max)
 _PARSE_GLOBALS = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol}
 
 
@@ -95,8 +101,9 @@ def grammar(activations: bool = True) -> str:
     if activations:
         lines += _wrap("ACT", activation_words())
     lines.append(f"{'V':8s} := a number, a name (a SymPy symbol: theory only), or an expression of them with "
-                 "+ - * / ^ sqrt exp log;")
-    lines.append(f"{'':12s}L in a V is the number of top-level blocks using it: 20*residual(...,beta=1/sqrt(L))")
+                 "+ - * / ^ sqrt exp log pi;")
+    lines.append(f"{'':12s}L in a V is the number of top-level blocks using it: 20*residual(...,beta=1/sqrt(L));")
+    lines.append(f"{'':12s}reserved names: {' '.join(sorted(RESERVED - {'E', 'I'}, key=str.lower))}")
     defaults = {p.name: p.default for cls in BLOCKS.values() for p in cls.params()
                 if not p.required and p.kind not in ("choice", "blocks")}
     bare = [cls.kind for cls in BLOCKS.values() if not any(p.positional for p in cls.params())]
@@ -308,8 +315,8 @@ class _Parser:
         return {name[1]: self.value()}
 
     def value(self):
-        """V := a number, a name (a real SymPy symbol) or an arithmetic expression of them (+ - * / ^ and
-        sqrt, exp, log), up to the next ',' or ')' outside its own parentheses."""
+        """V := a number, a name (a real SymPy symbol, not one of :data:`RESERVED`) or an arithmetic expression of
+        them (+ - * / ^ and sqrt, exp, log, pi), up to the next ',' or ')' outside its own parentheses."""
         start, depth, names = self.i, 0, {}
         while self.i < len(self.tokens):
             kind, text, _ = self.tokens[self.i]
@@ -323,6 +330,10 @@ class _Parser:
                     return sp.oo                    # a size (e.g. batch=inf); other parameters refuse it
                 if low in ("inf", "nan", "oo", "infinity", "zoo"):
                     raise self.error("expected a finite number or a symbol name")
+                if text in RESERVED:
+                    what = ("the activation's variable" if text == "x" else "SymPy's constant" if text in "EI" else
+                            "a quantity of sigprop's formulas")
+                    raise self.error(f"the name {text!r} is {what}: give the parameter another name, e.g. {text}0")
                 names[text] = _VALUE_FUNCTIONS.get(text, sp.Symbol(text, real=True))
             depth += (text == "(") - (text == ")")
             self.i += 1
@@ -340,6 +351,9 @@ class _Parser:
                 expr, sp.Expr) or expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
             self.i = start
             raise self.error(f"{source!r} is not a finite number or an expression of symbols")
+        if any(abs(f) > _FLOAT_MAX for f in expr.atoms(sp.Float)):
+            self.i = start
+            raise self.error(f"{source!r} is beyond float64 (largest {_FLOAT_MAX:.4g}): give a finite number")
         return expr
 
     def _bare_choice(self, choices: dict, given: dict):

@@ -95,7 +95,7 @@ def test_affine_with_zero_shift_reduces_to_its_base():
     ("dense(tanh(a=1))", "tanh takes no parameters"),
     ("dense(affine(nope))", "not known"),
     ("dense(affine(a=2))", "expected an activation name"),
-    ("dense(leaky_relu(a=x))", "x is the activation's variable"),
+    ("dense(leaky_relu(a=x))", "'x' is the activation's variable: give the parameter another name, e.g. x0"),
 ])
 def test_bad_family_arguments_are_named(text, message):
     with pytest.raises(ArchitectureError, match=message):

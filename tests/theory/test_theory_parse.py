@@ -142,7 +142,29 @@ def test_expression_values_stay_symbolic_and_read_back():
 @pytest.mark.parametrize("text,match", [("dense(tanh,sw2=1/0)", "is not a finite number"),
                                         ("dense(tanh,sw2=import)", "is not a number, a name or an arithmetic"),
                                         ("dense(tanh,sw2=oo)", "expected a finite number"),
-                                        ("dense(tanh,sw2=)", "expected a finite number or a symbol name")])
+                                        ("dense(tanh,sw2=)", "expected a finite number or a symbol name"),
+                                        ("dense(tanh,sw2=1e400)", r"'1e400' is beyond float64"),
+                                        ("dense(tanh,sw2=2e300*1e10)", "is beyond float64"),
+                                        ("residual(dense(relu,sw2=2),beta=m)", "'m' is a quantity of sigprop's "
+                                                                               "formulas: give the parameter another "
+                                                                               "name, e.g. m0"),
+                                        ("dense(relu,sw2=2*p)", "'p' is a quantity of sigprop's formulas"),
+                                        ("dense(relu,sb2=c)", "'c' is a quantity"),
+                                        ("dense(relu,sw2=I)", "'I' is SymPy's constant")])
 def test_bad_expression_values(text, match):
     with pytest.raises(ArchitectureError, match=match):
         parse(text)
+
+
+def test_a_parameter_is_never_a_quantity_of_the_maps():
+    """A parameter m was the very symbol of the input's mean in the maps: the residual branch's β² merged with m
+    in the length map. Reserved names are refused (above); others, and π, keep their own meaning."""
+    import sympy as sp
+
+    from sigprop.theory import symbols as S
+    block = parse("residual(dense(relu,sw2=2),beta=m0)").blocks[0]
+    m0 = sp.Symbol("m0", real=True)
+    assert block.beta == m0 != S.m
+    # a zero-mean input: the He-ReLU branch keeps the mean square and is uncorrelated with the skip
+    assert sp.simplify(block.length_map().rhs.subs(S.m, 0) - S.p * (1 + m0**2)) == 0
+    assert parse("dense(tanh,sw2=pi/2)").blocks[0].sw2 == sp.pi / 2
