@@ -37,7 +37,7 @@ from ..theory.blocks.batchnorm import training_batchnorms
 from ..theory.state import BlockMaps, PairState, as_tuple
 from .backward import gradient_pass
 from .compile import compile_array_step
-from .iterate import Q_TINY, VANISHED
+from .iterate import EXPLODED, Q_HUGE, Q_TINY, VANISHED
 
 _INPUTS = ("q0", "q0b", "c0", "m0")
 #: log of the largest mean square a block without a degree is evaluated at (float64's range, with room)
@@ -170,7 +170,7 @@ def _iterate(net, flat, steps, progress):
     n, L = flat["q0"].size, net.depth
     q_a, q_b, c0, m0 = flat["q0"], flat["q0b"], flat["c0"], flat["m0"]
     params = {k: v for k, v in flat.items() if k not in _INPUTS}
-    state = PairState(q_a.copy(), q_b.copy(), c0 * np.sqrt(q_a * q_b), m0.copy(), m0.copy())
+    state = PairState(q_a.copy(), q_b.copy(), c0 * np.sqrt(q_a) * np.sqrt(q_b), m0.copy(), m0.copy())
     scale = np.zeros((2, n))
     log_p, m = np.empty((L + 1, n, 2)), np.empty((L + 1, n, 2))
     log_q, c, pre_layers = [], [], []
@@ -193,7 +193,8 @@ def _iterate(net, flat, steps, progress):
             state, scale = _denormalize(state, scale, failed, reasons, layer)
             degree = pre_degree = 0
         state = _mask(state, failed)
-        maps = _evaluate(step, state, previous if previous[0] is known else None)
+        with np.errstate(all="ignore"):              # what overflows is refused by _check, per configuration
+            maps = _evaluate(step, state, previous if previous[0] is known else None)
         previous = (known, state, maps)
         _check(maps, failed, reasons, layer, block)
         out, pre, chi = maps.out, maps.pre, maps.chi
@@ -314,7 +315,12 @@ def _check(maps, failed, reasons, layer, block):
         if pre is not None:
             over |= np.abs(pre.q_ab) > np.sqrt(pre.q_a) * np.sqrt(pre.q_b) * bound
     zero = (np.minimum(out.p_a, out.p_b) <= 0) | ((np.minimum(pre.q_a, pre.q_b) <= 0) if pre is not None else False)
-    problems = ((~np.all(np.isfinite(values), axis=0), "a mean-field quantity is not finite"),
+    finite = np.all(np.isfinite(values), axis=0)
+    with np.errstate(invalid="ignore"):
+        huge = np.maximum(out.p_a, out.p_b) > Q_HUGE
+        if pre is not None:
+            huge = huge | (np.maximum(pre.q_a, pre.q_b) > Q_HUGE)
+    problems = ((huge, EXPLODED), (~finite, "a mean-field quantity is not finite"),
                 (zero, "a mean square is 0, so correlations and GSC are undefined"),
                 (np.minimum(chi.chi_a, chi.chi_b) <= 0, "the gradient vanishes exactly (chi = 0), so GSC is undefined"),
                 (over, "a covariance exceeds its Cauchy-Schwarz bound"),

@@ -51,6 +51,11 @@ Q_TINY = math.sqrt(np.finfo(float).tiny)
 VANISHED = ("the pre-activations' mean square falls below 1.5e-154, where products of two mean squares, which the "
             "Gaussian integrals form, leave float64: the signal has vanished (a network without bias in the ordered "
             "phase)")
+#: pre-activation mean squares above this (1.3e154) are out of range for the same products, which overflow there
+Q_HUGE = math.sqrt(np.finfo(float).max)
+EXPLODED = ("the mean square exceeds 1.3e154, where products of two mean squares, which the Gaussian integrals form, "
+            "overflow float64: the signal has exploded (beyond it, only blocks that scale with their input, "
+            "homogeneous activations such as relu without bias, are iterated, in normalized form)")
 
 
 class OutOfRangeError(ArithmeticError):
@@ -126,8 +131,12 @@ def predict(network, q0: float = 1.0, c0: float = 0.5, m0: float = 0.0, batch=No
                 state, scale = _denormalize(state, scale, layer)
                 degree = pre_degree = 0
             try:
-                maps = step(state)
-            except (OverflowError, ZeroDivisionError) as exc:
+                with np.errstate(all="ignore"):          # what overflows is refused below, by layer and reason
+                    maps = step(state)
+            except OverflowError:
+                raise OutOfRangeError(f"layer {layer} ({block.describe()}): the mean-field map overflows float64 at "
+                                      f"state {state}: the signal has exploded") from None
+            except ZeroDivisionError as exc:
                 raise OutOfRangeError(f"layer {layer} ({block.describe()}): {exc} evaluating the mean-field map "
                                       f"at state {state}") from None
             _check_step(maps, layer, block)
@@ -238,6 +247,8 @@ def _denormalize(state: PairState, scale, layer):
 def _check_step(maps, layer, block):
     out, pre, chi = maps.out, maps.pre, maps.chi
     values = maps.flatten()
+    if pre is not None and max(pre.q_a, pre.q_b) > Q_HUGE or max(out.p_a, out.p_b) > Q_HUGE:
+        raise OutOfRangeError(f"layer {layer} ({block.describe()}): {EXPLODED}")      # c = q_ab/√(q_a q_b) reads 0
     if not all(math.isfinite(v) for v in values):
         raise OutOfRangeError(f"layer {layer} ({block.describe()}): a mean-field quantity is not finite "
                               f"(state {out}, pre-activation {pre}, backward factors {chi})")

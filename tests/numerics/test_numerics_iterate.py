@@ -297,11 +297,22 @@ def test_relu_resnet_with_bias_overflow_names_layer():
         predict(theory.parse("1000*residual(dense(relu,sw2=2,sb2=0.1))"))
 
 
-def test_relu_with_bias_beyond_intermediate_range_names_layer():
-    # Documented limit: a block that is not homogeneous evaluates its closed form at the true q, whose
-    # intermediate products (q1*q2 - k**2) must fit float64 (q < ~1e154); beyond, a clear error, not NaN.
-    with pytest.raises(OutOfRangeError, match=r"layer 1\b"):
-        predict(theory.parse("dense(relu,sw2=2,sb2=0.1)"), q0=1e160, c0=0.5)
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("arch,q0,layer", [("dense(relu,sw2=2,sb2=0.1)", 1e160, 1), ("2*dense(tanh)", 1e160, 1),
+                                           ("10*dense(exp,sw2=50)", 1.0, 2)])
+def test_an_exploded_signal_is_refused_by_name(arch, q0, layer):
+    """Documented limit: a block that is not homogeneous evaluates its integrals at the true q, whose products
+    (q₁q₂ − k²) must fit float64 (q < 1.3e154); beyond, the layer and the reason, not NaN, a generic "not
+    finite" or numpy's overflow warnings. On a grid (whose tanh integrals stayed finite there, and whose
+    correlations read 0 where they are 0.5 and 1/3: q_ab/√(q_a q_b) overflowed), that configuration alone."""
+    with pytest.raises(OutOfRangeError, match=rf"layer {layer} .*exceeds 1.3e154, .* the signal has exploded"):
+        predict(theory.parse(arch), q0=q0, c0=0.5)
+    grid = predict_grid(arch, q0=np.array([q0, 1e-3]), c0=0.5)
+    assert grid.out_of_range[0] == layer and "the signal has exploded" in grid.reasons[0]
+    assert grid.out_of_range[1] == 0 or "exploded" in grid.reasons[1]
+    if arch == "2*dense(tanh)":          # just below the limit: (2/π) arcsin(1/2) = 1/3 at the second layer
+        c = predict_grid(arch, q0=np.array([1e150]), c0=0.5).values["c"][0]
+        np.testing.assert_allclose(c, [0.5, 1 / 3], rtol=1e-12)
 
 
 def test_a_vanishing_signal_is_refused_where_the_covariance_arithmetic_underflows():
