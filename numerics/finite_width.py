@@ -230,10 +230,17 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     from .finite_width_residual import has_residual, residual_paths
     paths = (residual_paths if has_residual(blocks) else _dense_paths)(blocks, widths, q_a, q_b, c0, C, rng, progress)
     dead = paths["dead"]
-    alive = ~dead
+    # a Jacobian that underflows: every unit's φ'(h) rounds to 0 at some layer (tanh saturated at q ~ 1e6), so the
+    # path's tr M is 0 and its log −inf or NaN, as a sampled network's gradient is 0 there
+    finite = np.concatenate([paths[k].reshape(C, -1) for k in ("log_ratio", "t_aa", "t_bb", "t_ab")], axis=1)
+    underflow = ~dead & (~np.all(np.isfinite(finite), axis=1) | np.any(paths["t_aa"] <= 0, axis=1)
+                         | np.any(paths["t_bb"] <= 0, axis=1))
+    alive = ~dead & ~underflow
     if not np.any(alive):
-        raise ValueError(f"every one of the {C} sampled networks lost all units of some layer at width {width}: "
-                         "GSC is undefined; use a larger width")
+        raise ValueError(f"every one of the {C} sampled networks lost all units of some layer at width {width}"
+                         + (" or has a Jacobian that underflows float64 (every unit's phi'(h) rounds to 0)"
+                            if np.any(underflow) else "") + ": GSC is undefined; use a larger width"
+                         + (" or smaller variances" if np.any(underflow) else ""))
     n_start = np.array(widths, dtype=float)
     t_aa, t_bb, t_ab = (paths[k][alive] for k in ("t_aa", "t_bb", "t_ab"))
     sq, unit_mean, pre_q, pre_c, log_ratio = (paths[k] for k in ("sq", "unit_mean", "pre_q", "pre_c", "log_ratio"))
@@ -265,6 +272,10 @@ def finite_width(network, width: int, q0=1.0, c0: float = 0.5, chains: int = 200
     if np.any(dead):
         notes.append(f"{int(dead.sum())} of {C} sampled networks lost every unit of some layer (GSC is 0/0 there); "
                      "they are left out, as a measurement leaves such seeds out")
+    if np.any(underflow):
+        notes.append(f"{int(underflow.sum())} of {C} sampled networks have a Jacobian that underflows float64 at some "
+                     "layer (every unit's phi'(h) rounds to 0: saturated units at a large variance), so GSC is 0/0 "
+                     "there; they are left out, as a measurement leaves such seeds out")
     if has_residual(blocks):
         notes.append("residual blocks: the pooled quantities are exact up to Monte Carlo error; one network's log GSC "
                      "and its seed-to-seed range come from the variance of E[|J|^2 | path] revealed block by block "

@@ -106,8 +106,11 @@ def _grad_corr_parts(raw):
 
 
 def _grad_corr(cross, sq_a, sq_b):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return cross / np.sqrt(sq_a * sq_b)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        product = sq_a * sq_b
+        # a product beyond float64's normal range (Jacobians of 1e-200 in saturated nets): the product of roots
+        normal = np.isfinite(product) & (product >= np.finfo(float).tiny)
+        return cross / np.where(normal, np.sqrt(product), np.sqrt(sq_a) * np.sqrt(sq_b))
 
 
 for _q in (

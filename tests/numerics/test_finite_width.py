@@ -146,6 +146,30 @@ def test_networks_that_lose_every_unit_are_left_out_as_in_measurement():
     assert all(np.all(np.isfinite(fw.mean[k])) for k in ("log_gsc", "grad_corr", "log_gsc_qm", "p"))
 
 
+@pytest.mark.filterwarnings("error")
+def test_networks_whose_jacobian_underflows_are_left_out_and_said():
+    """tanh at σ_w² = 1e6: pre-activations of standard deviation 1000, so φ'(h) = sech²(h) rounds to 0 for most
+    units and a path's tr E[JJᵀ] is 0 or 1e-235. Those at 0 are left out and counted in a note (GSC is 0/0 there, as
+    in a sampled network, whose float64 backward pass gives a zero gradient); the rest are summarized without NaN
+    or warnings (products of two traces of 1e-200 leave float64: the gradient correlation takes roots first). Where
+    no network is left, a clear error."""
+    pred = predict(parse("10*dense(tanh,sw2=1e6,sb2=1)"), width=64, chains=100)
+    assert 0 < pred.finite.chains < 100
+    assert any("Jacobian that underflows float64" in note for note in pred.meta["notes"])
+    assert all(np.all(np.isfinite(pred.finite.mean[k])) for k in ("log_gsc", "grad_corr", "log_gsc_qm", "p"))
+    with pytest.raises(ValueError, match="or has a Jacobian that underflows float64 .*smaller variances"):
+        predict(parse("50*dense(tanh,sw2=1e6,sb2=1)"), width=64, chains=100)
+
+
+def test_gradient_correlation_of_traces_beyond_float64s_normal_range():
+    from sigprop.quantities import QUANTITIES
+    corr = QUANTITIES["grad_corr"].pooled
+    tiny, huge = np.array([1e-200, 3e-300]), np.array([1e200, 3e300])
+    np.testing.assert_allclose(corr(0.5 * tiny, tiny, tiny), 0.5, rtol=1e-15)
+    np.testing.assert_allclose(corr(-0.25 * huge, huge, huge), -0.25, rtol=1e-15)
+    assert corr(np.array(2.0), np.array(2.0), np.array(2.0)) == 1.0        # identical inputs: exactly 1
+
+
 def test_a_long_network_says_when_depth_over_width_is_beyond_the_checked_range():
     pred = predict(parse("20*dense(relu,sw2=2)"), width=16, chains=100)
     assert pred.finite.tau == pytest.approx(1.25)
