@@ -30,13 +30,17 @@ from ..theory import symbols as S
 MAX_BATCH = 512
 
 
-def _numbers(q, c, batch):
+def _numbers(q, c, batch, negative: bool = False):
     if not (np.isfinite(q) and q > 0):
         raise ValueError(f"q={q!r} is not allowed: a variance must be a finite number > 0")
-    if not (np.isfinite(c) and 0 <= c < 1):
-        raise ValueError(f"c={c!r} is not allowed: an equicorrelated batch with a spread has 0 <= c < 1")
     if isinstance(batch, bool) or int(batch) != batch or batch < 2:
         raise ValueError(f"B={batch!r} is not allowed: a batch has an integer number >= 2 of inputs")
+    if negative and not (np.isfinite(c) and -1 / (batch - 1) <= c < 1):
+        raise ValueError(f"c={c!r} is not allowed: an exchangeable batch of {batch} inputs with a spread has "
+                         "-1/(B - 1) <= c < 1")
+    if not negative and not (np.isfinite(c) and 0 <= c < 1):
+        raise ValueError(f"c={c!r} is not allowed: an equicorrelated batch with a spread has 0 <= c < 1 here (a unit's "
+                         "sign count is binomial given its common draw only for c >= 0)")
     return float(q), float(c), int(batch)
 
 
@@ -46,8 +50,9 @@ def _std():
 
 
 def expected_batch_std(q: float, c: float, batch: int) -> float:
-    """E over units of a unit's standard deviation over ``batch`` equicorrelated inputs (theory's closed form)."""
-    q, c, batch = _numbers(q, c, batch)
+    """E over units of a unit's standard deviation over ``batch`` equicorrelated inputs (theory's closed form),
+    −1/(B − 1) <= c < 1."""
+    q, c, batch = _numbers(q, c, batch, negative=True)
     return float(_std()(q, c, batch))
 
 
@@ -76,8 +81,10 @@ def expected_batch_sign_diversity(q: float, c: float, batch: int, error: bool = 
 
 def predicted_collapsing(prediction, batch: int) -> dict:
     """Per pre-activation layer of a prediction (``layers``): the expected standard deviation and sign diversity
-    of its units over a batch of ``batch`` inputs at the prediction's q and c (NaN where c < 0, e.g. after
-    batchnorm, whose batch is not equicorrelated with a common spread)."""
+    of its units over a batch of ``batch`` inputs at the prediction's q and c, NaN where c < 0: there the batch
+    has been through a training-mode batchnorm (c = −1/(B − 1)), whose output lies on a sphere, not a Gaussian
+    (each unit's batch standard deviation is exactly its gain), and the sign count is not binomial given a
+    common draw."""
     q = np.exp(prediction.raw["log_q"]).mean(axis=1)
     c = np.asarray(prediction.raw["c"], dtype=float)
     std, div = [], []

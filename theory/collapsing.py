@@ -7,7 +7,9 @@ c ∈ [0, 1) between any two): a unit's values over the batch are μ + e_a with 
 unit, and e_a independent N(0, q(1 − c)) (derived in docs/theory.md). Hence
 
 - the batch's own standard deviation s (divisor B) has s² = q(1 − c) χ²_{B−1}/B, so
-  E[s] = √(q(1 − c)) √(2/B) Γ(B/2)/Γ((B − 1)/2) (:func:`expected_batch_std`);
+  E[s] = √(q(1 − c)) √(2/B) Γ(B/2)/Γ((B − 1)/2) (:func:`expected_batch_std`); this holds for the negative
+  correlations of an exchangeable batch too, c ≥ −1/(B − 1) (after training-mode batchnorm): the covariance
+  q((1 − c)P + (1 + (B − 1)c) 11ᵀ/B), P = I − 11ᵀ/B, leaves the centred values q(1 − c) P's share whatever c's sign;
 - the number of positive values is Binomial(B, p) with p = Φ(z₀ √(c/(1 − c))), so the mean sign diversity over
   units is E_{z₀}[Σ_k min(k, B − k)/B · C(B, k) p^k (1 − p)^(B−k)] (:func:`expected_batch_sign_diversity`, an
   unevaluated integral over z₀; :mod:`sigprop.numerics.collapsing` evaluates it). As B → ∞ it tends to
@@ -38,20 +40,25 @@ _k = sp.Symbol("k", integer=True, nonnegative=True)
 SOURCE = PHILIPP + "; over a batch of B equicorrelated inputs derived (docs/theory.md)"
 
 
-def _check(q, c, batch):
+def _check(q, c, batch, negative: bool = False):
     q, c, batch = sp.sympify(q), sp.sympify(c), sp.sympify(batch)
     if q.is_number and not (q.is_real and q.is_finite and q > 0):
         raise ValueError(f"q={q} is not allowed: a variance must be a finite number > 0")
-    if c.is_number and not (c.is_real and 0 <= c < 1):
-        raise ValueError(f"c={c} is not allowed: an equicorrelated batch with a spread has 0 <= c < 1")
+    if negative and c.is_number and batch.is_number and not (c.is_real and -1 / (batch - 1) <= c < 1):
+        raise ValueError(f"c={c} is not allowed: an exchangeable batch of {batch} inputs with a spread has "
+                         f"-1/(B - 1) <= c < 1")
+    if not negative and c.is_number and not (c.is_real and 0 <= c < 1):
+        raise ValueError(f"c={c} is not allowed: an equicorrelated batch with a spread has 0 <= c < 1 here (a unit's "
+                         "sign count is binomial given its common draw only for c >= 0)")
     if batch.is_number and not (batch.is_integer and batch >= 2):
         raise ValueError(f"B={batch} is not allowed: a batch has an integer number >= 2 of inputs")
     return q, c, batch
 
 
 def expected_batch_std(q=S.q, c=S.c, B=B) -> Formula:
-    """Mean over units of a unit's standard deviation over a batch of B equicorrelated inputs (divisor B)."""
-    q, c, B = _check(q, c, B)
+    """Mean over units of a unit's standard deviation over a batch of B equicorrelated inputs (divisor B), for
+    −1/(B − 1) <= c < 1."""
+    q, c, B = _check(q, c, B, negative=True)
     rhs = sp.sqrt(q * (1 - c)) * sp.sqrt(2 / B) * sp.gamma(B / 2) / sp.gamma((B - 1) / 2)
     return Formula(sp.Symbol("E[s]"), rhs, SOURCE, "expected standard deviation over a batch")
 

@@ -28,6 +28,20 @@ def test_against_simulated_units(q, c, batch):
     assert err < 1e-10 and abs(value - div.mean()) < 5 * se_div
 
 
+@pytest.mark.parametrize("batch", [3, 8, 64])
+def test_std_of_an_exchangeable_batch_with_negative_correlation(batch):
+    """c down to −1/(B − 1) (an exchangeable Gaussian batch whose units sum to nearly 0): 200000 units drawn from
+    the covariance q((1 − c)I + c11ᵀ) itself, not from the decomposition the formula rests on."""
+    q, c = 1.7, -1 / (batch - 1)
+    cov = q * ((1 - c) * np.eye(batch) + c * np.ones((batch, batch)))
+    vals, vecs = np.linalg.eigh(cov)
+    units = np.random.default_rng(batch).standard_normal((200_000, batch)) * np.sqrt(np.clip(vals, 0, None)) @ vecs.T
+    std = units.std(axis=1)
+    assert abs(N.expected_batch_std(q, c, batch) - std.mean()) < 5 * std.std() / math.sqrt(len(std))
+    with pytest.raises(ValueError, match=r"c=-0.6 is not allowed: an exchangeable batch of 3 inputs .* -1/\(B - 1\)"):
+        N.expected_batch_std(1.0, -0.6, 3)
+
+
 def test_closed_cases():
     assert N.expected_batch_std(1.0, 0.0, 2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-15)
     assert N.expected_batch_sign_diversity(3.0, 0.0, 2) == 0.25                  # signs differ with probability 1/2
