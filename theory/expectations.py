@@ -163,8 +163,9 @@ def gaussian_integrand(f: sp.Expr):
     """``f`` (in x) rewritten as a sum of terms that SymPy integrates against a Gaussian in closed form, or None.
 
     Each term must be a polynomial times e^(quadratic) times sines and cosines of linear arguments times at most
-    one erf of a linear argument (products and powers of sines and cosines are first turned into sums). Anything
-    else (tanh, log, erf², …) is left to quadrature: SymPy would try for minutes and give up.
+    one erf of a multiple of x (products and powers of sines and cosines are first turned into sums). Anything
+    else (tanh, log, erf², erf(ax + b) with b ≠ 0, …) is left to quadrature: SymPy would try for minutes (erf of
+    a shifted argument: over ten) and give up.
     """
     f = sp.expand(TR8(sp.expand(f)))
     for term in sp.Add.make_args(f):
@@ -183,7 +184,8 @@ def gaussian_integrand(f: sp.Expr):
                 continue
             if isinstance(base, (sp.sin, sp.cos)) and _degree(base.args[0]) <= 1:
                 continue
-            if isinstance(base, sp.erf) and power == 1 and _degree(base.args[0]) <= 1:
+            if isinstance(base, sp.erf) and power == 1 and _degree(base.args[0]) <= 1 and \
+                    base.args[0].subs(x, 0) == 0:
                 erfs += 1
                 continue
             return None
