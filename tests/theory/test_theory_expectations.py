@@ -406,3 +406,22 @@ def test_registered_means_and_dkernels_equal_their_derivations():
         price = sp.diff(act.kernel(q1, q2, k), k)
         for point in ({q1: 1, q2: 2, k: sp.Rational(1, 3)}, {q1: 3, q2: sp.Rational(1, 2), k: -1}):
             assert abs(sp.N((price - act.dkernel(q1, q2, k)).subs(point), 30)) < 1e-25
+
+
+@pytest.mark.parametrize("n", [4, 7, 12])
+def test_monomial_kernels_against_gauss_hermite(n):
+    """E[uⁿvⁿ] and E[φ'(u)φ'(v)] of power(n), exact polynomials (SymPy's integrator took minutes at n = 12), against
+    a tensor Gauss–Hermite rule of 20 points per axis, exact for these degrees (to rounding)."""
+    import numpy as np
+    act = get_activation(f"power(n={n})")
+    z, w = np.polynomial.hermite_e.hermegauss(20)
+    w = w / w.sum()
+    for q1v, q2v, c in [(0.7, 1.3, 0.4), (2.0, 0.5, -0.9)]:
+        kv = c * np.sqrt(q1v * q2v)
+        u = np.sqrt(q1v) * z[:, None]
+        v = kv / np.sqrt(q1v) * z[:, None] + np.sqrt(q2v - kv**2 / q1v) * z[None, :]
+        weights = w[:, None] * w[None, :]
+        for kind, f in (("kernel", lambda t: t**n), ("dkernel", lambda t: n * t ** (n - 1))):
+            ref = float(np.sum(weights * f(u) * f(v)))
+            got = float(getattr(act, kind)(q1, q2, k).subs({q1: q1v, q2: q2v, k: kv}))
+            assert got == pytest.approx(ref, rel=1e-11), (n, kind, q1v, q2v, c)
