@@ -42,6 +42,15 @@ from .compile import compile_expression
 
 #: |χ − 1| below this is reported as critical
 CRITICAL_TOL = 1e-9
+#: the window the attracting q* is searched in: [Q_LO, max(Q_HI, 10 (σ_w² + σ_b²))], so that a bounded φ
+#: (|φ| <= 1: q* <= σ_w² + σ_b²) has its q* inside at any σ_w², GRID_PER_DECADE log-grid points a decade
+Q_LO, Q_HI, GRID_PER_DECADE = 1e-8, 1e8, 10
+
+
+def search_window(sw2, sb2) -> tuple:
+    """(q_lo, q_hi, grid points) of the search for q* at the largest σ_w² + σ_b² among ``sw2``, ``sb2``."""
+    q_hi = max(Q_HI, 10 * float(np.max(np.asarray(sw2) + np.asarray(sb2))))
+    return Q_LO, q_hi, int(round(GRID_PER_DECADE * np.log10(q_hi / Q_LO))) + 1
 
 
 @dataclass(frozen=True)
@@ -162,10 +171,11 @@ def correlation_fixed_points(activation, sw2: float, sb2: float, q_star: float, 
 
 def _attracting(act, sw2, sb2):
     """The attracting length fixed point (the largest, if several) and χ₁ there."""
-    stable = [p for p in length_fixed_points(act, sw2, sb2) if p.stable]
+    q_lo, q_hi, grid = search_window(sw2, sb2)
+    stable = [p for p in length_fixed_points(act, sw2, sb2, q_lo, q_hi, grid) if p.stable]
     if not stable:
         raise ValueError(f"{act.describe()} at sw2={sw2:g}, sb2={sb2:g}: no attracting length fixed point q* in "
-                         "[1e-8, 1e8] (q grows or shrinks without bound), so the phase is not defined")
+                         f"[{q_lo:g}, {q_hi:g}] (q grows or shrinks without bound), so the phase is not defined")
     qp = stable[-1]
     return qp, _maps(act)["chi_1"](sw2, qp.value if qp.value > 0 else 1e-200)
 
@@ -173,7 +183,8 @@ def _attracting(act, sw2, sb2):
 def phase_point(activation, sw2: float, sb2: float) -> PhasePoint:
     """The attracting fixed point of deep ``dense(activation, sw2, sb2)`` networks and its phase.
 
-    Raises ValueError when no q* attracts in [1e-8, 1e8] (q grows without bound, e.g. relu with σ_w² > 2)."""
+    Raises ValueError when no q* attracts in [1e-8, max(1e8, 10 (σ_w² + σ_b²))] (q grows without bound, e.g. relu
+    with σ_w² > 2)."""
     act = get_activation(activation)
     sw2, sb2 = _check(sw2, sb2)
     qp, chi1 = _attracting(act, sw2, sb2)

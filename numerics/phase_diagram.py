@@ -34,6 +34,7 @@ from ..theory import get_activation, laws
 from ..theory import symbols as S
 from ..theory.expectations import GaussianExpectation
 from .compile import compile_array_expression
+from .phase import search_window
 from .phase import CRITICAL_TOL
 from .vectorized import expect
 
@@ -119,14 +120,15 @@ def _square_kind(act):
 
 def _q_star(act, maps, sw2, sb2):
     """The attracting length fixed point of every (σ_w², σ_b²): the largest stable crossing, else 0 where q = 0
-    is a stable fixed point, else nan (q grows or shrinks without bound in [Q_LO, Q_HI])."""
-    t = np.linspace(np.log(Q_LO), np.log(Q_HI), Q_GRID)
+    is a stable fixed point, else nan (q grows or shrinks without bound in the search window)."""
+    q_lo, q_hi, n_grid = search_window(sw2, sb2)
+    t = np.linspace(np.log(q_lo), np.log(q_hi), n_grid)
     q = np.exp(t)
     with np.errstate(all="ignore"):
         g = maps.length(sw2[:, None], sb2[:, None], q[None, :]) / q[None, :] - 1
     down = (g[:, :-1] > 0) & (g[:, 1:] <= 0)
     has = down.any(axis=1)
-    j = np.where(has, Q_GRID - 2 - np.argmax(down[:, ::-1], axis=1), 0)
+    j = np.where(has, n_grid - 2 - np.argmax(down[:, ::-1], axis=1), 0)
     q_star = np.full(sw2.shape, np.nan)
     if not act.phi.subs(S.x, 0):                     # φ(0) = 0: q = 0 is fixed at σ_b² = 0, stable if g < 0 there
         q_star[~has & (sb2 == 0) & (g[:, 0] < 0)] = 0.0
@@ -147,7 +149,8 @@ def _q_star(act, maps, sw2, sb2):
 def phase_diagram(activation, sw2, sb2, c_grid: int = 64) -> dict:
     """Fixed points, slopes, depth scales and phase for every (σ_w², σ_b²) of the broadcast arrays ``sw2``,
     ``sb2``; a dict of arrays of their broadcast shape, keys :data:`COLUMNS` (``phase``: 'ordered', 'chaotic',
-    'critical' (|χ₁ − 1| < 1e-9), or 'unbounded' where no q* attracts in [1e-8, 1e8])."""
+    'critical' (|χ₁ − 1| < 1e-9), or 'unbounded' where no q* attracts in [1e-8, max(1e8, 10 (σ_w² + σ_b²))],
+    the largest over the grid)."""
     act = get_activation(activation)
     sw2, sb2 = np.broadcast_arrays(_check("sw2", sw2, True), _check("sb2", sb2, False))
     shape = sw2.shape

@@ -66,6 +66,20 @@ def test_relu_and_linear_fixed_points_are_analytic():
     assert np.allclose(lin["q_star"], 0.2 / (1 - np.array([0.5, 0.9])), rtol=1e-13)
 
 
+def test_a_bounded_activation_has_its_fixed_point_at_any_weight_variance():
+    """tanh's q* = σ_w² E[tanh²] + σ_b² <= σ_w² + σ_b² exists at every σ_w²; beyond 1e8 it was outside the search
+    window and labelled 'unbounded'. For large q, E[tanh²(√q z)] = 1 − E[sech²] with E[sech²] → √(2/(πq)) (the
+    density at 0 times ∫sech² = 2), so 1 − q*/σ_w² ≈ √(2/(π σ_w²)); relu above σ_w² = 2 still grows without bound."""
+    from sigprop.numerics.phase import phase_point
+    sw2 = np.array([2e8, 1e9, 1e12])
+    d = phase_diagram("tanh", sw2, 0.0)
+    assert d["phase"].tolist() == ["chaotic"] * 3
+    np.testing.assert_allclose(1 - d["q_star"] / sw2, np.sqrt(2 / (np.pi * sw2)), rtol=1e-2)
+    point = phase_point("tanh", 2e8, 0.0)
+    assert point.phase == "chaotic" and point.q_star == pytest.approx(d["q_star"][0], rel=1e-9)
+    assert phase_diagram("relu", np.array([1e12]), 0.0)["phase"].tolist() == ["unbounded"]
+
+
 def test_critical_points():
     """At σ_b² = 0 the critical line ends at σ_w² = 1/φ'(0)²: 1 for tanh, π/4 for erf (φ'(0) = 2/√π), 2 for relu
     (whose line is σ_w² = 2 at σ_b² = 0 only); elsewhere it matches the per-point bisection."""
