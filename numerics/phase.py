@@ -202,8 +202,15 @@ def phase_point(activation, sw2: float, sb2: float) -> PhasePoint:
 
 def critical_sw2(activation, sb2: float, lo: float = 0.05, hi: float = 20.0) -> float:
     """σ_w² with χ₁(q*) = 1 at bias variance ``sb2`` (the critical line of Poole et al. 2016), by Brent's method
-    on [lo, hi]; ValueError when χ₁ − 1 does not change sign there."""
+    on [lo, hi]; ValueError when χ₁ − 1 does not change sign there. At σ_b² = 0 with φ(0) = 0 the line ends where
+    q* = 0 stops attracting, σ_w² = 1/E[φ'²] at q → 0 (1/φ'(0)², as ``phase_diagram.critical_line`` gives):
+    returned exactly, where Brent's method on the steep approach to q* = 0 was 2e-8 off (tanh)."""
     act = get_activation(activation)
+    _check(lo, sb2)
+    if sb2 == 0 and act.phi.subs(S.x, 0) == 0:
+        end = 1 / _maps(act)["chi_1"](1.0, 1e-200)
+        if lo <= end <= hi:
+            return float(end)
     f = lambda w: _attracting(act, *_check(w, sb2))[1] - 1             # noqa: E731
     f_lo, f_hi = f(lo), f(hi)
     if f_lo * f_hi > 0:

@@ -87,8 +87,8 @@ def test_critical_line():
     w = critical_sw2("tanh", 0.05)
     v = _deep("tanh", w, 0.05, 400)
     assert abs(v["log_gsc"][100] - v["log_gsc"][101]) < 1e-9
-    assert critical_sw2("tanh", 0.0) == pytest.approx(1.0, abs=1e-6)
-    assert critical_sw2("erf", 0.0) == pytest.approx(math.pi / 4, abs=1e-6)
+    assert critical_sw2("tanh", 0.0) == pytest.approx(1.0, rel=1e-15)
+    assert critical_sw2("erf", 0.0) == pytest.approx(math.pi / 4, rel=1e-15)
 
 
 def test_all_fixed_points_and_their_stability():

@@ -80,6 +80,15 @@ def test_a_bounded_activation_has_its_fixed_point_at_any_weight_variance():
     assert phase_diagram("relu", np.array([1e12]), 0.0)["phase"].tolist() == ["unbounded"]
 
 
+@pytest.mark.parametrize("name,end", [("tanh", 1.0), ("erf", np.pi / 4), ("relu", 2.0)])
+def test_both_critical_functions_end_the_line_at_one_over_phi_prime_squared(name, end):
+    """At σ_b² = 0 with φ(0) = 0 the critical line ends at σ_w² = 1/φ'(0)²; critical_sw2 was 2e-8 off for tanh
+    (Brent's method on the steep approach of q* to 0) while critical_line was exact."""
+    from sigprop.numerics.phase import critical_sw2
+    assert critical_sw2(name, 0.0) == pytest.approx(end, rel=1e-15)
+    assert critical_line(name, np.array([0.0]))[0] == pytest.approx(end, rel=1e-15)
+
+
 def test_critical_points():
     """At σ_b² = 0 the critical line ends at σ_w² = 1/φ'(0)²: 1 for tanh, π/4 for erf (φ'(0) = 2/√π), 2 for relu
     (whose line is σ_w² = 2 at σ_b² = 0 only); elsewhere it matches the per-point bisection."""
