@@ -133,8 +133,21 @@ def diluted_resnet_law() -> Formula:
                    "diluted ResNet")
 
 
+def _residual(block, where: str) -> Residual:
+    """``block`` as one residual block with an identity skip (a network of exactly one is taken), else a
+    ValueError naming what was given."""
+    from .network import Network
+    if isinstance(block, Network) and len(block.blocks) == 1:
+        block = block.blocks[0]
+    if not isinstance(block, Residual) or block.skip:
+        what = block.describe() if hasattr(block, "describe") else repr(block)
+        raise ValueError(f"{where} takes one residual block with an identity skip, residual(...); got {what}")
+    return block
+
+
 def dilution_terms(block: Residual) -> dict:
     """k², GSC_s², GSC_r² of a residual block y = s + r, s = αx, r = βF(x), from its branch's maps."""
+    block = _residual(block, "dilution_terms")
     s = PairState.single()
     f = compose(block.branch, s)
     a, b = block.alpha, block.beta
@@ -146,6 +159,7 @@ def dilution_terms(block: Residual) -> dict:
 
 def check_dilution(block: Residual) -> bool:
     """Whether the block's own GSC factor, with uncorrelated branches (m = 0), simplifies to the dilution law."""
+    block = _residual(block, "check_dilution")
     derived = block.gsc_factor().rhs.subs(S.m, 0)
     terms = dilution_terms(block)
     law = dilution_law().rhs.subs({k_ratio: sp.sqrt(terms[k_ratio**2]), gsc_s: sp.sqrt(terms[gsc_s**2]),

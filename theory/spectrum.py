@@ -43,7 +43,7 @@ def _weights(weights: str) -> sp.Expr:
 def moment_ratio(activation, q=S.q) -> Formula:
     """E[φ'(u)⁴]/E[φ'(u)²]², u ~ N(0, q): the normalized second moment of D², one layer's derivative factor."""
     act = get_activation(activation)
-    return Formula(sp.Symbol("mu_2/mu_1^2"), act.dquartic(q) / act.dsecond_moment(q)**2, SOURCE,
+    return Formula(sp.Symbol("mu_2") / sp.Symbol("mu_1")**2, act.dquartic(q) / act.dsecond_moment(q)**2, SOURCE,
                    "Jacobian derivative moment ratio")
 
 

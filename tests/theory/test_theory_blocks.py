@@ -124,6 +124,16 @@ def test_dilution_law_symbolic():
 
 def test_dilution_law_with_float_parameters():
     assert laws.check_dilution(Residual([Dense(erf, sw2=1.5, sb2=0.3)], beta=sp.Symbol("beta")))
+    assert laws.check_dilution(Network.of(Residual([Dense(erf, sw2=1.5, sb2=0.3)])))     # a network of one block
+
+
+@pytest.mark.parametrize("given", [Dense(relu, sw2=2), Network.of(Residual([Dense(tanh)])) * 2,
+                                   Residual([Dense(tanh)], skip=[Dense(linear)])])
+def test_dilution_law_takes_one_residual_block_with_an_identity_skip(given):
+    """The law's GSC_s = 1 is that of the identity skip; anything else was an AttributeError or a wrong law."""
+    for check in (laws.check_dilution, laws.dilution_terms):
+        with pytest.raises(ValueError, match=f"{check.__name__} takes one residual block with an identity skip"):
+            check(given)
 
 
 def test_dilution_law_needs_uncorrelated_branches():
