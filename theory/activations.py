@@ -36,6 +36,7 @@ q/2
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from tokenize import TokenError
@@ -233,7 +234,26 @@ def _as_phi(phi, name, allowed=frozenset()) -> sp.Expr:
         other = sorted(map(str, phi.free_symbols - allowed - {x})) or ["none: phi does not depend on x"]
         raise ValueError(f"phi={phi} for activation {name!r} is not allowed: it must be an expression in x alone "
                          f"(free symbols other than x: {', '.join(other)})")
+    if phi.free_symbols == {x}:
+        _check_real(phi, name)
     return phi
+
+
+#: points where an activation is checked to be real and finite (its Gaussian expectations need it on all of ℝ)
+_PROBES = (-7.5, -1, 0, 1, 7.5)
+
+
+def _check_real(phi, name):
+    """Raise a ValueError where φ is not real and finite at one of :data:`_PROBES` (log x, 1/x, I*x)."""
+    for t in _PROBES:
+        try:
+            value = complex(phi.subs(x, sp.Float(t)).evalf())
+        except (TypeError, ValueError, ZeroDivisionError):
+            value = complex("nan")
+        if value.imag != 0 or not math.isfinite(value.real):
+            raise ValueError(f"phi={phi} for activation {name!r} is not allowed: phi({t:g}) = "
+                             f"{'not finite' if not math.isfinite(abs(value)) else value}; an activation must be "
+                             "real and finite on the whole real line (its inputs are Gaussian)")
 
 
 

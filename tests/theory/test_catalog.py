@@ -132,3 +132,14 @@ def test_act_after_a_linear_dense_is_the_dense_layer():
 def test_act_needs_a_gaussian_input(text, where):
     with pytest.raises(ValueError, match=re.escape(where) + ".*not Gaussian: put a dense\\(linear"):
         parse(text)
+
+
+@pytest.mark.parametrize("text,shown", [("I*x", "phi(-7.5) = -7.5j"), ("log(x)", "phi(-7.5) = (2.01"),
+                                        ("1/x", "phi(0) = not finite"), ("sqrt(x)", "phi(-7.5) = 2.73")])
+def test_an_activation_must_be_real_and_finite_on_the_real_line(text, shown):
+    """Its inputs are Gaussian: a complex or singular φ gave second moments of −q or complex numbers silently."""
+    from sigprop.theory import activation
+    with pytest.raises(ValueError, match=re.escape(shown) + ".*real and finite on the whole real line"):
+        activation("mine", text)
+    from sigprop.theory.symbols import x
+    assert activation("mine", "sqrt(Abs(x))").phi == sp.sqrt(sp.Abs(x))     # real everywhere: accepted
