@@ -22,14 +22,17 @@ def predict_command(args):
     from .theory import parse
     net = parse(args.architecture)
     check_inputs(args.q0, args.c0)
-    bar = None
-    if args.width is not None and not args.no_progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=net.depth, desc=f"width {args.width}", unit="layer", leave=False)
+    bar = []                             # opened at the first layer done: a refused input shows no bar
+
+    def progress():
+        if not bar:
+            from tqdm.auto import tqdm
+            bar.append(tqdm(total=net.depth, desc=f"width {args.width}", unit="layer", leave=False))
+        bar[0].update()
     pred = predict(net, q0=args.q0, c0=args.c0, batch=args.batch, width=args.width, chains=args.chains,
-                   seed=args.seed, progress=bar.update if bar else None)
+                   seed=args.seed, progress=progress if args.width is not None and not args.no_progress else None)
     if bar:
-        bar.close()
+        bar[0].close()
     if args.json:
         print(pred.to_json(), end="")
         return

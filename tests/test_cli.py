@@ -158,6 +158,9 @@ def test_predict_at_a_finite_width(capsys):
     assert data["finite_width"]["width"] == 16 and len(data["finite_width"]["mean"]["log_gsc"]) == 5
     assert main(["predict", "4*residual(dense(relu,sw2=2),dense(linear))", "--width", "16"]) == 2
     assert "one dense layer in the branch" in capsys.readouterr().err
+    assert main(["predict", "4*dense(relu,sw2=2)", "--width", "3"]) == 2          # refused before any bar
+    err = capsys.readouterr().err
+    assert "needs width >= 4" in err and "layer/s" not in err
 
 
 def test_measure_with_the_prediction_at_the_measured_width(capsys, tmp_path):
