@@ -61,8 +61,10 @@ class ShatteringComparison:
 
     @property
     def log_ratio(self) -> np.ndarray:
-        """log(mean field / model) per layer: > 0 where the model shatters faster than mean field."""
-        return np.log(self.mean_field) - np.log(self.model)
+        """log(mean field / model) per layer: > 0 where the model shatters faster than mean field; −inf where mean
+        field's correlation is 0 (c0 = −1 for ReLU: opposite inputs share no active unit)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(self.mean_field) - np.log(self.model)
 
 
 def network(kind: str, depth: int, beta: float = 1.0) -> Network:
