@@ -125,6 +125,7 @@ class ActivationExpectations:
     # -- the five map expectations -----------------------------------------------------------------
     def mean(self, q: sp.Expr) -> sp.Expr:
         """E[φ(√q z)]."""
+        q, = _checked(q)
         if self.is_odd:
             return sp.Integer(0)
         if self.mean_closed_form is not None:
@@ -135,6 +136,7 @@ class ActivationExpectations:
 
     def second_moment(self, q: sp.Expr) -> sp.Expr:
         """E[φ(√q z)²]: the length map's expectation."""
+        q, = _checked(q)
         if self.kernel_closed_form is not None:
             return self._derived("square", q, lambda s: sp.simplify(self.kernel(s, s, s)))
         if self._piecewise_polynomial:
@@ -143,6 +145,7 @@ class ActivationExpectations:
 
     def dsecond_moment(self, q: sp.Expr) -> sp.Expr:
         """E[φ'(√q z)²]: χ₁ = σ_w² E[φ'²] (Poole et al. 2016)."""
+        q, = _checked(q)
         if self.kernel_closed_form is not None and self.is_continuous:
             return self._derived("dsquare", q, lambda s: sp.simplify(self.dkernel(s, s, s)))
         if self._piecewise_polynomial:
@@ -151,6 +154,7 @@ class ActivationExpectations:
 
     def kernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
         """E[φ(u)φ(v)], (u, v) ~ N(0, [[q₁, k], [k, q₂]])."""
+        q1, q2, k = _checked(q1, q2, k)
         if self.kernel_closed_form is not None:
             return self.kernel_closed_form(q1, q2, k)
         if self._polynomial:
@@ -159,6 +163,7 @@ class ActivationExpectations:
 
     def dkernel(self, q1: sp.Expr, q2: sp.Expr, k: sp.Expr) -> sp.Expr:
         """E[φ'(u)φ'(v)] = ∂E[φ(u)φ(v)]/∂k (Price's theorem, for continuous φ)."""
+        q1, q2, k = _checked(q1, q2, k)
         if self.dkernel_closed_form is not None:
             return self.dkernel_closed_form(q1, q2, k)
         if self.is_continuous and (self.kernel_closed_form is not None or self._polynomial):
@@ -173,6 +178,7 @@ class ActivationExpectations:
     def xmean(self, q: sp.Expr) -> sp.Expr:
         """E[u φ(u)], u ~ N(0, q): the cross moment ⟨x, φ(x)⟩/n of a residual y = x + φ(x) on Gaussian x; by
         Stein's lemma q E[φ'(u)] for continuous φ (Stein 1981), computed directly so jumps count."""
+        q, = _checked(q)
         if self.is_even:
             return sp.Integer(0)
         if self._piecewise_polynomial:
@@ -186,6 +192,7 @@ class ActivationExpectations:
         adds J φ(t) N(t; 0, q). With it d/dq E[φ²] = E[φ'²] + E[φφ''] exactly (Gaussian integration by parts),
         so the length map's slope at its fixed point is χ_q = σ_w² (E[φ'²] + E[φφ'']) (Schoenholz et al. 2017,
         depth scale ξ_q). Raises :class:`UndefinedExpectation` for φ that jumps (step, sign)."""
+        q, = _checked(q)
         self._require_continuous("curvature", "phi times delta' has no value at a jump of phi, and d/dq E[phi^2] = "
                                  "E[phi'^2] + E[phi phi''] fails there")
         if self._ddphi_vanishes:
@@ -203,6 +210,7 @@ class ActivationExpectations:
         """E[φ'(u)⁴], u ~ N(0, q), φ' almost everywhere: with E[φ'²] the first two moments of φ'(u)², which set
         the mean and the spread of the squared singular values of a deep network's input–output Jacobian
         (Pennington, Schoenholz & Ganguli 2017, 2018: moments of the Jacobian spectrum)."""
+        q, = _checked(q)
         if self.dphi == 0:
             return sp.Integer(0)
         integrand = self.dphi**4
@@ -216,6 +224,7 @@ class ActivationExpectations:
         theorem (Price 1958), the curvature of the correlation map (at q₁ = q₂ = q*, ∂²c'/∂c² = σ_w² q* E[φ''φ''],
         Poole et al. 2016); its diagonal is their χ₂ = σ_w² E[φ''²] for smooth φ. relu: 1/(2π√(q₁q₂ − k²)), the density
         at (0, 0). Raises :class:`UndefinedExpectation` for φ that jumps (step, sign)."""
+        q1, q2, k = _checked(q1, q2, k)
         self._require_continuous("ddkernel", "the almost-everywhere phi' that dkernel uses drops the jump, so Price's "
                                  "theorem does not lead from it to E[phi''(u)phi''(v)]")
         if self._ddphi_vanishes:
@@ -263,6 +272,26 @@ class ActivationExpectations:
             self._cache[kind] = (gen, derive(gen if len(gen) > 1 else gen[0]))
         gen, expr = self._cache[kind]
         return None if expr is None else expr.subs(dict(zip(gen, args)), simultaneous=True)
+
+
+def _checked(*args) -> tuple:
+    """The arguments (q) or (q₁, q₂, k) as SymPy expressions; numbers among them must be a variance (real, finite,
+    >= 0; k real and finite) and, all three numbers, a covariance (k² <= q₁q₂), else a ValueError naming them."""
+    names = ("q",) if len(args) == 1 else ("q1", "q2", "k")
+    out = []
+    for name, value in zip(names, args):
+        try:
+            v = sp.sympify(value, strict=True)
+        except (sp.SympifyError, TypeError):
+            raise ValueError(f"{name}={value!r} is not allowed: give a number or a SymPy expression") from None
+        # rejected only where known to be wrong (an unevaluated expectation of numbers is a number of unknown sign)
+        if v.is_real is False or v.is_finite is False or (name != "k" and v.is_negative):
+            raise ValueError(f"{name}={v} is not allowed: it must be a real, finite number"
+                             + ("" if name == "k" else " >= 0 (a variance)"))
+        out.append(v)
+    if len(out) == 3 and (out[2] ** 2 - out[0] * out[1] * (1 + sp.Float(2e-9))).is_positive:      # beyond rounding
+        raise ValueError(f"k={out[2]} is not allowed: a covariance has |k| <= sqrt(q1*q2) = {sp.sqrt(out[0] * out[1])}")
+    return tuple(out)
 
 
 def _or_none(value, then):

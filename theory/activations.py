@@ -98,7 +98,8 @@ class Activation(ActivationExpectations):
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(f"name={self.name!r} is not allowed: an activation name is a lowercase identifier "
                              "such as 'softplus'")
-        allowed = set().union(*(sp.sympify(v).free_symbols for _, v in self.params if isinstance(v, (int, float, sp.Expr))))
+        allowed = set().union(*(v.free_symbols if isinstance(v, Activation) else sp.sympify(v).free_symbols
+                                for _, v in self.params if isinstance(v, (int, float, sp.Expr, Activation))))
         object.__setattr__(self, "phi", _as_phi(self.phi, self.name, allowed))
         if self.kinks == _AUTO:
             object.__setattr__(self, "kinks", kinks(self.phi))
@@ -131,10 +132,27 @@ class Activation(ActivationExpectations):
         return self.phi.free_symbols - {x}
 
     def subs(self, mapping: dict) -> "Activation":
-        """This activation with ``mapping`` (symbol → value) applied to its parameters."""
-        if self.family is None or not self.free_symbols:
+        """This activation with ``mapping`` applied to its parameters: keys are symbols or names, a symbol matching
+        the parameter's symbol of the same name whatever its assumptions (``elu(a=s)`` holds a real ``s``), as in
+        ``Network.subs``; a name that is no parameter's raises ``ValueError`` (other symbols are left alone, as
+        SymPy's ``subs`` leaves them: a block passes its whole mapping on).
+
+        >>> from sigprop.theory import get_activation
+        >>> get_activation("elu(a=s)").subs({"s": 0.5}).describe()
+        'elu(a=0.5)'
+        """
+        by_name = {s.name: s for s in self.free_symbols}
+        resolved = {}
+        for key, value in dict(mapping).items():
+            name = key if isinstance(key, str) else getattr(key, "name", None)
+            if name in by_name:
+                resolved[by_name[name]] = sp.sympify(value)
+            elif isinstance(key, str):
+                raise ValueError(f"{key!r} is not a parameter of {self.describe()}; its symbols are: "
+                                 f"{', '.join(sorted(by_name)) or 'none'}")
+        if self.family is None or not resolved:
             return self
-        return self.family(**{k: (v.subs(mapping) if isinstance(v, Activation) else sp.sympify(v).subs(mapping))
+        return self.family(**{k: (v.subs(resolved) if isinstance(v, Activation) else sp.sympify(v).subs(resolved))
                               for k, v in self.params})
 
     @property

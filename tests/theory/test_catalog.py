@@ -143,3 +143,17 @@ def test_an_activation_must_be_real_and_finite_on_the_real_line(text, shown):
         activation("mine", text)
     from sigprop.theory.symbols import x
     assert activation("mine", "sqrt(Abs(x))").phi == sp.sqrt(sp.Abs(x))     # real everywhere: accepted
+
+
+def test_activation_subs_takes_names_and_symbols_as_network_subs_does():
+    """elu(a=s) holds a real s: a user's name or plain Symbol('s') was silently ignored; a name that is no
+    parameter's is refused; a family of a symbolic family (affine of elu(a=s)) keeps both symbols."""
+    act = get_activation("elu(a=s)")
+    assert act.subs({"s": 0.5}) == act.subs({sp.Symbol("s"): 0.5}) == get_activation("elu(a=0.5)")
+    with pytest.raises(ValueError, match="'t' is not a parameter of elu\\(a=s\\); its symbols are: s"):
+        act.subs({"t": 1})
+    nested = get_activation("affine(elu(a=s),a=t)")
+    assert {s.name for s in nested.free_symbols} == {"s", "t"}
+    assert nested.subs({"s": 1, "t": 2}) == get_activation("affine(elu,a=2)")
+    assert parse("dense(affine(elu(a=s),a=t),sw2=w)").subs({"s": 0.5, "t": 3, "w": 2}).describe() == \
+        "dense(affine(elu(a=0.5),a=3),sw2=2,sb2=0)"

@@ -425,3 +425,22 @@ def test_monomial_kernels_against_gauss_hermite(n):
             ref = float(np.sum(weights * f(u) * f(v)))
             got = float(getattr(act, kind)(q1, q2, k).subs({q1: q1v, q2: q2v, k: kv}))
             assert got == pytest.approx(ref, rel=1e-11), (n, kind, q1v, q2v, c)
+
+
+@pytest.mark.parametrize("call,match", [(lambda a: a.second_moment(-1), "q=-1 is not allowed: .* >= 0 \\(a variance\\)"),
+                                        (lambda a: a.mean(sp.I), "q=I is not allowed"),
+                                        (lambda a: a.kernel(1, 1, 2), "k=2 is not allowed: a covariance has "
+                                                                      "\\|k\\| <= sqrt\\(q1\\*q2\\) = 1"),
+                                        (lambda a: a.dkernel(1, -2, 0), "q2=-2 is not allowed"),
+                                        (lambda a: a.mean("q"), "q='q' is not allowed: give a number or a SymPy")])
+@pytest.mark.parametrize("name", ["relu", "erf", "tanh"])
+def test_impossible_arguments_are_refused_by_name(name, call, match):
+    """relu.second_moment(-1) was −1/2 and relu.kernel(1, 1, 2) complex: not a variance, not a covariance."""
+    with pytest.raises(ValueError, match=match):
+        call(get_activation(name))
+
+
+def test_unevaluated_expectations_of_numbers_pass_the_argument_check():
+    tanh = get_activation("tanh")
+    inner = 2.5 * tanh.second_moment(sp.Float(0.3))              # a number of unknown sign to SymPy
+    assert isinstance(tanh.second_moment(inner), GaussianExpectation)
