@@ -36,15 +36,14 @@ q/2
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from tokenize import TokenError
 from typing import Callable, Optional
 
 import sympy as sp
 
 from .activation_expectations import ActivationExpectations
+from .phi import read_phi
 from .piecewise import homogeneity_degree, is_piecewise_polynomial, kinks, sort_key
 from .second_derivative import jumps, smooth_part
 from .symbols import x
@@ -100,7 +99,7 @@ class Activation(ActivationExpectations):
                              "such as 'softplus'")
         allowed = set().union(*(v.free_symbols if isinstance(v, Activation) else sp.sympify(v).free_symbols
                                 for _, v in self.params if isinstance(v, (int, float, sp.Expr, Activation))))
-        object.__setattr__(self, "phi", _as_phi(self.phi, self.name, allowed))
+        object.__setattr__(self, "phi", read_phi(self.phi, self.name, allowed))
         if self.kinks == _AUTO:
             object.__setattr__(self, "kinks", kinks(self.phi))
         else:
@@ -234,45 +233,6 @@ def _format(v) -> str:
     if v.is_Integer:
         return str(int(v))
     return repr(float(v)) if v.is_number else str(v)
-
-
-def _as_phi(phi, name, allowed=frozenset()) -> sp.Expr:
-    if isinstance(phi, str):
-        try:
-            phi = sp.parse_expr(phi, local_dict={"x": x})
-        except (sp.SympifyError, SyntaxError, TypeError, TokenError) as exc:
-            raise ValueError(f"phi={phi!r} is not allowed: SymPy cannot read it ({exc})") from None
-    try:
-        phi = sp.sympify(phi, strict=True)
-    except (sp.SympifyError, TypeError):
-        raise ValueError(f"phi={phi!r} is not allowed: give a SymPy expression in x") from None
-    # a user's own Symbol('x') (without assumptions) is our x
-    phi = phi.subs({s: x for s in phi.free_symbols if s.name == "x" and s != x})
-    if x not in phi.free_symbols or phi.free_symbols - allowed - {x}:
-        other = sorted(map(str, phi.free_symbols - allowed - {x})) or ["none: phi does not depend on x"]
-        raise ValueError(f"phi={phi} for activation {name!r} is not allowed: it must be an expression in x alone "
-                         f"(free symbols other than x: {', '.join(other)})")
-    if phi.free_symbols == {x}:
-        _check_real(phi, name)
-    return phi
-
-
-#: points where an activation is checked to be real and finite (its Gaussian expectations need it on all of ℝ)
-_PROBES = (-7.5, -1, 0, 1, 7.5)
-
-
-def _check_real(phi, name):
-    """Raise a ValueError where φ is not real and finite at one of :data:`_PROBES` (log x, 1/x, I*x)."""
-    for t in _PROBES:
-        try:
-            value = complex(phi.subs(x, sp.Float(t)).evalf())
-        except (TypeError, ValueError, ZeroDivisionError):
-            value = complex("nan")
-        if value.imag != 0 or not math.isfinite(value.real):
-            raise ValueError(f"phi={phi} for activation {name!r} is not allowed: phi({t:g}) = "
-                             f"{'not finite' if not math.isfinite(abs(value)) else value}; an activation must be "
-                             "real and finite on the whole real line (its inputs are Gaussian)")
-
 
 
 @dataclass(frozen=True)
