@@ -118,11 +118,12 @@ def expectation(activation, kind: str) -> type[GaussianExpectation]:
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not an expectation kind; allowed: {', '.join(KINDS)}")
     name = activation.name
-    f, d, dd = name, f"{name}'", f"{name}''"
+    shown = activation.describe()           # a family member with its parameters: elu(a=0.5), not elu
+    f, d, dd = shown, f"{shown}'", f"{shown}''"
     text = {"mean": f"{f}(u)", "square": f"{f}(u)²", "dsquare": f"{d}(u)²",
             "kernel": f"{f}(u)·{f}(v)", "dkernel": f"{d}(u)·{d}(v)", "xmean": f"u·{f}(u)",
             "curvature": f"{f}(u)·{dd}(u)", "dquartic": f"{d}(u)⁴", "ddkernel": f"{dd}(u)·{dd}(v)"}[kind]
-    tex_f = rf"\operatorname{{{name}}}"
+    tex_f = rf"\operatorname{{{name}}}" + _tex_params(shown[len(name):])
     tex_d, tex_dd = tex_f + "'", tex_f + "''"
     tex = {"mean": rf"{tex_f}(u)", "square": rf"{tex_f}(u)^2",
            "dsquare": rf"{tex_d}(u)^2", "kernel": rf"{tex_f}(u)\,{tex_f}(v)",
@@ -135,6 +136,11 @@ def expectation(activation, kind: str) -> type[GaussianExpectation]:
     _class_names.add(cls_name)
     attrs = dict(activation=activation, kind=kind, integrand_str=text, integrand_latex=tex, nargs=ARITY[kind])
     return type(cls_name, (GaussianExpectation,), attrs)
+
+
+def _tex_params(text: str) -> str:
+    """A family member's parameters, ``(a=0.5)``, as a LaTeX subscript (``_{a=0.5}``); '' for none."""
+    return rf"_{{{text[1:-1]}}}" if text.startswith("(") else ""
 
 
 def _density(z):

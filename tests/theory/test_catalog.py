@@ -157,3 +157,10 @@ def test_activation_subs_takes_names_and_symbols_as_network_subs_does():
     assert nested.subs({"s": 1, "t": 2}) == get_activation("affine(elu,a=2)")
     assert parse("dense(affine(elu(a=s),a=t),sw2=w)").subs({"s": 0.5, "t": 3, "w": 2}).describe() == \
         "dense(affine(elu(a=0.5),a=3),sw2=2,sb2=0)"
+
+
+def test_unevaluated_expectations_show_the_family_members_parameters():
+    """elu(a=0.5) and elu(a=1) printed the same E[elu(u)²]: the member's parameters are part of what is integrated."""
+    half, one = (Dense(get_activation(text)).length_map() for text in ("elu(a=0.5)", "elu"))
+    assert "E[elu(a=0.5)(u)² | u~N(0, p)]" in str(half.rhs) and "E[elu(u)² | u~N(0, p)]" in str(one.rhs)
+    assert r"\operatorname{elu}_{a=0.5}(u)^2" in half.latex() and r"\operatorname{elu}(u)^2" in one.latex()
